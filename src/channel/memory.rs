@@ -1,0 +1,364 @@
+//! The memory channel (`memory`, `org.apache.flume.channel.MemoryChannel`): a bounded queue
+//! per shard with Flume's transaction semantics. Capacity counts events queued plus events
+//! taken but not yet committed, so a rollback always has room; a put that does not fit
+//! waits up to `keep-alive` seconds for space, then fails as a whole.
+
+use super::{Channel, ChannelError, LocalNotify, TakeTx};
+use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
+use crate::config::ConfigError;
+use crate::event::Event;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::Duration;
+
+const KEYS: &[KeySpec] = &[
+    KeySpec::new("capacity", KeyKind::POSITIVE, Some("100"), "Maximum number of events stored in the channel (split evenly over shards)"),
+    KeySpec::new("transactionCapacity", KeyKind::POSITIVE, Some("100"), "Maximum number of events per put or take transaction"),
+    KeySpec::new("keep-alive", KeyKind::NON_NEGATIVE, Some("3"), "Seconds a put waits for space before failing"),
+    KeySpec::new("byteCapacity", KeyKind::NON_NEGATIVE, None, "Maximum total bytes of event bodies (split over shards); default 80% of physical memory, 0 = no byte limit"),
+    KeySpec::new("byteCapacityBufferPercentage", KeyKind::int(0, 99), Some("20"), "Percent of byteCapacity kept free to account for headers"),
+];
+
+pub const TYPE: TypeInfo = TypeInfo {
+    aliases: &["memory"],
+    class: "org.apache.flume.channel.MemoryChannel",
+    doc: "Events in a bounded in-memory queue: fast, lost if the agent dies.",
+    keys: KEYS,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryConfig {
+    pub capacity: usize,
+    pub transaction_capacity: usize,
+    pub keep_alive: Duration,
+    /// Budget for event bodies in bytes, after the buffer percentage; `None` = unlimited.
+    pub body_budget: Option<u64>,
+}
+
+impl MemoryConfig {
+    pub fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
+        let capacity = k.usize("capacity")?;
+        let transaction_capacity = k.usize("transactionCapacity")?;
+        if transaction_capacity > capacity {
+            return Err(k.invalid(
+                "transactionCapacity",
+                format!("transactionCapacity ({transaction_capacity}) must not exceed capacity ({capacity})"),
+            ));
+        }
+        let keep_alive = k.secs("keep-alive")?;
+        let byte_capacity = match k.opt_int("byteCapacity")? {
+            Some(0) => None,
+            Some(n) => Some(n as u64),
+            None => Some(physical_memory() / 10 * 8),
+        };
+        let buffer = k.int("byteCapacityBufferPercentage")? as u64;
+        Ok(MemoryConfig {
+            capacity,
+            transaction_capacity,
+            keep_alive,
+            body_budget: byte_capacity.map(|b| b / 100 * (100 - buffer)),
+        })
+    }
+
+    /// This shard's share: capacities are for the whole agent, as a Flume user reads them,
+    /// but never below one transaction.
+    pub fn per_shard(&self, shards: usize) -> MemoryConfig {
+        let shards = shards.max(1);
+        MemoryConfig {
+            capacity: self
+                .capacity
+                .div_ceil(shards)
+                .max(self.transaction_capacity),
+            body_budget: self.body_budget.map(|b| b.div_ceil(shards as u64)),
+            ..self.clone()
+        }
+    }
+}
+
+fn physical_memory() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let (pages, size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    if pages > 0 && size > 0 {
+        pages as u64 * size as u64
+    } else {
+        u64::MAX
+    }
+}
+
+struct State {
+    queue: VecDeque<Event>,
+    /// Events taken by uncommitted take transactions: they still hold capacity.
+    in_flight: usize,
+    /// Body bytes held by queued and in-flight events.
+    bytes: u64,
+}
+
+pub struct MemoryChannel {
+    name: String,
+    cfg: MemoryConfig,
+    state: RefCell<State>,
+    space: LocalNotify,
+    data: LocalNotify,
+}
+
+fn body_bytes(events: &[Event]) -> u64 {
+    events.iter().map(|e| e.body.len() as u64).sum()
+}
+
+impl MemoryChannel {
+    pub fn new(name: &str, cfg: MemoryConfig) -> Self {
+        MemoryChannel {
+            name: name.to_string(),
+            state: RefCell::new(State {
+                queue: VecDeque::with_capacity(cfg.capacity.min(1 << 16)),
+                in_flight: 0,
+                bytes: 0,
+            }),
+            cfg,
+            space: LocalNotify::default(),
+            data: LocalNotify::default(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn tx_capacity(&self) -> usize {
+        self.cfg.transaction_capacity
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.cfg.capacity
+    }
+
+    pub fn len(&self) -> usize {
+        self.state.borrow().queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn fits(&self, n: usize, bytes: u64) -> Result<(), ChannelError> {
+        let s = self.state.borrow();
+        if s.queue.len() + s.in_flight + n > self.cfg.capacity {
+            return Err(ChannelError::Full {
+                channel: self.name.clone(),
+                capacity: self.cfg.capacity,
+                keep_alive_secs: self.cfg.keep_alive.as_secs(),
+            });
+        }
+        if let Some(budget) = self.cfg.body_budget {
+            if s.bytes + bytes > budget {
+                return Err(ChannelError::Bytes {
+                    channel: self.name.clone(),
+                    byte_capacity: budget,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn put(&self, events: Vec<Event>) -> Result<(), (ChannelError, Vec<Event>)> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        if events.len() > self.cfg.transaction_capacity {
+            let error = ChannelError::TxTooLarge {
+                channel: self.name.clone(),
+                batch: events.len(),
+                capacity: self.cfg.transaction_capacity,
+            };
+            return Err((error, events));
+        }
+        let bytes = body_bytes(&events);
+        if let Err(e) = self.wait_for_space(events.len(), bytes).await {
+            return Err((e, events));
+        }
+        let mut s = self.state.borrow_mut();
+        s.bytes += bytes;
+        s.queue.extend(events);
+        drop(s);
+        self.data.notify_all();
+        Ok(())
+    }
+
+    /// Waits (up to keep-alive) until `n` events of `bytes` body bytes fit.
+    async fn wait_for_space(&self, n: usize, bytes: u64) -> Result<(), ChannelError> {
+        if self.fits(n, bytes).is_ok() {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + self.cfg.keep_alive;
+        loop {
+            let woken = self.space.notified();
+            match self.fits(n, bytes) {
+                Ok(()) => return Ok(()),
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => {
+                    if tokio::time::timeout_at(deadline, woken).await.is_err() {
+                        return self.fits(n, bytes);
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn take_from(self: &Rc<Self>, max: usize) -> TakeTx {
+        let mut s = self.state.borrow_mut();
+        let n = max.min(self.cfg.transaction_capacity).min(s.queue.len());
+        let events: Vec<Event> = s.queue.drain(..n).collect();
+        s.in_flight += n;
+        drop(s);
+        TakeTx::new(events, Channel::Memory(self.clone()))
+    }
+
+    pub(super) fn commit_take(&self, events: &[Event]) {
+        let mut s = self.state.borrow_mut();
+        s.in_flight -= events.len();
+        s.bytes -= body_bytes(events);
+        drop(s);
+        self.space.notify_all();
+    }
+
+    pub(super) fn rollback_take(&self, events: Vec<Event>) {
+        let mut s = self.state.borrow_mut();
+        s.in_flight -= events.len();
+        for e in events.into_iter().rev() {
+            s.queue.push_front(e);
+        }
+        drop(s);
+        self.data.notify_all();
+    }
+
+    pub async fn wait_for_data(&self) {
+        let woken = self.data.notified();
+        if self.is_empty() {
+            woken.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn cfg(capacity: usize, tx: usize, budget: Option<u64>) -> MemoryConfig {
+        MemoryConfig {
+            capacity,
+            transaction_capacity: tx,
+            keep_alive: Duration::from_millis(0),
+            body_budget: budget,
+        }
+    }
+
+    fn evs(range: std::ops::Range<u32>) -> Vec<Event> {
+        range
+            .map(|i| Event::new(Bytes::from(i.to_string())))
+            .collect()
+    }
+
+    fn bodies(evs: &[Event]) -> Vec<String> {
+        evs.iter()
+            .map(|e| String::from_utf8(e.body.to_vec()).unwrap())
+            .collect()
+    }
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn rollback_returns_events_in_order_before_newer_ones() {
+        run(async {
+            let ch = Channel::Memory(Rc::new(MemoryChannel::new("c", cfg(10, 10, None))));
+            ch.put(evs(0..4)).await.unwrap();
+            let tx = ch.take(3);
+            assert_eq!(bodies(&tx.events), ["0", "1", "2"]);
+            ch.put(evs(4..6)).await.unwrap();
+            tx.rollback();
+            let tx = ch.take(10);
+            assert_eq!(bodies(&tx.events), ["0", "1", "2", "3", "4", "5"]);
+            tx.commit();
+            assert!(ch.is_empty());
+        });
+    }
+
+    #[test]
+    fn dropped_take_rolls_back() {
+        run(async {
+            let ch = Channel::Memory(Rc::new(MemoryChannel::new("c", cfg(10, 10, None))));
+            ch.put(evs(0..2)).await.unwrap();
+            drop(ch.take(1));
+            assert_eq!(ch.len(), 2);
+        });
+    }
+
+    #[test]
+    fn capacity_counts_in_flight_and_put_is_all_or_nothing() {
+        run(async {
+            let ch = Channel::Memory(Rc::new(MemoryChannel::new("c", cfg(4, 4, None))));
+            ch.put(evs(0..3)).await.unwrap();
+            let tx = ch.take(2);
+            let (err, back) = ch.put(evs(3..5)).await.unwrap_err();
+            assert_eq!(
+                bodies(&back),
+                ["3", "4"],
+                "a refused put hands the events back"
+            );
+            assert!(
+                matches!(err, ChannelError::Full { capacity: 4, .. }),
+                "{err}"
+            );
+            assert_eq!(ch.len(), 1, "a failed put adds nothing");
+            tx.commit();
+            ch.put(evs(3..5)).await.unwrap();
+            assert_eq!(ch.len(), 3);
+        });
+    }
+
+    #[test]
+    fn transaction_capacity_and_byte_budget() {
+        run(async {
+            let ch = Channel::Memory(Rc::new(MemoryChannel::new("c", cfg(100, 3, Some(5)))));
+            assert!(matches!(
+                ch.put(evs(0..4)).await,
+                Err((ChannelError::TxTooLarge { batch: 4, .. }, _))
+            ));
+            ch.put(evs(10..12)).await.unwrap(); // 4 bytes
+            assert!(matches!(
+                ch.put(evs(12..13)).await,
+                Err((ChannelError::Bytes { .. }, _))
+            ));
+            assert_eq!(ch.take(5).len(), 3.min(2));
+        });
+    }
+
+    #[test]
+    fn put_waits_for_space_within_keep_alive() {
+        run(async {
+            let mut c = cfg(2, 2, None);
+            c.keep_alive = Duration::from_secs(5);
+            let ch = Channel::Memory(Rc::new(MemoryChannel::new("c", c)));
+            ch.put(evs(0..2)).await.unwrap();
+            let taker = ch.clone();
+            let (put, ()) = tokio::join!(ch.put(evs(2..3)), async move {
+                tokio::task::yield_now().await;
+                taker.take(1).commit();
+            });
+            put.unwrap();
+            assert_eq!(bodies(&ch.take(5).events), ["1", "2"]);
+        });
+    }
+}

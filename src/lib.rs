@@ -1,0 +1,10 @@
+//! flume-fast: a thread-per-core, io_uring successor to Apache Flume. The binary's CLI is in
+//! `main.rs`; everything it runs is here.
+
+pub mod channel;
+pub mod config;
+pub mod event;
+pub mod flow;
+pub mod runtime;
+pub mod sink;
+pub mod source;

@@ -1,0 +1,225 @@
+//! The `flume-fast` command line: argument parsing, logging set-up, and turning library
+//! errors into messages and exit codes (0 clean stop, 2 configuration error, 1 runtime
+//! failure). Everything else lives in the library.
+
+use clap::{Args, Parser, Subcommand};
+use flume_fast::config::{self, render, Substitutions};
+use flume_fast::runtime::{self, RunOptions};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const EXIT_RUNTIME: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "flume-fast",
+    version,
+    about = "Runs an Apache Flume agent configuration on a thread-per-core io_uring runtime",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(flatten)]
+    run: RunArgs,
+    /// The agent configuration (Flume .properties format)
+    conf: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    /// Number of shards (threads, each pinned to a core)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    cores: u16,
+    /// Agent name; defaults to the only agent in the file
+    #[arg(short = 'n', long)]
+    name: Option<String>,
+    /// Define NAME=VALUE for ${NAME} in the configuration (before the environment)
+    #[arg(short = 'D', value_name = "NAME=VALUE")]
+    define: Vec<String>,
+    /// Seconds sinks may keep draining channels after SIGINT/SIGTERM
+    #[arg(long, default_value_t = 10)]
+    drain_timeout: u64,
+    /// Log level (error, warn, info, debug, trace); RUST_LOG overrides
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The flume-ng spelling: flume-fast agent -n a1 -f agent.conf [-c DIR] [-Dk=v]
+    Agent {
+        #[command(flatten)]
+        run: RunArgs,
+        /// The agent configuration file
+        #[arg(short = 'f', long = "conf-file")]
+        conf_file: PathBuf,
+        /// Flume's configuration directory (accepted and ignored: flume-fast needs no
+        /// flume-env.sh or log4j configuration)
+        #[arg(short = 'c', long = "conf")]
+        conf_dir: Option<PathBuf>,
+    },
+    /// Validate a configuration and print the flow with resolved defaults
+    Check {
+        conf: PathBuf,
+        #[arg(short = 'n', long)]
+        name: Option<String>,
+        #[arg(short = 'D', value_name = "NAME=VALUE")]
+        define: Vec<String>,
+    },
+    /// Show the keys a component type takes, with defaults (no TYPE: list all types)
+    Describe { r#type: Option<String> },
+}
+
+fn defines(list: &[String]) -> Result<HashMap<String, String>, String> {
+    list.iter()
+        .map(|d| {
+            d.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| format!("-D{d}: expected -DNAME=VALUE"))
+        })
+        .collect()
+}
+
+/// Flume scripts pass `-Dflume.root.logger=LEVEL,appender`; honour its level.
+fn log_level(run: &RunArgs, defines: &HashMap<String, String>) -> String {
+    if let Some(l) = &run.log_level {
+        return l.clone();
+    }
+    defines
+        .get("flume.root.logger")
+        .and_then(|v| v.split(',').next())
+        .map(|l| l.trim().to_ascii_lowercase())
+        .unwrap_or_else(|| "info".to_string())
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Describe { r#type }) => describe(r#type.as_deref()),
+        Some(Command::Check { conf, name, define }) => check(&conf, name.as_deref(), &define),
+        Some(Command::Agent {
+            run,
+            conf_file,
+            conf_dir,
+        }) => {
+            if let Some(dir) = conf_dir {
+                eprintln!(
+                    "flume-fast: note: -c {} is accepted for flume-ng compatibility and ignored",
+                    dir.display()
+                );
+            }
+            run_agent(&run, &conf_file)
+        }
+        None => match cli.conf {
+            Some(conf) => run_agent(&cli.run, &conf),
+            None => {
+                eprintln!("flume-fast: no configuration file given\n\nUsage: flume-fast [--cores N] [--name AGENT] CONF\n       flume-fast --help");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+    }
+}
+
+fn describe(ty: Option<&str>) -> ExitCode {
+    match ty {
+        None => {
+            print!("{}", render::catalogue());
+            ExitCode::SUCCESS
+        }
+        Some(t) => match render::describe(t) {
+            Some(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!(
+                    "flume-fast: unknown component type '{t}'\n\n{}",
+                    render::catalogue()
+                );
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+    }
+}
+
+fn load(
+    conf: &std::path::Path,
+    name: Option<&str>,
+    define: &[String],
+) -> Result<config::AgentConfig, String> {
+    let defines = defines(define)?;
+    let subs = Substitutions::from_process_env(defines);
+    config::load(conf, name, &subs).map_err(|e| e.to_string())
+}
+
+fn check(conf: &std::path::Path, name: Option<&str>, define: &[String]) -> ExitCode {
+    match load(conf, name, define) {
+        Ok(cfg) => {
+            for w in &cfg.warnings {
+                eprintln!("warning: {w}");
+            }
+            print!("{}", render::flow(&cfg));
+            println!("configuration is valid");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("flume-fast: configuration error: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn run_agent(run: &RunArgs, conf: &std::path::Path) -> ExitCode {
+    let defs = match defines(&run.define) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("flume-fast: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    init_logging(&log_level(run, &defs));
+    let cfg = match load(conf, run.name.as_deref(), &run.define) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            tracing::error!("configuration error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    let opts = RunOptions {
+        shards: run.cores as usize,
+        drain_timeout: Duration::from_secs(run.drain_timeout),
+    };
+    match runtime::run(cfg, opts) {
+        Ok(totals) => {
+            for ((component, counter), value) in &totals.0 {
+                tracing::info!("{component}: {counter} = {value}");
+            }
+            tracing::info!("stopped cleanly");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("agent failed: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}

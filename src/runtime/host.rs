@@ -1,0 +1,38 @@
+//! This machine's host name and address, for the host interceptor and path escapes.
+
+use std::net::{ToSocketAddrs, UdpSocket};
+
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".to_string();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// The address this host's name resolves to (as Java's `InetAddress.getLocalHost()`),
+/// falling back to 127.0.0.1. Loopback-only: nothing is sent.
+pub fn ip_address() -> String {
+    let name = hostname();
+    if let Ok(mut addrs) = (name.as_str(), 0).to_socket_addrs() {
+        if let Some(a) = addrs.find(|a| a.is_ipv4()) {
+            return a.ip().to_string();
+        }
+    }
+    // connect() on UDP sends nothing; it only picks the loopback route.
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|_| "127.0.0.1".to_string())
+}
+
+pub fn local_host(use_ip: bool) -> String {
+    if use_ip {
+        ip_address()
+    } else {
+        hostname()
+    }
+}

@@ -1,0 +1,123 @@
+//! One shard: builds the agent's whole topology for itself (channels, sinks, sources),
+//! reports ready, runs until the stop signal, then stops sources, drains sinks and reports
+//! its counters. Everything here runs on the shard's single thread.
+
+use super::metrics::Registry;
+use super::stop::Stop;
+use super::{Msg, RunOptions, RuntimeError};
+use crate::channel::Channel;
+use crate::config::AgentConfig;
+use crate::flow::delivery::Delivery;
+use crate::sink::runner::{self, SinkCtx};
+use crate::source::SourceCtx;
+use std::rc::Rc;
+use std::sync::mpsc::Sender;
+
+pub(super) async fn run(
+    k: usize,
+    shards: usize,
+    cfg: &AgentConfig,
+    mut stop_rx: tokio::sync::watch::Receiver<bool>,
+    opts: &RunOptions,
+    report: Sender<Msg>,
+) {
+    let mut metrics = Registry::default();
+    let channels: Vec<Channel> = cfg
+        .channels
+        .iter()
+        .map(|c| Channel::new(&c.name, &c.kind, shards))
+        .collect();
+
+    let fail = |component: String, message: String| {
+        let _ = report.send(Msg::Failed(
+            k,
+            RuntimeError::Component { component, message },
+        ));
+    };
+
+    let mut sinks = Vec::new();
+    for s in &cfg.sinks {
+        match s.kind.open(&s.name, k) {
+            Ok(sink) => sinks.push((s, sink)),
+            Err(e) => return fail(format!("sink '{}'", s.name), e.to_string()),
+        }
+    }
+    let mut sources = Vec::new();
+    for s in &cfg.sources {
+        if s.kind.single_stream() && super::home_shard(&s.name, shards) != k {
+            continue;
+        }
+        match s.kind.bind() {
+            Ok(bound) => sources.push((s, bound)),
+            Err(e) => return fail(format!("source '{}'", s.name), e.to_string()),
+        }
+    }
+
+    let drain = Stop::new();
+    let abort = Stop::new();
+    let mut sink_tasks = Vec::new();
+    for (s, sink) in sinks {
+        let ctx = SinkCtx::new(
+            &s.name,
+            s.kind.batch_size(),
+            drain.clone(),
+            abort.clone(),
+            &mut metrics,
+        );
+        sink_tasks.push(tokio_uring::spawn(runner::run(
+            sink,
+            channels[s.channel].clone(),
+            ctx,
+        )));
+    }
+    let stop_sources = Stop::new();
+    let mut source_tasks = Vec::new();
+    for (s, bound) in sources {
+        let delivery = Delivery::new(
+            s.interceptors.clone(),
+            s.selector.clone(),
+            s.channels.iter().map(|&i| channels[i].clone()).collect(),
+        );
+        let ctx = Rc::new(SourceCtx::new(
+            &s.name,
+            delivery,
+            stop_sources.clone(),
+            &mut metrics,
+        ));
+        source_tasks.push(tokio_uring::spawn(bound.run(ctx)));
+    }
+    let _ = report.send(Msg::Ready(k));
+
+    // Wait for the stop signal from the main thread.
+    while !*stop_rx.borrow() {
+        if stop_rx.changed().await.is_err() {
+            break;
+        }
+    }
+    stop_sources.trigger();
+    for t in source_tasks {
+        let _ = t.await;
+    }
+    drain.trigger();
+    let deadline = tokio::time::sleep(opts.drain_timeout);
+    tokio::pin!(deadline);
+    let joined = futures_join(sink_tasks);
+    tokio::pin!(joined);
+    tokio::select! {
+        _ = &mut joined => {}
+        _ = &mut deadline => {
+            let left: usize = channels.iter().map(Channel::len).sum();
+            tracing::warn!("shard {k}: drain timeout; {left} events left in memory channels are lost");
+            abort.trigger();
+            joined.await;
+        }
+    }
+    let _ = report.send(Msg::Done(k, metrics.snapshot()));
+}
+
+/// Awaits every task (in order; they all run concurrently on the shard regardless).
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
+}

@@ -1,0 +1,117 @@
+//! Sinks: the registry of sink types and the per-shard running sinks. A sink only writes a
+//! batch; taking it from the channel, committing, rolling back and backing off is the
+//! runner's job (`runner.rs`), the same for every sink.
+
+pub mod file_roll;
+pub mod logger;
+pub mod runner;
+pub mod serializer;
+
+use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
+use crate::config::ConfigError;
+use crate::event::Event;
+use std::path::PathBuf;
+use tokio::time::Instant;
+
+#[derive(Debug, Clone)]
+pub enum SinkKind {
+    Logger(logger::LoggerConfig),
+    Null { batch_size: usize },
+    FileRoll(file_roll::FileRollConfig),
+}
+
+const NULL_KEYS: &[KeySpec] = &[KeySpec::new(
+    "batchSize",
+    KeyKind::POSITIVE,
+    Some("100"),
+    "Events per take transaction",
+)];
+
+const NULL_TYPE: TypeInfo = TypeInfo {
+    aliases: &["null"],
+    class: "org.apache.flume.sink.NullSink",
+    doc: "Discards every event it takes.",
+    keys: NULL_KEYS,
+};
+
+pub static TYPES: &[TypeInfo] = &[logger::TYPE, NULL_TYPE, file_roll::TYPE];
+
+pub fn configure(info: &TypeInfo, k: &mut Keys) -> Result<SinkKind, ConfigError> {
+    Ok(match info.name() {
+        "logger" => SinkKind::Logger(logger::LoggerConfig::from_keys(k)?),
+        "null" => SinkKind::Null {
+            batch_size: k.usize("batchSize")?,
+        },
+        "file_roll" => SinkKind::FileRoll(file_roll::FileRollConfig::from_keys(k)?),
+        other => unreachable!("sink type {other} registered but not built"),
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl SinkKind {
+    pub fn batch_size(&self) -> usize {
+        match self {
+            SinkKind::Logger(c) => c.batch_size,
+            SinkKind::Null { batch_size } => *batch_size,
+            SinkKind::FileRoll(c) => c.batch_size,
+        }
+    }
+
+    /// Opens this shard's instance; errors here stop the agent at start.
+    pub fn open(&self, name: &str, shard: usize) -> Result<Sink, SinkError> {
+        Ok(match self {
+            SinkKind::Logger(c) => Sink::Logger(name.to_string(), c.clone()),
+            SinkKind::Null { .. } => Sink::Null,
+            SinkKind::FileRoll(c) => Sink::FileRoll(file_roll::FileRollSink::open(c, shard)?),
+        })
+    }
+}
+
+/// One shard's running sink.
+pub enum Sink {
+    Logger(String, logger::LoggerConfig),
+    Null,
+    FileRoll(file_roll::FileRollSink),
+}
+
+impl Sink {
+    /// Writes a batch; `Ok` means the destination has it and the take may commit.
+    pub async fn process(&mut self, events: &[Event]) -> Result<(), SinkError> {
+        match self {
+            Sink::Logger(name, cfg) => {
+                logger::log(name, cfg, events);
+                Ok(())
+            }
+            Sink::Null => Ok(()),
+            Sink::FileRoll(s) => s.write(events).await,
+        }
+    }
+
+    /// When the sink wants `tick` called even without events (file rolling).
+    pub fn next_tick(&self) -> Option<Instant> {
+        match self {
+            Sink::FileRoll(s) => s.next_roll(),
+            _ => None,
+        }
+    }
+
+    pub async fn tick(&mut self) {
+        if let Sink::FileRoll(s) = self {
+            s.roll_if_due().await;
+        }
+    }
+
+    pub async fn close(&mut self) {
+        if let Sink::FileRoll(s) = self {
+            s.close().await;
+        }
+    }
+}

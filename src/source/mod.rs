@@ -1,0 +1,133 @@
+//! Sources: the registry of source types (alias and Java class name → typed config) and the
+//! per-shard running part. Network sources bind on every shard (SO_REUSEPORT); single-stream
+//! sources (seq, stress) run on the one shard their name hashes to.
+
+pub mod netcat;
+pub mod netcat_udp;
+pub mod seq;
+pub mod stress;
+
+use crate::config::keys::{Keys, TypeInfo};
+use crate::config::ConfigError;
+use crate::flow::delivery::Delivery;
+use crate::runtime::metrics::{Counter, Registry};
+use crate::runtime::stop::Stop;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    Netcat(netcat::NetcatConfig),
+    NetcatUdp(netcat_udp::NetcatUdpConfig),
+    Seq(seq::SeqConfig),
+    Stress(stress::StressConfig),
+}
+
+pub static TYPES: &[TypeInfo] = &[netcat::TYPE, netcat_udp::TYPE, seq::TYPE, stress::TYPE];
+
+pub fn configure(info: &TypeInfo, k: &mut Keys) -> Result<SourceKind, ConfigError> {
+    Ok(match info.name() {
+        "netcat" => SourceKind::Netcat(netcat::NetcatConfig::from_keys(k)?),
+        "netcatudp" => SourceKind::NetcatUdp(netcat_udp::NetcatUdpConfig::from_keys(k)?),
+        "seq" => SourceKind::Seq(seq::SeqConfig::from_keys(k)?),
+        "stress" => SourceKind::Stress(stress::StressConfig::from_keys(k)?),
+        other => unreachable!("source type {other} registered but not built"),
+    })
+}
+
+/// Where a network source listens, for the port check before shards start.
+pub enum Listen {
+    Tcp(SocketAddr),
+    Udp(SocketAddr),
+    None,
+}
+
+impl SourceKind {
+    /// Single-stream sources run on one shard only; network sources on all.
+    pub fn single_stream(&self) -> bool {
+        matches!(self, SourceKind::Seq(_) | SourceKind::Stress(_))
+    }
+
+    pub fn listen(&self) -> std::io::Result<Listen> {
+        Ok(match self {
+            SourceKind::Netcat(c) => Listen::Tcp(crate::runtime::socket::resolve(&c.bind, c.port)?),
+            SourceKind::NetcatUdp(c) => {
+                Listen::Udp(crate::runtime::socket::resolve(&c.bind, c.port)?)
+            }
+            _ => Listen::None,
+        })
+    }
+
+    /// Acquires what the source needs before the shard reports ready (sockets).
+    pub fn bind(&self) -> std::io::Result<Bound> {
+        Ok(match self {
+            SourceKind::Netcat(c) => Bound::Netcat(netcat::bind(c)?),
+            SourceKind::NetcatUdp(c) => Bound::NetcatUdp(netcat_udp::bind(c)?),
+            SourceKind::Seq(c) => Bound::Seq(c.clone()),
+            SourceKind::Stress(c) => Bound::Stress(c.clone()),
+        })
+    }
+}
+
+/// A source of one shard, ready to run.
+pub enum Bound {
+    Netcat(netcat::Listening),
+    NetcatUdp(netcat_udp::Listening),
+    Seq(seq::SeqConfig),
+    Stress(stress::StressConfig),
+}
+
+/// What a running source gets from its shard.
+pub struct SourceCtx {
+    pub name: String,
+    pub delivery: Delivery,
+    pub stop: Stop,
+    /// Events committed to the channels.
+    pub accepted: Counter,
+    /// Events a channel refused (counted per attempt; stream sources retry them).
+    pub refused: Counter,
+}
+
+impl SourceCtx {
+    pub fn new(name: &str, delivery: Delivery, stop: Stop, metrics: &mut Registry) -> Self {
+        SourceCtx {
+            name: name.to_string(),
+            delivery,
+            stop,
+            accepted: metrics.counter(name, "events.accepted"),
+            refused: metrics.counter(name, "events.refused"),
+        }
+    }
+}
+
+impl Bound {
+    pub async fn run(self, ctx: Rc<SourceCtx>) {
+        match self {
+            Bound::Netcat(l) => netcat::run(l, ctx).await,
+            Bound::NetcatUdp(l) => netcat_udp::run(l, ctx).await,
+            Bound::Seq(c) => seq::run(c, ctx).await,
+            Bound::Stress(c) => stress::run(c, ctx).await,
+        }
+    }
+}
+
+/// Exponential back-off for retrying a refused put: 10 ms doubling to 1 s.
+pub struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff(Duration::from_millis(10))
+    }
+}
+
+impl Backoff {
+    pub fn next(&mut self) -> Duration {
+        let d = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_secs(1));
+        d
+    }
+    pub fn reset(&mut self) {
+        *self = Backoff::default();
+    }
+}

@@ -1,0 +1,283 @@
+//! The netcat source (`netcat`, `org.apache.flume.source.NetcatSource`): one event per
+//! `\n`-terminated line of a TCP connection. Lines become `Bytes` slices of the receive
+//! buffer; all complete lines of one read go to the channels in one transaction. A line
+//! longer than `max-line-length` (newline included) is answered as Flume does,
+//! `FAILED: Event exceeds the maximum length (N chars, including newline)`, and the
+//! connection is closed. When the channel is full the connection stops being read until the
+//! batch fits: TCP pushes back on the client, nothing is buffered without bound or dropped.
+
+use super::{Backoff, SourceCtx};
+use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
+use crate::config::ConfigError;
+use crate::event::Event;
+use bytes::{Bytes, BytesMut};
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use tokio_uring::buf::BoundedBuf;
+use tokio_uring::net::TcpStream;
+
+const KEYS: &[KeySpec] = &[
+    KeySpec::required("bind", KeyKind::Str, "Host name or IP address to bind to"),
+    KeySpec::required("port", KeyKind::PORT, "Port to bind to"),
+    KeySpec::new(
+        "max-line-length",
+        KeyKind::int(2, 1 << 30),
+        Some("512"),
+        "Max line length per event body, in bytes, newline included",
+    ),
+    KeySpec::new(
+        "ack-every-event",
+        KeyKind::Bool,
+        Some("true"),
+        "Respond with \"OK\" for every event received",
+    ),
+    KeySpec::new(
+        "encoding",
+        KeyKind::Choice(&["utf-8"]),
+        Some("utf-8"),
+        "Character set of the lines (flume-fast passes bytes through; only utf-8 is accepted)",
+    ),
+];
+
+pub const TYPE: TypeInfo = TypeInfo {
+    aliases: &["netcat"],
+    class: "org.apache.flume.source.NetcatSource",
+    doc: "Listens on a TCP port and turns each line of text into an event (like nc -k -l).",
+    keys: KEYS,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetcatConfig {
+    pub bind: String,
+    pub port: u16,
+    pub max_line_length: usize,
+    pub ack_every_event: bool,
+}
+
+impl NetcatConfig {
+    pub fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
+        let cfg = NetcatConfig {
+            bind: k.str("bind")?,
+            port: k.int("port")? as u16,
+            max_line_length: k.usize("max-line-length")?,
+            ack_every_event: k.bool("ack-every-event")?,
+        };
+        k.choice("encoding")?;
+        Ok(cfg)
+    }
+}
+
+pub struct Listening {
+    listener: std::net::TcpListener,
+    cfg: NetcatConfig,
+}
+
+pub fn bind(cfg: &NetcatConfig) -> std::io::Result<Listening> {
+    let addr = crate::runtime::socket::resolve(&cfg.bind, cfg.port)?;
+    Ok(Listening {
+        listener: crate::runtime::socket::tcp_listener(addr)?,
+        cfg: cfg.clone(),
+    })
+}
+
+const READ_SIZE: usize = 64 * 1024;
+
+pub async fn run(l: Listening, ctx: Rc<SourceCtx>) {
+    let listener = tokio_uring::net::TcpListener::from_std(l.listener);
+    let cfg = Rc::new(l.cfg);
+    let open = Rc::new(Cell::new(0usize));
+    let closed = Rc::new(crate::channel::LocalNotify::default());
+    loop {
+        let accepted = tokio::select! {
+            _ = ctx.stop.wait() => break,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                open.set(open.get() + 1);
+                let (ctx, cfg, open, closed) =
+                    (ctx.clone(), cfg.clone(), open.clone(), closed.clone());
+                tokio_uring::spawn(async move {
+                    connection(stream, peer, &cfg, &ctx).await;
+                    open.set(open.get() - 1);
+                    closed.notify_all();
+                });
+            }
+            Err(e) => {
+                tracing::warn!(source = %ctx.name, "accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+    drop(listener);
+    while open.get() > 0 {
+        closed.notified().await;
+    }
+}
+
+/// Why a connection ended early, as told to the client.
+enum Ending {
+    Eof,
+    TooLong,
+    Stopped,
+}
+
+async fn connection(stream: TcpStream, peer: SocketAddr, cfg: &NetcatConfig, ctx: &SourceCtx) {
+    let _ = stream.set_nodelay(true);
+    let mut buf = BytesMut::with_capacity(READ_SIZE);
+    let ending = loop {
+        if buf.capacity() - buf.len() < READ_SIZE / 4 {
+            buf.reserve(READ_SIZE);
+        }
+        let start = buf.len();
+        let read = tokio::select! {
+            _ = ctx.stop.wait() => break Ending::Stopped,
+            r = stream.read(BoundedBuf::slice(buf, start..)) => r,
+        };
+        let (result, slice) = read;
+        buf = slice.into_inner();
+        match result {
+            Ok(0) => break Ending::Eof,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(source = %ctx.name, %peer, "read failed: {e}");
+                return;
+            }
+        }
+        let (events, too_long) = split_lines(&mut buf, cfg.max_line_length);
+        if !events.is_empty() {
+            let n = events.len();
+            let delivered = deliver_with_backpressure(events, ctx, peer).await;
+            if cfg.ack_every_event && !reply(&stream, &acks(delivered, n - delivered)).await {
+                return;
+            }
+            if delivered < n {
+                break Ending::Stopped;
+            }
+        }
+        if too_long {
+            break Ending::TooLong;
+        }
+    };
+    if let Ending::TooLong = ending {
+        tracing::warn!(source = %ctx.name, %peer, "client sent a line longer than max-line-length ({}); closing the connection", cfg.max_line_length);
+        let msg = format!(
+            "FAILED: Event exceeds the maximum length ({} chars, including newline)\n",
+            cfg.max_line_length
+        );
+        reply(&stream, msg.as_bytes()).await;
+    }
+}
+
+/// Cuts the complete lines off the front of `buf` as events (zero-copy). The second value
+/// is true when a line (complete or still partial) is longer than allowed; the lines
+/// before it are returned and the rest is discarded.
+pub fn split_lines(buf: &mut BytesMut, max_line_length: usize) -> (Vec<Event>, bool) {
+    let Some(last_nl) = buf.iter().rposition(|&b| b == b'\n') else {
+        return (Vec::new(), buf.len() >= max_line_length);
+    };
+    let chunk: Bytes = buf.split_to(last_nl + 1).freeze();
+    let mut events = Vec::with_capacity(chunk.len() / 32 + 1);
+    let mut start = 0;
+    for nl in memchr_iter(&chunk) {
+        if nl - start >= max_line_length {
+            buf.clear();
+            return (events, true);
+        }
+        events.push(Event::new(Bytes::slice(&chunk, start..nl)));
+        start = nl + 1;
+    }
+    (events, buf.len() >= max_line_length)
+}
+
+fn memchr_iter(data: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    data.iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b'\n')
+        .map(|(i, _)| i)
+}
+
+/// Delivers the batch, waiting out a full channel (the socket is not read meanwhile).
+/// Returns how many events were delivered: all of them, unless the agent is stopping.
+async fn deliver_with_backpressure(events: Vec<Event>, ctx: &SourceCtx, peer: SocketAddr) -> usize {
+    let total = events.len();
+    let mut pending = events;
+    let mut backoff = Backoff::default();
+    let mut warned = false;
+    loop {
+        let n = pending.len();
+        match ctx.delivery.deliver(pending).await {
+            Ok(()) => {
+                ctx.accepted.add(n as u64);
+                return total;
+            }
+            Err(refused) => {
+                let left = refused.events.len();
+                ctx.accepted.add((n - left) as u64);
+                ctx.refused.add(left as u64);
+                if !warned {
+                    tracing::warn!(source = %ctx.name, %peer, "{}; holding {left} events and pausing reads until they fit", refused.error);
+                    warned = true;
+                }
+                pending = refused.events;
+                if ctx.stop.is_stopped() {
+                    return total - left;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff.next()) => {}
+                    _ = ctx.stop.wait() => {}
+                }
+            }
+        }
+    }
+}
+
+fn acks(ok: usize, failed: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ok * 3 + failed * 40);
+    for _ in 0..ok {
+        out.extend_from_slice(b"OK\n");
+    }
+    for _ in 0..failed {
+        out.extend_from_slice(b"FAILED: agent is stopping; event not stored\n");
+    }
+    out
+}
+
+async fn reply(stream: &TcpStream, bytes: &[u8]) -> bool {
+    if bytes.is_empty() {
+        return true;
+    }
+    let (r, _) = stream.write_all(bytes.to_vec()).await;
+    r.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bodies(evs: &[Event]) -> Vec<&[u8]> {
+        evs.iter().map(|e| &e.body[..]).collect()
+    }
+
+    #[test]
+    fn splits_complete_lines_and_keeps_the_tail() {
+        let mut buf = BytesMut::from(&b"one\ntwo\r\n\nthr"[..]);
+        let (evs, too_long) = split_lines(&mut buf, 512);
+        assert_eq!(bodies(&evs), [&b"one"[..], b"two\r", b""]);
+        assert!(!too_long);
+        assert_eq!(&buf[..], b"thr");
+    }
+
+    #[test]
+    fn max_line_length_counts_the_newline() {
+        let mut ok = BytesMut::from(&b"abcd\n"[..]);
+        assert_eq!(split_lines(&mut ok, 5).0.len(), 1);
+        let mut long = BytesMut::from(&b"ab\nabcde\nzz\n"[..]);
+        let (evs, too_long) = split_lines(&mut long, 5);
+        assert_eq!(bodies(&evs), [&b"ab"[..]]);
+        assert!(too_long);
+        let mut partial = BytesMut::from(&b"abcde"[..]);
+        assert!(split_lines(&mut partial, 5).1);
+    }
+}
