@@ -6,11 +6,12 @@ use bytestring::ByteString;
 use smallvec::SmallVec;
 use std::fmt;
 
-/// Headers are few per event in practice; four inline slots avoid a heap allocation for
-/// the common cases (none, timestamp, host, a couple of routing keys). Order is insertion
+/// Headers are few per event in practice; two inline slots avoid a heap allocation for the
+/// common cases (none, timestamp, timestamp + host) while keeping an event small enough to
+/// move cheaply through channel queues. Order is insertion
 /// order; `set` replaces in place, as a Java `Map.put` would.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Headers(SmallVec<[(ByteString, ByteString); 4]>);
+pub struct Headers(SmallVec<[(ByteString, ByteString); 2]>);
 
 impl Headers {
     pub fn new() -> Self {
@@ -118,6 +119,16 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_stay_small() {
+        // Events are moved through queues by value; the inline header slots dominate.
+        assert!(
+            std::mem::size_of::<Event>() <= 176,
+            "{}",
+            std::mem::size_of::<Event>()
+        );
+    }
 
     #[test]
     fn set_replaces_and_keeps_order() {

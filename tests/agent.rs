@@ -280,6 +280,26 @@ fn a_line_over_max_line_length_is_refused_as_flume_does() {
 }
 
 #[test]
+fn ack_every_event_false_sends_no_acks() {
+    let port = free_port();
+    let mut agent = Agent::start(
+        &netcat_conf(port, "a1.sources.r1.ack-every-event = false\n"),
+        &[],
+    );
+    let lines: Vec<String> = (0..100).map(|i| format!("q{i}")).collect();
+    assert_eq!(
+        send_lines(port, &lines),
+        0,
+        "the connection closes with no reply"
+    );
+    let out = agent.path("out");
+    wait_until(Duration::from_secs(10), "100 lines written", || {
+        (lines_in(&out).len() == 100).then_some(())
+    });
+    assert!(agent.stop().success());
+}
+
+#[test]
 fn netcatudp_with_remote_address_header_and_header_and_text() {
     let port = free_udp_port();
     let conf = format!(
@@ -472,7 +492,10 @@ a1.sinkgroups.g1.processor.priority.k2 = 5
 /// The CPUs a thread of `pid` may run on, by thread name.
 fn thread_cpus(pid: u32) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
         let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
         let field = |name: &str| {
             status
@@ -502,7 +525,10 @@ fn shards_are_pinned_to_distinct_cpus_of_the_allowed_set() {
     assert_eq!(shards.len(), 2, "{shards:?}");
     assert_ne!(shards[0].1, shards[1].1, "{shards:?}");
     for (_, cpus) in &shards {
-        assert!(cpus.parse::<usize>().is_ok(), "each shard is pinned to one CPU: {shards:?}");
+        assert!(
+            cpus.parse::<usize>().is_ok(),
+            "each shard is pinned to one CPU: {shards:?}"
+        );
     }
     assert!(agent.stop().success());
 
@@ -514,11 +540,16 @@ fn shards_are_pinned_to_distinct_cpus_of_the_allowed_set() {
     let mut cmd = std::process::Command::new("taskset");
     cmd.args(["-c", "0", BIN, "--cores", "2"]).arg(&path);
     let mut agent = Agent::spawn_cmd(cmd, dir);
-    agent.wait_for_log("--cores 2 exceeds the 1 CPUs this process may use", Duration::from_secs(20));
+    agent.wait_for_log(
+        "--cores 2 exceeds the 1 CPUs this process may use",
+        Duration::from_secs(20),
+    );
     agent.wait_for_log("started:", Duration::from_secs(20));
     assert!(agent.stop().success());
 }
 
 fn core_count() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
