@@ -263,7 +263,9 @@ pub(super) fn build(
     let mut channels = Vec::new();
     for raw in &sections[&ComponentKind::Channel] {
         let info = raw.type_info(&agent, ComponentKind::Channel, crate::channel::TYPES)?;
-        let mut keys = Keys::new(&raw.name, info.keys, &raw.props, raw.decl());
+        let label = format!("channel '{}'", raw.name);
+        let prefix = format!("{agent}.channels.{}", raw.name);
+        let mut keys = Keys::new(&label, &prefix, info.keys, &raw.props, raw.decl());
         let kind = crate::channel::configure(info, &mut keys)?;
         warnings.extend(keys.unknown_keys(&["type"]));
         channels.push(ChannelConfig {
@@ -287,6 +289,8 @@ pub(super) fn build(
     let mut sources = Vec::new();
     for raw in &sections[&ComponentKind::Source] {
         let info = raw.type_info(&agent, ComponentKind::Source, crate::source::TYPES)?;
+        let label = format!("source '{}'", raw.name);
+        let prefix = format!("{agent}.sources.{}", raw.name);
         let names: Vec<&str> = raw
             .props
             .get("channels")
@@ -303,7 +307,7 @@ pub(super) fn build(
             .iter()
             .map(|n| channel_index(raw, "channels", n))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut keys = Keys::new(&raw.name, info.keys, &raw.props, raw.decl());
+        let mut keys = Keys::new(&label, &prefix, info.keys, &raw.props, raw.decl());
         let kind = crate::source::configure(info, &mut keys)?;
         warnings.extend(keys.unknown_keys(&[
             "type",
@@ -322,6 +326,7 @@ pub(super) fn build(
         )?;
         let interceptors = crate::flow::interceptor::configure(
             &raw.name,
+            &prefix,
             &raw.props,
             raw.decl(),
             &mut warnings,
@@ -341,6 +346,8 @@ pub(super) fn build(
     let mut sinks = Vec::new();
     for raw in &sections[&ComponentKind::Sink] {
         let info = raw.type_info(&agent, ComponentKind::Sink, crate::sink::TYPES)?;
+        let label = format!("sink '{}'", raw.name);
+        let prefix = format!("{agent}.sinks.{}", raw.name);
         let Some(channel) = raw.props.get("channel") else {
             let hint = if raw.props.contains_key("channels") {
                 " (sinks take one channel: the key is 'channel', not 'channels')"
@@ -362,7 +369,7 @@ pub(super) fn build(
             });
         }
         let channel = channel_index(raw, "channel", channel_name)?;
-        let mut keys = Keys::new(&raw.name, info.keys, &raw.props, raw.decl());
+        let mut keys = Keys::new(&label, &prefix, info.keys, &raw.props, raw.decl());
         let kind = crate::sink::configure(info, &mut keys)?;
         warnings.extend(keys.unknown_keys(&["type", "channel"]));
         sinks.push(SinkConfig {
@@ -407,6 +414,7 @@ pub(super) fn build(
         let mut resolved = Vec::new();
         let processor = crate::flow::processor::configure(
             &raw.name,
+            &format!("{agent}.sinkgroups.{}.processor", raw.name),
             &sub_props(&raw.props, "processor"),
             raw.decl(),
             &members

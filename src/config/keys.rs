@@ -161,7 +161,10 @@ pub struct Resolved {
 /// recorded so `check` can print the effective configuration, and `finish` warns about the
 /// keys that were set but that no table declares.
 pub struct Keys<'a> {
+    /// How messages name the component ("source 'r1'").
     component: String,
+    /// The full key prefix, for errors about absent keys ("a1.sources.r1").
+    prefix: String,
     spec: &'static [KeySpec],
     props: &'a BTreeMap<String, Prop>,
     /// Where the component was declared, for errors about keys that are absent.
@@ -172,12 +175,14 @@ pub struct Keys<'a> {
 impl<'a> Keys<'a> {
     pub fn new(
         component: &str,
+        prefix: &str,
         spec: &'static [KeySpec],
         props: &'a BTreeMap<String, Prop>,
         decl: Loc,
     ) -> Self {
         Keys {
             component: component.to_string(),
+            prefix: prefix.to_string(),
             spec,
             props,
             decl,
@@ -206,7 +211,7 @@ impl<'a> Keys<'a> {
         if spec.required {
             return Err(ConfigError::Key {
                 loc: self.decl.clone(),
-                key: format!("{}.{}", self.component, key),
+                key: format!("{}.{}", self.prefix, key),
                 msg: format!("required key '{key}' is missing ({})", spec.doc),
             });
         }
@@ -227,7 +232,7 @@ impl<'a> Keys<'a> {
                 .unwrap_or_else(|| self.decl.clone()),
             key: prop
                 .map(|p| p.key.clone())
-                .unwrap_or_else(|| format!("{}.{}", self.component, key)),
+                .unwrap_or_else(|| format!("{}.{}", self.prefix, key)),
             msg,
         }
     }

@@ -70,3 +70,6 @@ pub fn load_str(
     properties::substitute(&mut props, subs)?;
     agent::build(path, &props, agent)
 }
+
+#[cfg(test)]
+mod tests;

@@ -155,6 +155,7 @@ fn regex(keys: &Keys, key: &str, pattern: &str) -> Result<Regex, ConfigError> {
 /// Builds the source's interceptor chain from `interceptors` and `interceptors.<name>.*`.
 pub fn configure(
     source: &str,
+    prefix: &str,
     props: &BTreeMap<String, Prop>,
     decl: Loc,
     warnings: &mut Vec<String>,
@@ -191,8 +192,14 @@ pub fn configure(
                         .join(", ")
                 ),
             })?;
-        let component = format!("{source}.interceptors.{name}");
-        let mut k = Keys::new(&component, info.keys, &sub, decl.clone());
+        let label = format!("interceptor '{name}' of source '{source}'");
+        let mut k = Keys::new(
+            &label,
+            &format!("{prefix}.interceptors.{name}"),
+            info.keys,
+            &sub,
+            decl.clone(),
+        );
         let cfg = match info.name() {
             "timestamp" => InterceptorConfig::Timestamp {
                 header: k.str("headerName")?,

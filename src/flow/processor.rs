@@ -80,6 +80,7 @@ pub static TYPES: &[TypeInfo] = &[
 
 pub fn configure(
     group: &str,
+    prefix: &str,
     props: &BTreeMap<String, Prop>,
     decl: Loc,
     members: &[&str],
@@ -98,8 +99,8 @@ pub fn configure(
             msg: format!("unknown sink processor type '{ty}' (default, failover, load_balance)"),
         }
     })?;
-    let component = format!("sink group {group} processor");
-    let mut k = Keys::new(&component, info.keys, props, decl);
+    let label = format!("the processor of sink group '{group}'");
+    let mut k = Keys::new(&label, prefix, info.keys, props, decl);
     let cfg = match info.name() {
         "default" => {
             if members.len() > 1 {

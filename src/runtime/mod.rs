@@ -37,6 +37,7 @@ pub enum RuntimeError {
 /// What shards and the signal thread tell the main thread.
 enum Msg {
     Ready(usize),
+    /// The shard could not start (or panicked) and has ended.
     Failed(usize, RuntimeError),
     Done(usize, Snapshot),
     Signal(i32),
@@ -126,6 +127,8 @@ pub fn run(cfg: AgentConfig, opts: RunOptions) -> Result<Snapshot, RuntimeError>
                 }
             }
             Msg::Failed(k, e) => {
+                // A shard that reports a failure has ended.
+                done += 1;
                 tracing::error!("shard {k}: {e}");
                 failure.get_or_insert(e);
                 if !stopping {

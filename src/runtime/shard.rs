@@ -7,8 +7,11 @@ use super::stop::Stop;
 use super::{Msg, RunOptions, RuntimeError};
 use crate::channel::Channel;
 use crate::config::AgentConfig;
+use crate::config::SinkConfig;
 use crate::flow::delivery::Delivery;
-use crate::sink::runner::{self, SinkCtx};
+use crate::flow::processor::ProcessorConfig;
+use crate::sink::runner::{self, Group, Member};
+use crate::sink::Sink;
 use crate::source::SourceCtx;
 use std::rc::Rc;
 use std::sync::mpsc::Sender;
@@ -56,19 +59,14 @@ pub(super) async fn run(
     let drain = Stop::new();
     let abort = Stop::new();
     let mut sink_tasks = Vec::new();
-    for (s, sink) in sinks {
-        let ctx = SinkCtx::new(
-            &s.name,
-            s.kind.batch_size(),
-            drain.clone(),
-            abort.clone(),
-            &mut metrics,
-        );
-        sink_tasks.push(tokio_uring::spawn(runner::run(
-            sink,
-            channels[s.channel].clone(),
-            ctx,
-        )));
+    for group in groups(cfg, sinks, &channels, &mut metrics) {
+        let (members, policy) = group;
+        sink_tasks.push(tokio_uring::spawn(runner::run(Group {
+            members,
+            policy,
+            drain: drain.clone(),
+            abort: abort.clone(),
+        })));
     }
     let stop_sources = Stop::new();
     let mut source_tasks = Vec::new();
@@ -120,4 +118,45 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
     for t in tasks {
         let _ = t.await;
     }
+}
+
+/// Sink groups as configured, and every sink outside a group as a group of one.
+fn groups(
+    cfg: &AgentConfig,
+    sinks: Vec<(&SinkConfig, Sink)>,
+    channels: &[Channel],
+    metrics: &mut Registry,
+) -> Vec<(Vec<Member>, ProcessorConfig)> {
+    let mut members: Vec<Option<Member>> = sinks
+        .into_iter()
+        .map(|(s, sink)| {
+            Some(Member::new(
+                &s.name,
+                sink,
+                channels[s.channel].clone(),
+                s.kind.batch_size(),
+                0,
+                metrics,
+            ))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for g in &cfg.sinkgroups {
+        let mut group = Vec::new();
+        for (pos, &i) in g.sinks.iter().enumerate() {
+            let mut m = members[i].take().expect("a sink is in one group only");
+            if let ProcessorConfig::Failover { priorities, .. } = &g.processor {
+                m.priority = priorities[pos];
+            }
+            group.push(m);
+        }
+        out.push((group, g.processor.clone()));
+    }
+    out.extend(
+        members
+            .into_iter()
+            .flatten()
+            .map(|m| (vec![m], ProcessorConfig::Default)),
+    );
+    out
 }

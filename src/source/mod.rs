@@ -122,7 +122,7 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    pub fn next(&mut self) -> Duration {
+    pub fn next_delay(&mut self) -> Duration {
         let d = self.0;
         self.0 = (self.0 * 2).min(Duration::from_secs(1));
         d

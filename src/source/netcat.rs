@@ -225,7 +225,7 @@ async fn deliver_with_backpressure(events: Vec<Event>, ctx: &SourceCtx, peer: So
                     return total - left;
                 }
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff.next()) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                     _ = ctx.stop.wait() => {}
                 }
             }

@@ -72,7 +72,7 @@ pub async fn run(cfg: SeqConfig, ctx: Rc<SourceCtx>) {
                 ctx.refused.add(refused.events.len() as u64);
                 pending = refused.events;
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff.next()) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                     _ = ctx.stop.wait() => {}
                 }
             }

@@ -1,0 +1,282 @@
+//! Tests of the agent model: what a valid Flume file becomes, and the error (file:line:key
+//! and the problem) for each kind of mistake.
+
+use super::*;
+use crate::channel::ChannelKind;
+use crate::sink::SinkKind;
+use crate::source::SourceKind;
+
+fn load(text: &str) -> Result<AgentConfig, ConfigError> {
+    load_str(
+        Path::new("agent.conf"),
+        text,
+        None,
+        &Substitutions::default(),
+    )
+}
+
+fn err(text: &str) -> String {
+    load(text).unwrap_err().to_string()
+}
+
+const BASE: &str = "\
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = netcat
+a1.sources.r1.bind = localhost
+a1.sources.r1.port = 44444
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.sinks.k1.type = logger
+a1.sinks.k1.channel = c1
+";
+
+#[test]
+fn builds_the_flow_with_flume_defaults() {
+    let cfg = load(BASE).unwrap();
+    assert_eq!(cfg.name, "a1");
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    let SourceKind::Netcat(nc) = &cfg.sources[0].kind else {
+        panic!()
+    };
+    assert_eq!(
+        (nc.port, nc.max_line_length, nc.ack_every_event),
+        (44444, 512, true)
+    );
+    let ChannelKind::Memory(m) = &cfg.channels[0].kind;
+    assert_eq!(
+        (m.capacity, m.transaction_capacity, m.keep_alive.as_secs()),
+        (100, 100, 3)
+    );
+    assert!(matches!(cfg.sinks[0].kind, SinkKind::Logger(ref l) if l.max_bytes_to_log == 16));
+    assert_eq!(cfg.sinks[0].channel, 0);
+}
+
+#[test]
+fn java_class_names_and_case_insensitive_aliases() {
+    let text = BASE
+        .replace(
+            "r1.type = netcat",
+            "r1.type = org.apache.flume.source.NetcatSource",
+        )
+        .replace("c1.type = memory", "c1.type = MEMORY")
+        .replace(
+            "k1.type = logger",
+            "k1.type = org.apache.flume.sink.LoggerSink",
+        );
+    let cfg = load(&text).unwrap();
+    assert_eq!(cfg.sources[0].type_name, "netcat");
+    assert_eq!(cfg.sinks[0].type_name, "logger");
+}
+
+#[test]
+fn unknown_type_names_line_and_key() {
+    let e = err(&BASE.replace("k1.type = logger", "k1.type = loggr"));
+    assert!(
+        e.starts_with("agent.conf:9: a1.sinks.k1.type: unknown sink type 'loggr'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_required_key() {
+    let e = err(&BASE.replace("a1.sources.r1.port = 44444\n", ""));
+    assert!(
+        e.contains("a1.sources.r1.port: required key 'port' is missing"),
+        "{e}"
+    );
+    assert!(e.starts_with("agent.conf:4:"), "{e}");
+}
+
+#[test]
+fn wrong_kind_of_value() {
+    let e = err(&BASE.replace("port = 44444", "port = fourty"));
+    assert_eq!(
+        e,
+        "agent.conf:6: a1.sources.r1.port: expected an integer, found 'fourty'"
+    );
+    let e = err(&BASE.replace("port = 44444", "port = 70000"));
+    assert!(
+        e.contains("70000 is out of range: must be between 0 and 65535"),
+        "{e}"
+    );
+    let e = err(&format!("{BASE}a1.sources.r1.ack-every-event = yes\n"));
+    assert!(e.contains("expected true or false, found 'yes'"), "{e}");
+}
+
+#[test]
+fn undefined_channel() {
+    let e = err(&BASE.replace("a1.sinks.k1.channel = c1", "a1.sinks.k1.channel = c2"));
+    assert_eq!(
+        e,
+        "agent.conf:10: a1.sinks.k1.channel: channel 'c2' is not defined in a1.channels"
+    );
+    let e = err(&BASE.replace("r1.channels = c1", "r1.channels = c1 c9"));
+    assert!(
+        e.contains("a1.sources.r1.channels: channel 'c9' is not defined"),
+        "{e}"
+    );
+}
+
+#[test]
+fn source_or_sink_without_channel() {
+    let e = err(&BASE.replace("a1.sources.r1.channels = c1\n", ""));
+    assert!(
+        e.contains("a1.sources.r1.channels: source 'r1' has no channels"),
+        "{e}"
+    );
+    let e = err(&BASE.replace("a1.sinks.k1.channel = c1", "a1.sinks.k1.channels = c1"));
+    assert!(e.contains("sink 'k1' has no channel (sinks take one channel: the key is 'channel', not 'channels')"), "{e}");
+}
+
+#[test]
+fn listed_but_never_configured() {
+    let e = err(&BASE.replace("a1.sinks = k1", "a1.sinks = k1 k2"));
+    assert_eq!(
+        e,
+        "agent.conf:3: a1.sinks: sink 'k2' is listed but never configured (no a1.sinks.k2.* keys)"
+    );
+}
+
+#[test]
+fn unknown_key_warns_with_the_closest_known_key() {
+    let cfg = load(&format!("{BASE}a1.channels.c1.capacty = 5\n")).unwrap();
+    assert_eq!(cfg.warnings.len(), 1);
+    assert!(
+        cfg.warnings[0].contains("agent.conf:11: a1.channels.c1.capacty: unknown key 'capacty' for channel 'c1' is ignored; did you mean 'capacity'?"),
+        "{}",
+        cfg.warnings[0]
+    );
+}
+
+#[test]
+fn configured_but_not_listed_is_a_warning() {
+    let cfg = load(&format!("{BASE}a1.sinks.k9.type = null\n")).unwrap();
+    assert!(cfg
+        .warnings
+        .iter()
+        .any(|w| w.contains("sink 'k9' is configured but not listed")));
+}
+
+#[test]
+fn agent_choice() {
+    let two = format!("{BASE}{}", BASE.replace("a1.", "a2."));
+    let e = load_str(Path::new("x.conf"), &two, None, &Substitutions::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "x.conf: defines several agents (a1, a2); choose one with --name"
+    );
+    let cfg = load_str(
+        Path::new("x.conf"),
+        &two,
+        Some("a2"),
+        &Substitutions::default(),
+    )
+    .unwrap();
+    assert_eq!(cfg.name, "a2");
+    let e = load_str(
+        Path::new("x.conf"),
+        &two,
+        Some("zz"),
+        &Substitutions::default(),
+    )
+    .unwrap_err();
+    assert!(e
+        .to_string()
+        .contains("no agent 'zz' in this file (it defines: a1, a2)"));
+}
+
+#[test]
+fn transaction_capacity_must_fit_capacity() {
+    let e = err(&format!(
+        "{BASE}a1.channels.c1.capacity = 10\na1.channels.c1.transactionCapacity = 20\n"
+    ));
+    assert!(
+        e.contains("transactionCapacity (20) must not exceed capacity (10)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn selectors_interceptors_and_sink_groups_are_modelled() {
+    let text = format!(
+        "{BASE}a1.channels = c1 c2
+a1.channels.c2.type = memory
+a1.sinks = k1 k2
+a1.sinks.k2.type = null
+a1.sinks.k2.channel = c2
+a1.sources.r1.channels = c1 c2
+a1.sources.r1.selector.type = multiplexing
+a1.sources.r1.selector.header = state
+a1.sources.r1.selector.mapping.CA = c1
+a1.sources.r1.selector.default = c2
+a1.sources.r1.interceptors = ts st
+a1.sources.r1.interceptors.ts.type = timestamp
+a1.sources.r1.interceptors.st.type = org.apache.flume.interceptor.StaticInterceptor$Builder
+a1.sources.r1.interceptors.st.key = dc
+a1.sinkgroups = g1
+a1.sinkgroups.g1.sinks = k1 k2
+a1.sinkgroups.g1.processor.type = failover
+a1.sinkgroups.g1.processor.priority.k1 = 5
+a1.sinkgroups.g1.processor.priority.k2 = 10
+"
+    );
+    let cfg = load(&text).unwrap();
+    assert_eq!(cfg.sources[0].channels, vec![0, 1]);
+    assert!(matches!(
+        &cfg.sources[0].selector,
+        crate::flow::selector::SelectorConfig::Multiplexing { header, default, .. } if header == "state" && default == &vec![1]
+    ));
+    assert_eq!(cfg.sources[0].interceptors.len(), 2);
+    assert_eq!(
+        cfg.sinkgroups[0].processor,
+        crate::flow::processor::ProcessorConfig::Failover {
+            priorities: vec![5, 10],
+            max_penalty: std::time::Duration::from_secs(30)
+        }
+    );
+}
+
+#[test]
+fn a_sink_in_two_groups_is_an_error() {
+    let text = format!(
+        "{BASE}a1.sinkgroups = g1 g2
+a1.sinkgroups.g1.sinks = k1
+a1.sinkgroups.g2.sinks = k1
+"
+    );
+    let e = err(&text);
+    assert!(e.contains("sink 'k1' is already in sink group 'g1'"), "{e}");
+}
+
+#[test]
+fn unsupported_interceptor_is_refused_not_dropped() {
+    let e = err(&format!(
+        "{BASE}a1.sources.r1.interceptors = i1\na1.sources.r1.interceptors.i1.type = com.example.Mine$Builder\n"
+    ));
+    assert!(
+        e.contains("interceptor type 'com.example.Mine$Builder' is not supported by flume-fast"),
+        "{e}"
+    );
+}
+
+#[test]
+fn every_declared_default_parses() {
+    // A default that its own parser rejects would only show when a user omits the key.
+    for (family, types) in render::families() {
+        for t in types {
+            for k in t.keys {
+                if let (Some(d), KeyKind::Int { min, max }) = (k.default, k.kind) {
+                    let n: i64 = d
+                        .parse()
+                        .unwrap_or_else(|_| panic!("{family} {} {}", t.name(), k.key));
+                    assert!(n >= min && n <= max, "{family} {} {}", t.name(), k.key);
+                }
+                if let (Some(d), KeyKind::Bool) = (k.default, k.kind) {
+                    assert!(d == "true" || d == "false");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Shared harness for integration tests: runs the real `flume-fast` binary on a config in a
+//! temporary directory, follows its log, and stops it with a real signal.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_flume-fast");
+
+/// A port that was free a moment ago (the agent binds it right after).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[derive(Default)]
+struct Log {
+    lines: Mutex<(Vec<String>, bool)>,
+    changed: Condvar,
+}
+
+pub struct Agent {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    log: Arc<Log>,
+    status: Option<ExitStatus>,
+}
+
+impl Agent {
+    /// Writes `conf` (with `{dir}` replaced by the temp dir) and starts the agent with `args`
+    /// placed before the config path.
+    pub fn spawn(conf: &str, args: &[&str]) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = conf.replace("{dir}", dir.path().to_str().unwrap());
+        let path = dir.path().join("agent.conf");
+        std::fs::write(&path, conf).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(
+            args.iter()
+                .map(|a| a.replace("{conf}", path.to_str().unwrap())),
+        );
+        if !args.iter().any(|a| a.contains("{conf}")) {
+            cmd.arg(&path);
+        }
+        Agent::spawn_cmd(cmd, dir)
+    }
+
+    pub fn spawn_cmd(mut cmd: Command, dir: tempfile::TempDir) -> Agent {
+        let mut child = cmd
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Log::default());
+        for stream in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    eprintln!("[agent] {line}");
+                    log.lines.lock().unwrap().0.push(line);
+                    log.changed.notify_all();
+                }
+                log.lines.lock().unwrap().1 = true;
+                log.changed.notify_all();
+            });
+        }
+        Agent {
+            child,
+            dir,
+            log,
+            status: None,
+        }
+    }
+
+    /// Starts and waits until every shard is ready.
+    pub fn start(conf: &str, args: &[&str]) -> Agent {
+        let agent = Agent::spawn(conf, args);
+        agent.wait_for_log("started:", Duration::from_secs(20));
+        agent
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Waits until a log line contains `needle`; panics with the log on timeout.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.log.lines.lock().unwrap();
+        loop {
+            if let Some(l) = guard.0.iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            let now = Instant::now();
+            if now >= deadline || guard.1 {
+                panic!(
+                    "no log line containing {needle:?}; log:\n{}",
+                    guard.0.join("\n")
+                );
+            }
+            guard = self
+                .log
+                .changed
+                .wait_timeout(guard, deadline - now)
+                .unwrap()
+                .0;
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lines.lock().unwrap().0.join("\n")
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill has no memory preconditions.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Waits for the process to exit (within `timeout`) and returns its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        if let Some(s) = self.status {
+            return s;
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                self.status = Some(s);
+                // Let the log readers finish.
+                let guard = self.log.lines.lock().unwrap();
+                let _ = self
+                    .log
+                    .changed
+                    .wait_timeout_while(guard, Duration::from_secs(5), |l| !l.1);
+                return s;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "agent did not exit within {timeout:?}; log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait_exit(Duration::from_secs(30))
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Polls `f` until it returns Some, for conditions that have no event to wait on (files).
+pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every line of every regular file under `dir` (not recursive).
+pub fn lines_in(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        if e.file_type().map(|t| t.is_file()).unwrap_or(false) {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            out.extend(text.lines().map(str::to_string));
+        }
+    }
+    out
+}
+
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Runs the binary to completion (for check/describe and start-up failures).
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
