@@ -9,3 +9,4 @@ pub mod flow;
 pub mod runtime;
 pub mod sink;
 pub mod source;
+pub mod tools;

@@ -97,6 +97,19 @@ impl ClientConn {
         serial
     }
 
+    /// Makes `frame`, a request this connection encoded after the handshake completed,
+    /// the next request again (a new serial): lets a load generator resend one batch
+    /// without encoding it again. Returns the serial.
+    pub fn reuse_frame(&mut self, frame: &mut BytesMut) -> i32 {
+        debug_assert!(self.established, "a reused frame must carry no handshake");
+        let serial = self.next_serial;
+        self.next_serial = self.next_serial.wrapping_add(1);
+        frame[0..4].copy_from_slice(&serial.to_be_bytes());
+        self.handshake_sent = false;
+        self.in_flight = Some(serial);
+        serial
+    }
+
     pub fn on_frame(&mut self, frame: &Frame) -> Result<ClientReply, ClientError> {
         if let Some(expected) = self.in_flight {
             if frame.serial != expected {

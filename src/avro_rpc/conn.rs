@@ -109,12 +109,21 @@ impl FrameWriter {
 
     /// Writes the encoded frame(s) in `frames` and gives the buffer back, cleared.
     pub async fn send(&mut self, stream: &TcpStream, frames: BytesMut) -> io::Result<BytesMut> {
+        let mut frames = self.send_keep(stream, frames).await?;
+        frames.clear();
+        Ok(frames)
+    }
+
+    /// Writes `frames` and gives the buffer back as it was, to be sent again.
+    pub async fn send_keep(
+        &mut self,
+        stream: &TcpStream,
+        frames: BytesMut,
+    ) -> io::Result<BytesMut> {
         match &mut self.deflater {
             None => {
-                let (r, mut buf) = stream.write_all(frames).await;
-                r?;
-                buf.clear();
-                Ok(buf)
+                let (r, buf) = stream.write_all(frames).await;
+                r.map(|()| buf)
             }
             Some(d) => {
                 let mut out = std::mem::take(&mut self.scratch);
@@ -122,10 +131,7 @@ impl FrameWriter {
                 d.deflate(&frames, &mut out);
                 let (r, out) = stream.write_all(out).await;
                 self.scratch = out;
-                r?;
-                let mut frames = frames;
-                frames.clear();
-                Ok(frames)
+                r.map(|()| frames)
             }
         }
     }
