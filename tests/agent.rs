@@ -468,3 +468,57 @@ a1.sinkgroups.g1.processor.priority.k2 = 5
         "every acknowledged line is in one of the two sinks, once"
     );
 }
+
+/// The CPUs a thread of `pid` may run on, by thread name.
+fn thread_cpus(pid: u32) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+                .unwrap_or_default()
+        };
+        out.push((field("Name:"), field("Cpus_allowed_list:")));
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn shards_are_pinned_to_distinct_cpus_of_the_allowed_set() {
+    let allowed = core_count();
+    if allowed < 2 {
+        eprintln!("skipped: this machine lets the test use {allowed} CPU");
+        return;
+    }
+    let port = free_port();
+    let mut agent = Agent::start(&netcat_conf(port, ""), &["--cores", "2"]);
+    let shards: Vec<_> = thread_cpus(agent.child.id())
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("shard-"))
+        .collect();
+    assert_eq!(shards.len(), 2, "{shards:?}");
+    assert_ne!(shards[0].1, shards[1].1, "{shards:?}");
+    for (_, cpus) in &shards {
+        assert!(cpus.parse::<usize>().is_ok(), "each shard is pinned to one CPU: {shards:?}");
+    }
+    assert!(agent.stop().success());
+
+    // Started on one CPU only, --cores 2 still runs, with a warning.
+    let conf = netcat_conf(free_port(), "");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.conf");
+    std::fs::write(&path, conf.replace("{dir}", dir.path().to_str().unwrap())).unwrap();
+    let mut cmd = std::process::Command::new("taskset");
+    cmd.args(["-c", "0", BIN, "--cores", "2"]).arg(&path);
+    let mut agent = Agent::spawn_cmd(cmd, dir);
+    agent.wait_for_log("--cores 2 exceeds the 1 CPUs this process may use", Duration::from_secs(20));
+    agent.wait_for_log("started:", Duration::from_secs(20));
+    assert!(agent.stop().success());
+}
+
+fn core_count() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}

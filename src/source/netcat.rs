@@ -149,7 +149,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, cfg: &NetcatConfig, ctx
         if !events.is_empty() {
             let n = events.len();
             let delivered = deliver_with_backpressure(events, ctx, peer).await;
-            if cfg.ack_every_event && !reply(&stream, &acks(delivered, n - delivered)).await {
+            if cfg.ack_every_event && !reply(&stream, acks(delivered, n - delivered)).await {
                 return;
             }
             if delivered < n {
@@ -166,7 +166,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, cfg: &NetcatConfig, ctx
             "FAILED: Event exceeds the maximum length ({} chars, including newline)\n",
             cfg.max_line_length
         );
-        reply(&stream, msg.as_bytes()).await;
+        reply(&stream, msg.into_bytes()).await;
     }
 }
 
@@ -174,13 +174,13 @@ async fn connection(stream: TcpStream, peer: SocketAddr, cfg: &NetcatConfig, ctx
 /// is true when a line (complete or still partial) is longer than allowed; the lines
 /// before it are returned and the rest is discarded.
 pub fn split_lines(buf: &mut BytesMut, max_line_length: usize) -> (Vec<Event>, bool) {
-    let Some(last_nl) = buf.iter().rposition(|&b| b == b'\n') else {
+    let Some(last_nl) = memchr::memrchr(b'\n', buf) else {
         return (Vec::new(), buf.len() >= max_line_length);
     };
     let chunk: Bytes = buf.split_to(last_nl + 1).freeze();
     let mut events = Vec::with_capacity(chunk.len() / 32 + 1);
     let mut start = 0;
-    for nl in memchr_iter(&chunk) {
+    for nl in memchr::memchr_iter(b'\n', &chunk) {
         if nl - start >= max_line_length {
             buf.clear();
             return (events, true);
@@ -189,13 +189,6 @@ pub fn split_lines(buf: &mut BytesMut, max_line_length: usize) -> (Vec<Event>, b
         start = nl + 1;
     }
     (events, buf.len() >= max_line_length)
-}
-
-fn memchr_iter(data: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    data.iter()
-        .enumerate()
-        .filter(|(_, &b)| b == b'\n')
-        .map(|(i, _)| i)
 }
 
 /// Delivers the batch, waiting out a full channel (the socket is not read meanwhile).
@@ -244,11 +237,11 @@ fn acks(ok: usize, failed: usize) -> Vec<u8> {
     out
 }
 
-async fn reply(stream: &TcpStream, bytes: &[u8]) -> bool {
+async fn reply(stream: &TcpStream, bytes: Vec<u8>) -> bool {
     if bytes.is_empty() {
         return true;
     }
-    let (r, _) = stream.write_all(bytes.to_vec()).await;
+    let (r, _) = stream.write_all(bytes).await;
     r.is_ok()
 }
 
