@@ -3,8 +3,11 @@
 //! failure). Everything else lives in the library.
 
 use clap::{Args, Parser, Subcommand};
+use flume_fast::avro_rpc::conn::Compression;
 use flume_fast::config::{self, render, Substitutions};
 use flume_fast::runtime::{self, RunOptions};
+use flume_fast::tools::avro_client::AvroClientOptions;
+use flume_fast::tools::loadgen::{LoadOptions, Protocol};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +76,61 @@ enum Command {
     },
     /// Show the keys a component type takes, with defaults (no TYPE: list all types)
     Describe { r#type: Option<String> },
+    /// Send a file (or stdin) to an avro source, one event per line (flume-ng avro-client)
+    AvroClient {
+        /// Host name of the avro source
+        #[arg(short = 'H', long)]
+        host: String,
+        /// Port of the avro source
+        #[arg(short = 'p', long)]
+        port: u16,
+        /// File to send (default: stdin)
+        #[arg(short = 'F', long = "filename")]
+        file: Option<PathBuf>,
+        /// Java properties file whose pairs become headers of every event
+        #[arg(short = 'R', long = "headerFile")]
+        header_file: Option<PathBuf>,
+        /// Events per appendBatch call (flume-ng avro-client sends 5)
+        #[arg(long = "batch-size", alias = "batchSize", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        batch_size: u32,
+        /// none or deflate (must match the source's compression-type)
+        #[arg(long = "compression-type", default_value = "none", value_parser = ["none", "deflate"])]
+        compression: String,
+        /// Seconds to wait for the connection and for each answer
+        #[arg(long, default_value_t = 20)]
+        timeout: u64,
+    },
+    /// Drive an avro or netcat source with load and report throughput and latency
+    Loadgen {
+        #[arg(short = 'H', long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(short = 'p', long)]
+        port: u16,
+        /// avro or netcat
+        #[arg(long, default_value = "avro", value_parser = ["avro", "netcat"])]
+        protocol: String,
+        /// Concurrent connections
+        #[arg(short = 'c', long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        connections: u32,
+        /// Events per batch
+        #[arg(short = 'b', long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+        batch: u32,
+        /// Body bytes per event
+        #[arg(short = 's', long, default_value_t = 100)]
+        size: u32,
+        /// Total events to send
+        #[arg(short = 'n', long, conflicts_with = "duration")]
+        count: Option<u64>,
+        /// Seconds to run (default 10 when no --count)
+        #[arg(short = 'd', long)]
+        duration: Option<u64>,
+        /// none or deflate (avro only)
+        #[arg(long = "compression-type", default_value = "none", value_parser = ["none", "deflate"])]
+        compression: String,
+        /// Seconds to wait for the connection and for each answer
+        #[arg(long, default_value_t = 20)]
+        timeout: u64,
+    },
 }
 
 fn defines(list: &[String]) -> Result<HashMap<String, String>, String> {
@@ -113,6 +171,53 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Describe { r#type }) => describe(r#type.as_deref()),
+        Some(Command::AvroClient {
+            host,
+            port,
+            file,
+            header_file,
+            batch_size,
+            compression,
+            timeout,
+        }) => avro_client(AvroClientOptions {
+            host,
+            port,
+            file,
+            header_file,
+            batch_size: batch_size as usize,
+            compression: compression_of(&compression),
+            timeout: Duration::from_secs(timeout),
+        }),
+        Some(Command::Loadgen {
+            host,
+            port,
+            protocol,
+            connections,
+            batch,
+            size,
+            count,
+            duration,
+            compression,
+            timeout,
+        }) => loadgen(LoadOptions {
+            host,
+            port,
+            protocol: if protocol == "netcat" {
+                Protocol::Netcat
+            } else {
+                Protocol::Avro
+            },
+            connections: connections as usize,
+            batch: batch as usize,
+            size: size as usize,
+            count,
+            duration: match (count, duration) {
+                (Some(_), None) => None,
+                (_, d) => Some(Duration::from_secs(d.unwrap_or(10))),
+            },
+            compression: compression_of(&compression),
+            timeout: Duration::from_secs(timeout),
+        }),
         Some(Command::Check { conf, name, define }) => check(&conf, name.as_deref(), &define),
         Some(Command::Agent {
             run,
@@ -134,6 +239,58 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
+    }
+}
+
+fn compression_of(name: &str) -> Compression {
+    match name {
+        "deflate" => Compression::Deflate(6),
+        _ => Compression::None,
+    }
+}
+
+fn avro_client(opts: AvroClientOptions) -> ExitCode {
+    init_logging("warn");
+    match flume_fast::tools::avro_client::run(&opts) {
+        Ok(sent) => {
+            eprintln!(
+                "flume-fast avro-client: sent {sent} events to {}:{}",
+                opts.host, opts.port
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("flume-fast avro-client: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn loadgen(opts: LoadOptions) -> ExitCode {
+    init_logging("warn");
+    match flume_fast::tools::loadgen::run(&opts) {
+        Ok(s) => {
+            eprintln!(
+                "{} events acknowledged in {:.2}s: {:.0} events/s, {:.2} MB/s, batch latency p50 {:.3} ms, p99 {:.3} ms{}",
+                s.acked,
+                s.seconds,
+                s.events_per_sec,
+                s.mb_per_sec,
+                s.p50_ms,
+                s.p99_ms,
+                if s.failed_batches > 0 {
+                    format!(", {} batches not acknowledged", s.failed_batches)
+                } else {
+                    String::new()
+                }
+            );
+            println!("{}", s.json(&opts));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("flume-fast loadgen: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
     }
 }
 

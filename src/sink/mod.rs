@@ -2,6 +2,7 @@
 //! batch; taking it from the channel, committing, rolling back and backing off is the
 //! runner's job (`runner.rs`), the same for every sink.
 
+pub mod avro;
 pub mod file_roll;
 pub mod logger;
 pub mod runner;
@@ -15,6 +16,7 @@ use tokio::time::Instant;
 
 #[derive(Debug, Clone)]
 pub enum SinkKind {
+    Avro(avro::AvroSinkConfig),
     Logger(logger::LoggerConfig),
     Null { batch_size: usize },
     FileRoll(file_roll::FileRollConfig),
@@ -34,10 +36,11 @@ const NULL_TYPE: TypeInfo = TypeInfo {
     keys: NULL_KEYS,
 };
 
-pub static TYPES: &[TypeInfo] = &[logger::TYPE, NULL_TYPE, file_roll::TYPE];
+pub static TYPES: &[TypeInfo] = &[avro::TYPE, logger::TYPE, NULL_TYPE, file_roll::TYPE];
 
 pub fn configure(info: &TypeInfo, k: &mut Keys) -> Result<SinkKind, ConfigError> {
     Ok(match info.name() {
+        "avro" => SinkKind::Avro(avro::AvroSinkConfig::from_keys(k)?),
         "logger" => SinkKind::Logger(logger::LoggerConfig::from_keys(k)?),
         "null" => SinkKind::Null {
             batch_size: k.usize("batchSize")?,
@@ -49,6 +52,8 @@ pub fn configure(info: &TypeInfo, k: &mut Keys) -> Result<SinkKind, ConfigError>
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
+    #[error(transparent)]
+    Avro(#[from] avro::AvroSinkError),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -59,6 +64,7 @@ pub enum SinkError {
 impl SinkKind {
     pub fn batch_size(&self) -> usize {
         match self {
+            SinkKind::Avro(c) => c.batch_size,
             SinkKind::Logger(c) => c.batch_size,
             SinkKind::Null { batch_size } => *batch_size,
             SinkKind::FileRoll(c) => c.batch_size,
@@ -68,6 +74,7 @@ impl SinkKind {
     /// Opens this shard's instance; errors here stop the agent at start.
     pub fn open(&self, name: &str, shard: usize) -> Result<Sink, SinkError> {
         Ok(match self {
+            SinkKind::Avro(c) => Sink::Avro(avro::AvroSink::new(c)),
             SinkKind::Logger(c) => Sink::Logger(name.to_string(), c.clone()),
             SinkKind::Null { .. } => Sink::Null,
             SinkKind::FileRoll(c) => Sink::FileRoll(file_roll::FileRollSink::open(c, shard)?),
@@ -77,6 +84,7 @@ impl SinkKind {
 
 /// One shard's running sink.
 pub enum Sink {
+    Avro(avro::AvroSink),
     Logger(String, logger::LoggerConfig),
     Null,
     FileRoll(file_roll::FileRollSink),
@@ -86,6 +94,7 @@ impl Sink {
     /// Writes a batch; `Ok` means the destination has it and the take may commit.
     pub async fn process(&mut self, events: &[Event]) -> Result<(), SinkError> {
         match self {
+            Sink::Avro(s) => Ok(s.process(events).await?),
             Sink::Logger(name, cfg) => {
                 logger::log(name, cfg, events);
                 Ok(())
@@ -110,8 +119,10 @@ impl Sink {
     }
 
     pub async fn close(&mut self) {
-        if let Sink::FileRoll(s) = self {
-            s.close().await;
+        match self {
+            Sink::FileRoll(s) => s.close().await,
+            Sink::Avro(s) => s.close(),
+            _ => {}
         }
     }
 }

@@ -2,6 +2,7 @@
 //! per-shard running part. Network sources bind on every shard (SO_REUSEPORT); single-stream
 //! sources (seq, stress) run on the one shard their name hashes to.
 
+pub mod avro;
 pub mod netcat;
 pub mod netcat_udp;
 pub mod seq;
@@ -18,16 +19,24 @@ use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub enum SourceKind {
+    Avro(avro::AvroSourceConfig),
     Netcat(netcat::NetcatConfig),
     NetcatUdp(netcat_udp::NetcatUdpConfig),
     Seq(seq::SeqConfig),
     Stress(stress::StressConfig),
 }
 
-pub static TYPES: &[TypeInfo] = &[netcat::TYPE, netcat_udp::TYPE, seq::TYPE, stress::TYPE];
+pub static TYPES: &[TypeInfo] = &[
+    avro::TYPE,
+    netcat::TYPE,
+    netcat_udp::TYPE,
+    seq::TYPE,
+    stress::TYPE,
+];
 
 pub fn configure(info: &TypeInfo, k: &mut Keys) -> Result<SourceKind, ConfigError> {
     Ok(match info.name() {
+        "avro" => SourceKind::Avro(avro::AvroSourceConfig::from_keys(k)?),
         "netcat" => SourceKind::Netcat(netcat::NetcatConfig::from_keys(k)?),
         "netcatudp" => SourceKind::NetcatUdp(netcat_udp::NetcatUdpConfig::from_keys(k)?),
         "seq" => SourceKind::Seq(seq::SeqConfig::from_keys(k)?),
@@ -51,6 +60,7 @@ impl SourceKind {
 
     pub fn listen(&self) -> std::io::Result<Listen> {
         Ok(match self {
+            SourceKind::Avro(c) => Listen::Tcp(crate::runtime::socket::resolve(&c.bind, c.port)?),
             SourceKind::Netcat(c) => Listen::Tcp(crate::runtime::socket::resolve(&c.bind, c.port)?),
             SourceKind::NetcatUdp(c) => {
                 Listen::Udp(crate::runtime::socket::resolve(&c.bind, c.port)?)
@@ -62,6 +72,7 @@ impl SourceKind {
     /// Acquires what the source needs before the shard reports ready (sockets).
     pub fn bind(&self) -> std::io::Result<Bound> {
         Ok(match self {
+            SourceKind::Avro(c) => Bound::Avro(avro::bind(c)?),
             SourceKind::Netcat(c) => Bound::Netcat(netcat::bind(c)?),
             SourceKind::NetcatUdp(c) => Bound::NetcatUdp(netcat_udp::bind(c)?),
             SourceKind::Seq(c) => Bound::Seq(c.clone()),
@@ -72,6 +83,7 @@ impl SourceKind {
 
 /// A source of one shard, ready to run.
 pub enum Bound {
+    Avro(avro::Listening),
     Netcat(netcat::Listening),
     NetcatUdp(netcat_udp::Listening),
     Seq(seq::SeqConfig),
@@ -104,6 +116,7 @@ impl SourceCtx {
 impl Bound {
     pub async fn run(self, ctx: Rc<SourceCtx>) {
         match self {
+            Bound::Avro(l) => avro::run(l, ctx).await,
             Bound::Netcat(l) => netcat::run(l, ctx).await,
             Bound::NetcatUdp(l) => netcat_udp::run(l, ctx).await,
             Bound::Seq(c) => seq::run(c, ctx).await,

@@ -1,0 +1,313 @@
+//! Avro's binary encoding, reduced to what Flume's protocol and the IPC handshake use:
+//! zig-zag varints, length-prefixed bytes and strings, fixed, unions and map/array blocks.
+//!
+//! `Reader` reads across the buffers of one Netty frame. Java's `ByteBufferOutputStream`
+//! cuts a message into 8 KiB buffers regardless of value boundaries, so a value can straddle
+//! two buffers: such a value is copied into a fresh `Bytes` (at most one per buffer
+//! boundary); every other `bytes`/`string` value is a zero-copy slice of its buffer.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use bytestring::ByteString;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("message ends early (needed {needed} more bytes)")]
+    Truncated { needed: usize },
+    #[error("malformed varint (more than 10 bytes)")]
+    BadVarint,
+    #[error("negative length {0}")]
+    NegativeLength(i64),
+    #[error("length {len} exceeds the {remaining} bytes left in the frame")]
+    LengthTooLarge { len: i64, remaining: usize },
+    #[error("{what}: index {index} is out of range")]
+    BadIndex { what: &'static str, index: i64 },
+    #[error("{0} trailing bytes after the message")]
+    Trailing(usize),
+}
+
+/// A cursor over the buffers of one frame.
+pub struct Reader<'a> {
+    segs: &'a [Bytes],
+    seg: usize,
+    pos: usize,
+    remaining: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(segs: &'a [Bytes]) -> Self {
+        let mut r = Reader {
+            segs,
+            seg: 0,
+            pos: 0,
+            remaining: segs.iter().map(Bytes::len).sum(),
+        };
+        r.skip_empty();
+        r
+    }
+
+    /// Bytes not yet read.
+    pub fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    fn skip_empty(&mut self) {
+        while self.seg < self.segs.len() && self.pos == self.segs[self.seg].len() {
+            self.seg += 1;
+            self.pos = 0;
+        }
+    }
+
+    fn current(&self) -> &'a [u8] {
+        match self.segs.get(self.seg) {
+            Some(s) => &s[self.pos..],
+            None => &[],
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.pos += n;
+        self.remaining -= n;
+        self.skip_empty();
+    }
+
+    pub fn read_byte(&mut self) -> Result<u8, DecodeError> {
+        let b = *self
+            .current()
+            .first()
+            .ok_or(DecodeError::Truncated { needed: 1 })?;
+        self.advance(1);
+        Ok(b)
+    }
+
+    pub fn read_long(&mut self) -> Result<i64, DecodeError> {
+        let cur = self.current();
+        // Fast path: the whole varint is in this buffer (almost always).
+        let mut v: u64 = 0;
+        for (i, &b) in cur.iter().take(10).enumerate() {
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                self.advance(i + 1);
+                return Ok(zigzag_decode(v));
+            }
+        }
+        if cur.len() >= 10 {
+            return Err(DecodeError::BadVarint);
+        }
+        // The varint straddles a buffer boundary: take it byte by byte.
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let b = self.read_byte()?;
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(zigzag_decode(v));
+            }
+        }
+        Err(DecodeError::BadVarint)
+    }
+
+    /// A length or count: non-negative, and no larger than what is left to read (so a
+    /// hostile length can never make us allocate more than the frame holds).
+    pub fn read_len(&mut self) -> Result<usize, DecodeError> {
+        let len = self.read_long()?;
+        if len < 0 {
+            return Err(DecodeError::NegativeLength(len));
+        }
+        if len as u64 > self.remaining as u64 {
+            return Err(DecodeError::LengthTooLarge {
+                len,
+                remaining: self.remaining,
+            });
+        }
+        Ok(len as usize)
+    }
+
+    /// `n` raw bytes: a slice of the frame when they lie in one buffer, else a copy.
+    pub fn read_raw(&mut self, n: usize) -> Result<Bytes, DecodeError> {
+        if n > self.remaining {
+            return Err(DecodeError::Truncated {
+                needed: n - self.remaining,
+            });
+        }
+        if n == 0 {
+            return Ok(Bytes::new());
+        }
+        let seg = &self.segs[self.seg];
+        if seg.len() - self.pos >= n {
+            let out = seg.slice(self.pos..self.pos + n);
+            self.advance(n);
+            return Ok(out);
+        }
+        let mut out = BytesMut::with_capacity(n);
+        while out.len() < n {
+            let cur = self.current();
+            let take = cur.len().min(n - out.len());
+            out.extend_from_slice(&cur[..take]);
+            self.advance(take);
+        }
+        Ok(out.freeze())
+    }
+
+    pub fn read_bytes(&mut self) -> Result<Bytes, DecodeError> {
+        let n = self.read_len()?;
+        self.read_raw(n)
+    }
+
+    /// An Avro string. Invalid UTF-8 is replaced (U+FFFD), as Java's decoder does; only
+    /// then is it copied.
+    pub fn read_string(&mut self) -> Result<ByteString, DecodeError> {
+        let b = self.read_bytes()?;
+        if std::str::from_utf8(&b).is_ok() {
+            // SAFETY: just checked to be UTF-8.
+            return Ok(unsafe { ByteString::from_bytes_unchecked(b) });
+        }
+        Ok(ByteString::from(String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    pub fn read_bool(&mut self) -> Result<bool, DecodeError> {
+        match self.read_byte()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => Err(DecodeError::BadIndex {
+                what: "boolean",
+                index: i64::from(b),
+            }),
+        }
+    }
+
+    pub fn read_fixed16(&mut self) -> Result<[u8; 16], DecodeError> {
+        let b = self.read_raw(16)?;
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&b);
+        Ok(out)
+    }
+
+    /// A union branch or enum symbol index, checked against the number of branches.
+    pub fn read_index(&mut self, what: &'static str, count: i64) -> Result<i64, DecodeError> {
+        let i = self.read_long()?;
+        if !(0..count).contains(&i) {
+            return Err(DecodeError::BadIndex { what, index: i });
+        }
+        Ok(i)
+    }
+
+    /// The item count of the next map/array block (0 ends the map/array). A negative count
+    /// is followed by the block's byte size, which we do not need.
+    pub fn read_block_count(&mut self) -> Result<usize, DecodeError> {
+        let n = self.read_long()?;
+        let n = if n < 0 {
+            self.read_long()?;
+            n.checked_neg().ok_or(DecodeError::NegativeLength(n))?
+        } else {
+            n
+        };
+        // Every item takes at least one byte, so a count above what is left is a lie.
+        if n as u64 > self.remaining as u64 {
+            return Err(DecodeError::LengthTooLarge {
+                len: n,
+                remaining: self.remaining,
+            });
+        }
+        Ok(n as usize)
+    }
+
+    /// Reads a `map<bytes>` (call and handshake metadata), which Flume never sets.
+    pub fn skip_bytes_map(&mut self) -> Result<(), DecodeError> {
+        loop {
+            let n = self.read_block_count()?;
+            if n == 0 {
+                return Ok(());
+            }
+            for _ in 0..n {
+                let k = self.read_len()?;
+                self.read_raw(k)?;
+                let v = self.read_len()?;
+                self.read_raw(v)?;
+            }
+        }
+    }
+
+    pub fn expect_end(&self) -> Result<(), DecodeError> {
+        match self.remaining {
+            0 => Ok(()),
+            n => Err(DecodeError::Trailing(n)),
+        }
+    }
+}
+
+pub fn zigzag_decode(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+pub fn put_long(out: &mut BytesMut, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    let mut buf = [0u8; 10];
+    let mut i = 0;
+    while z >= 0x80 {
+        buf[i] = (z as u8) | 0x80;
+        z >>= 7;
+        i += 1;
+    }
+    buf[i] = z as u8;
+    out.put_slice(&buf[..=i]);
+}
+
+pub fn put_bytes(out: &mut BytesMut, b: &[u8]) {
+    put_long(out, b.len() as i64);
+    out.put_slice(b);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip_including_across_buffers() {
+        for v in [0i64, -1, 1, 63, -64, 64, 300, -300, i64::MAX, i64::MIN] {
+            let mut out = BytesMut::new();
+            put_long(&mut out, v);
+            let whole = out.freeze();
+            assert_eq!(Reader::new(std::slice::from_ref(&whole)).read_long(), Ok(v));
+            for cut in 0..=whole.len() {
+                let segs = [whole.slice(..cut), whole.slice(cut..)];
+                let mut r = Reader::new(&segs);
+                assert_eq!(r.read_long(), Ok(v), "cut at {cut}");
+                assert_eq!(r.remaining(), 0);
+            }
+        }
+    }
+
+    #[test]
+    fn values_in_one_buffer_are_slices_and_straddling_values_are_copies() {
+        let mut out = BytesMut::new();
+        put_bytes(&mut out, b"hello");
+        put_bytes(&mut out, b"world");
+        let whole = out.freeze();
+        let segs = [whole.slice(..9), whole.slice(9..)];
+        let mut r = Reader::new(&segs);
+        let a = r.read_bytes().unwrap();
+        assert_eq!(&a[..], b"hello");
+        assert_eq!(a.as_ptr(), segs[0][1..].as_ptr());
+        assert_eq!(&r.read_bytes().unwrap()[..], b"world");
+        r.expect_end().unwrap();
+    }
+
+    #[test]
+    fn hostile_lengths_are_refused_before_allocating() {
+        let mut out = BytesMut::new();
+        put_long(&mut out, 1 << 40);
+        let segs = [out.freeze()];
+        assert!(matches!(
+            Reader::new(&segs).read_bytes(),
+            Err(DecodeError::LengthTooLarge { .. })
+        ));
+        let mut out = BytesMut::new();
+        put_long(&mut out, -5);
+        let segs = [out.freeze()];
+        assert_eq!(
+            Reader::new(&segs).read_bytes(),
+            Err(DecodeError::NegativeLength(-5))
+        );
+        let segs = [Bytes::from_static(&[0xff; 11])];
+        assert_eq!(Reader::new(&segs).read_long(), Err(DecodeError::BadVarint));
+    }
+}

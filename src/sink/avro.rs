@@ -1,0 +1,232 @@
+//! The avro sink (`avro`, `org.apache.flume.sink.AvroSink`): sends each batch to another
+//! agent's avro source as one `appendBatch` call and reports success only when the peer
+//! answered OK, so the runner commits the take only then. FAILED, an error reply, a
+//! timeout or a broken connection are errors: the runner rolls back and backs off, and the
+//! next batch reconnects.
+
+use crate::avro_rpc::client::{ClientConn, ClientReply};
+use crate::avro_rpc::conn::{self, Compression, FrameReader, FrameWriter, ReadError};
+use crate::avro_rpc::protocol::Status;
+use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
+use crate::config::ConfigError;
+use crate::event::Event;
+use bytes::BytesMut;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_uring::net::TcpStream;
+
+const KEYS: &[KeySpec] = &[
+    KeySpec::required("hostname", KeyKind::Str, "Host name or IP address of the avro source to send to"),
+    KeySpec::required("port", KeyKind::PORT, "Port of the avro source"),
+    KeySpec::new("batch-size", KeyKind::POSITIVE, Some("100"), "Events per take transaction and per appendBatch call"),
+    KeySpec::new("connect-timeout", KeyKind::POSITIVE, Some("20000"), "Milliseconds to wait for the connection and handshake"),
+    KeySpec::new("request-timeout", KeyKind::POSITIVE, Some("20000"), "Milliseconds to wait for the answer to a batch"),
+    KeySpec::new(
+        "reset-connection-interval",
+        KeyKind::NON_NEGATIVE,
+        Some("0"),
+        "Seconds after which the connection is replaced by a new one (lets a load balancer rebalance); 0 never",
+    ),
+    KeySpec::new(
+        "compression-type",
+        KeyKind::Choice(&["none", "deflate"]),
+        Some("none"),
+        "deflate: the connection is a zlib stream both ways (the source must match)",
+    ),
+    KeySpec::new("compression-level", KeyKind::int(0, 9), Some("6"), "zlib level for deflate (0 none .. 9 best)"),
+    KeySpec::new("ssl", KeyKind::Bool, Some("false"), "TLS (not supported yet: must be false)"),
+    KeySpec::ignored("trust-all-certs", "TLS: trust any server certificate (TLS is not supported yet)"),
+    KeySpec::ignored("truststore", "TLS trust store (TLS is not supported yet)"),
+    KeySpec::ignored("truststore-password", "TLS trust store password (TLS is not supported yet)"),
+    KeySpec::ignored("truststore-type", "TLS trust store type (TLS is not supported yet)"),
+    KeySpec::ignored("exclude-protocols", "TLS protocols to exclude (TLS is not supported yet)"),
+    KeySpec::ignored("include-protocols", "TLS protocols to include (TLS is not supported yet)"),
+    KeySpec::ignored("exclude-cipher-suites", "TLS cipher suites to exclude (TLS is not supported yet)"),
+    KeySpec::ignored("include-cipher-suites", "TLS cipher suites to include (TLS is not supported yet)"),
+    KeySpec::ignored("maxIoWorkers", "Netty I/O threads (flume-fast uses the shard's own loop)"),
+];
+
+pub const TYPE: TypeInfo = TypeInfo {
+    aliases: &["avro"],
+    class: "org.apache.flume.sink.AvroSink",
+    doc: "Sends events to another agent's avro source over Flume's Avro RPC.",
+    keys: KEYS,
+};
+
+/// Replies are a few bytes; anything near this is not a reply.
+const MAX_REPLY_FRAME: usize = 1 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvroSinkConfig {
+    pub hostname: String,
+    pub port: u16,
+    pub batch_size: usize,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub reset_interval: Option<Duration>,
+    pub compression: Compression,
+}
+
+impl AvroSinkConfig {
+    pub fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
+        let hostname = k.str("hostname")?;
+        let port = k.int("port")? as u16;
+        let batch_size = k.usize("batch-size")?;
+        let connect_timeout = Duration::from_millis(k.int("connect-timeout")? as u64);
+        let request_timeout = Duration::from_millis(k.int("request-timeout")? as u64);
+        let reset = k.secs("reset-connection-interval")?;
+        let deflate = k.choice("compression-type")? == "deflate";
+        let level = k.int("compression-level")? as u32;
+        if k.bool("ssl")? {
+            return Err(k.invalid(
+                "ssl",
+                "ssl = true is not supported yet by flume-fast's avro sink; set ssl = false",
+            ));
+        }
+        Ok(AvroSinkConfig {
+            hostname,
+            port,
+            batch_size,
+            connect_timeout,
+            request_timeout,
+            reset_interval: (!reset.is_zero()).then_some(reset),
+            compression: if deflate {
+                Compression::Deflate(level)
+            } else {
+                Compression::None
+            },
+        })
+    }
+
+    fn target(&self) -> String {
+        format!("{}:{}", self.hostname, self.port)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AvroSinkError {
+    #[error("cannot connect to {target}: {source}")]
+    Connect {
+        target: String,
+        source: std::io::Error,
+    },
+    #[error("{target} answered {status:?} (its channel refused the batch)")]
+    Refused { target: String, status: Status },
+    #[error("no answer from {target} within {timeout:?}")]
+    Timeout { target: String, timeout: Duration },
+    #[error("connection to {target} failed: {msg}")]
+    Connection { target: String, msg: String },
+}
+
+struct Connected {
+    stream: TcpStream,
+    reader: FrameReader,
+    writer: FrameWriter,
+    client: ClientConn,
+    since: Instant,
+    buf: BytesMut,
+}
+
+pub struct AvroSink {
+    cfg: AvroSinkConfig,
+    conn: Option<Connected>,
+}
+
+impl AvroSink {
+    pub fn new(cfg: &AvroSinkConfig) -> Self {
+        AvroSink {
+            cfg: cfg.clone(),
+            conn: None,
+        }
+    }
+
+    pub async fn process(&mut self, events: &[Event]) -> Result<(), AvroSinkError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        if let (Some(c), Some(every)) = (&self.conn, self.cfg.reset_interval) {
+            if c.since.elapsed() >= every {
+                tracing::debug!("resetting the connection to {}", self.cfg.target());
+                self.conn = None;
+            }
+        }
+        if self.conn.is_none() {
+            let (stream, _) =
+                conn::connect(&self.cfg.hostname, self.cfg.port, self.cfg.connect_timeout)
+                    .await
+                    .map_err(|source| AvroSinkError::Connect {
+                        target: self.cfg.target(),
+                        source,
+                    })?;
+            self.conn = Some(Connected {
+                stream,
+                reader: FrameReader::new(MAX_REPLY_FRAME, self.cfg.compression),
+                writer: FrameWriter::new(self.cfg.compression),
+                client: ClientConn::new(false),
+                since: Instant::now(),
+                buf: BytesMut::new(),
+            });
+        }
+        let c = self.conn.as_mut().expect("connected above");
+        // The first call also carries the handshake: give it the connect timeout too.
+        let timeout = if c.client.established() {
+            self.cfg.request_timeout
+        } else {
+            self.cfg.request_timeout + self.cfg.connect_timeout
+        };
+        let target = self.cfg.target();
+        let result = match tokio::time::timeout(timeout, call(c, events, &target)).await {
+            Ok(r) => r,
+            Err(_) => Err(AvroSinkError::Timeout {
+                target: self.cfg.target(),
+                timeout,
+            }),
+        };
+        match result {
+            Ok(Status::Ok) => Ok(()),
+            Ok(status) => Err(AvroSinkError::Refused {
+                target: self.cfg.target(),
+                status,
+            }),
+            Err(e) => {
+                // Whatever state the stream is in, it cannot be trusted: start afresh.
+                self.conn = None;
+                Err(e)
+            }
+        }
+    }
+
+    pub fn close(&mut self) {
+        self.conn = None;
+    }
+}
+
+/// One call: send the batch, read the answer (resending once with our protocol if the
+/// server asks for it).
+async fn call(c: &mut Connected, events: &[Event], target: &str) -> Result<Status, AvroSinkError> {
+    let broken = |msg: String| AvroSinkError::Connection {
+        target: target.to_string(),
+        msg,
+    };
+    for _ in 0..2 {
+        let mut buf = std::mem::take(&mut c.buf);
+        c.client.encode_batch(events, &mut buf);
+        c.buf = c
+            .writer
+            .send(&c.stream, buf)
+            .await
+            .map_err(|e| broken(format!("write failed: {e}")))?;
+        let frame = match c.reader.next(&c.stream).await {
+            Ok(Some(f)) => f,
+            Ok(None) => return Err(broken("the peer closed the connection".into())),
+            Err(ReadError::Io(e)) => return Err(broken(format!("read failed: {e}"))),
+            Err(e) => return Err(broken(e.to_string())),
+        };
+        match c.client.on_frame(&frame) {
+            Ok(ClientReply::Status { status, .. }) => return Ok(status),
+            Ok(ClientReply::Resend) => continue,
+            Err(e) => return Err(broken(e.to_string())),
+        }
+    }
+    Err(broken("handshake did not complete".into()))
+}

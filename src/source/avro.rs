@@ -1,0 +1,441 @@
+//! The avro source (`avro`, `org.apache.flume.source.AvroSource`): serves Flume's Avro RPC
+//! (`append`, `appendBatch`) on a TCP port, on every shard (SO_REUSEPORT). Each request's
+//! events go to the channels in one transaction; the reply is OK only after the commit and
+//! FAILED when a channel refuses them (the client then retries, as Flume's clients do).
+//!
+//! A connection that sends something we cannot serve (garbage, a frame above
+//! `max-frame-size`, a truncated frame, an unknown message, an incompatible protocol) is
+//! closed with a log line naming the peer and the reason; the others carry on.
+
+use super::SourceCtx;
+use crate::avro_rpc::conn::{Compression, FrameReader, FrameWriter};
+use crate::avro_rpc::protocol::Status;
+use crate::avro_rpc::server::{Request, ServerConn};
+use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
+use crate::config::ConfigError;
+use bytes::BytesMut;
+use std::cell::Cell;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio_uring::net::TcpStream;
+
+const KEYS: &[KeySpec] = &[
+    KeySpec::required("bind", KeyKind::Str, "Host name or IP address to listen on"),
+    KeySpec::required("port", KeyKind::PORT, "Port to listen on"),
+    KeySpec::new(
+        "threads",
+        KeyKind::NON_NEGATIVE,
+        Some("0"),
+        "Maximum concurrent connections over all shards (0: no limit); Flume's worker-thread cap",
+    ),
+    KeySpec::new(
+        "compression-type",
+        KeyKind::Choice(&["none", "deflate"]),
+        Some("none"),
+        "deflate: the connection is a zlib stream both ways (the client must match)",
+    ),
+    KeySpec::new(
+        "ipFilter",
+        KeyKind::Bool,
+        Some("false"),
+        "Filter connecting clients by ipFilterRules",
+    ),
+    KeySpec::new(
+        "ipFilterRules",
+        KeyKind::Str,
+        None,
+        "Comma-separated <allow|deny>:<ip|name>:<pattern> rules (* and ? wildcards); first match wins, no match allows",
+    ),
+    KeySpec::new(
+        "ssl",
+        KeyKind::Bool,
+        Some("false"),
+        "TLS (not supported yet: must be false)",
+    ),
+    KeySpec::ignored("keystore", "Keystore for ssl (TLS is not supported yet)"),
+    KeySpec::ignored(
+        "keystore-password",
+        "Keystore password for ssl (TLS is not supported yet)",
+    ),
+    KeySpec::ignored(
+        "keystore-type",
+        "Keystore type for ssl (TLS is not supported yet)",
+    ),
+    KeySpec::ignored(
+        "exclude-protocols",
+        "TLS protocols to exclude (TLS is not supported yet)",
+    ),
+    KeySpec::ignored(
+        "include-protocols",
+        "TLS protocols to include (TLS is not supported yet)",
+    ),
+    KeySpec::ignored(
+        "exclude-cipher-suites",
+        "TLS cipher suites to exclude (TLS is not supported yet)",
+    ),
+    KeySpec::ignored(
+        "include-cipher-suites",
+        "TLS cipher suites to include (TLS is not supported yet)",
+    ),
+    KeySpec::new(
+        "max-frame-size",
+        KeyKind::int(1024, 1 << 30),
+        Some("67108864"),
+        "flume-fast: largest request (bytes, after decompression); a bigger one closes the connection",
+    ),
+];
+
+pub const TYPE: TypeInfo = TypeInfo {
+    aliases: &["avro"],
+    class: "org.apache.flume.source.AvroSource",
+    doc: "Receives events over Flume's Avro RPC (from avro sinks, avro-client, Flume SDK clients).",
+    keys: KEYS,
+};
+
+#[derive(Debug, Clone)]
+pub struct AvroSourceConfig {
+    pub bind: String,
+    pub port: u16,
+    /// 0: unlimited.
+    pub max_connections: usize,
+    pub compression: Compression,
+    pub ip_rules: Option<Vec<IpRule>>,
+    pub max_frame: usize,
+    /// Connections open over all shards (shared: touched only at connect and close).
+    open: Arc<AtomicUsize>,
+}
+
+impl AvroSourceConfig {
+    pub fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
+        let bind = k.str("bind")?;
+        let port = k.int("port")? as u16;
+        let max_connections = k.usize("threads")?;
+        let compression = match k.choice("compression-type")?.as_str() {
+            "deflate" => Compression::Deflate(6),
+            _ => Compression::None,
+        };
+        let ip_rules = if k.bool("ipFilter")? {
+            let text = k.str("ipFilterRules")?;
+            if text.trim().is_empty() {
+                return Err(k.invalid("ipFilter", "ipFilter is true but ipFilterRules is not set"));
+            }
+            Some(parse_rules(&text).map_err(|e| k.invalid("ipFilterRules", e))?)
+        } else {
+            k.opt_str("ipFilterRules")?;
+            None
+        };
+        if k.bool("ssl")? {
+            return Err(k.invalid(
+                "ssl",
+                "ssl = true is not supported yet by flume-fast's avro source; set ssl = false \
+                 (or terminate TLS in front of the agent)",
+            ));
+        }
+        let max_frame = k.usize("max-frame-size")?;
+        Ok(AvroSourceConfig {
+            bind,
+            port,
+            max_connections,
+            compression,
+            ip_rules,
+            max_frame,
+            open: Arc::default(),
+        })
+    }
+}
+
+/// One `allow|deny:ip|name:pattern` rule of Flume's `ipFilterRules`.
+#[derive(Debug, Clone)]
+pub struct IpRule {
+    pub allow: bool,
+    pub by_name: bool,
+    /// `n:localhost`: matches this host's own addresses (Flume's special case).
+    localhost: bool,
+    pattern: regex::Regex,
+}
+
+/// Parses Flume's rule list (`AvroSource.generateRule` + Netty's `PatternRule`).
+pub fn parse_rules(text: &str) -> Result<Vec<IpRule>, String> {
+    text.split(',')
+        .map(|r| {
+            let r = r.trim();
+            let bad = || {
+                format!(
+                    "invalid ipFilter rule '{r}': should look like <allow|deny>:<ip|name>:<pattern>"
+                )
+            };
+            let (access, rest) = r.split_once(':').ok_or_else(bad)?;
+            let (kind, pattern) = rest.split_once(':').ok_or_else(bad)?;
+            let allow = match access {
+                "allow" => true,
+                "deny" => false,
+                _ => return Err(bad()),
+            };
+            let by_name = match kind {
+                "ip" => false,
+                "name" => true,
+                _ => return Err(bad()),
+            };
+            let localhost = by_name && pattern == "localhost";
+            // As PatternRule: '.' literal, '*' any run, '?' any one character.
+            let re = format!(
+                "^(?:{})$",
+                regex::escape(pattern)
+                    .replace(r"\*", ".*")
+                    .replace(r"\?", ".")
+            );
+            let pattern = regex::Regex::new(&re).map_err(|e| format!("{}: {e}", bad()))?;
+            Ok(IpRule {
+                allow,
+                by_name,
+                localhost,
+                pattern,
+            })
+        })
+        .collect()
+}
+
+/// Whether a client may connect: the first matching rule decides, no match allows (as
+/// Netty's `RuleBasedIpFilter`). Name rules need the peer's name: a reverse lookup, done
+/// off the shard's loop and only when such a rule is reached.
+pub async fn allowed(rules: &[IpRule], ip: IpAddr) -> bool {
+    let mut name: Option<Option<String>> = None;
+    for rule in rules {
+        let hit = if rule.localhost {
+            ip.is_loopback() || local_addresses().contains(&ip)
+        } else if rule.by_name {
+            if name.is_none() {
+                name = Some(reverse_lookup(ip).await);
+            }
+            name.as_ref()
+                .and_then(|n| n.as_deref())
+                .is_some_and(|n| rule.pattern.is_match(n))
+        } else {
+            rule.pattern.is_match(&ip.to_string())
+        };
+        if hit {
+            return rule.allow;
+        }
+    }
+    true
+}
+
+fn local_addresses() -> Vec<IpAddr> {
+    use std::net::ToSocketAddrs;
+    (crate::runtime::host::hostname().as_str(), 0)
+        .to_socket_addrs()
+        .map(|a| a.map(|s| s.ip()).collect())
+        .unwrap_or_default()
+}
+
+async fn reverse_lookup(ip: IpAddr) -> Option<String> {
+    tokio::task::spawn_blocking(move || {
+        let sa: socket2::SockAddr = SocketAddr::new(ip, 0).into();
+        let mut host = [0 as libc::c_char; 1025];
+        // SAFETY: sa is a valid sockaddr of the given length; host is writable for its
+        // length; no service buffer is requested.
+        let rc = unsafe {
+            libc::getnameinfo(
+                sa.as_ptr().cast(),
+                sa.len(),
+                host.as_mut_ptr(),
+                host.len() as libc::socklen_t,
+                std::ptr::null_mut(),
+                0,
+                0,
+            )
+        };
+        if rc != 0 {
+            return None;
+        }
+        // SAFETY: getnameinfo wrote a NUL-terminated string on success.
+        let s = unsafe { std::ffi::CStr::from_ptr(host.as_ptr()) };
+        Some(s.to_string_lossy().into_owned())
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+pub struct Listening {
+    listener: std::net::TcpListener,
+    cfg: AvroSourceConfig,
+}
+
+pub fn bind(cfg: &AvroSourceConfig) -> std::io::Result<Listening> {
+    let addr = crate::runtime::socket::resolve(&cfg.bind, cfg.port)?;
+    Ok(Listening {
+        listener: crate::runtime::socket::tcp_listener(addr)?,
+        cfg: cfg.clone(),
+    })
+}
+
+/// Releases a connection slot when the connection task ends, however it ends.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub async fn run(l: Listening, ctx: Rc<SourceCtx>) {
+    let listener = tokio_uring::net::TcpListener::from_std(l.listener);
+    let cfg = Rc::new(l.cfg);
+    let open = Rc::new(Cell::new(0usize));
+    let closed = Rc::new(crate::channel::LocalNotify::default());
+    loop {
+        let accepted = tokio::select! {
+            _ = ctx.stop.wait() => break,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(source = %ctx.name, "accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let now = cfg.open.fetch_add(1, Ordering::Relaxed) + 1;
+        let slot = Slot(cfg.open.clone());
+        if cfg.max_connections > 0 && now > cfg.max_connections {
+            tracing::warn!(source = %ctx.name, %peer, "refusing connection: {} connections already open (threads = {})", now - 1, cfg.max_connections);
+            continue;
+        }
+        open.set(open.get() + 1);
+        let (ctx, cfg, open, closed) = (ctx.clone(), cfg.clone(), open.clone(), closed.clone());
+        tokio_uring::spawn(async move {
+            let _slot = slot;
+            let admitted = match &cfg.ip_rules {
+                Some(rules) => allowed(rules, peer.ip()).await,
+                None => true,
+            };
+            if admitted {
+                connection(stream, peer, &cfg, &ctx).await;
+            } else {
+                tracing::warn!(source = %ctx.name, %peer, "connection refused by ipFilterRules");
+            }
+            open.set(open.get() - 1);
+            closed.notify_all();
+        });
+    }
+    drop(listener);
+    while open.get() > 0 {
+        closed.notified().await;
+    }
+}
+
+async fn connection(stream: TcpStream, peer: SocketAddr, cfg: &AvroSourceConfig, ctx: &SourceCtx) {
+    let _ = stream.set_nodelay(true);
+    let mut reader = FrameReader::new(cfg.max_frame, cfg.compression);
+    let mut writer = FrameWriter::new(cfg.compression);
+    let mut server = ServerConn::new();
+    let mut out = BytesMut::with_capacity(256);
+    let mut failing = false;
+    loop {
+        let next = tokio::select! {
+            _ = ctx.stop.wait() => return,
+            r = reader.next(&stream) => r,
+        };
+        let frame = match next {
+            Ok(Some(f)) => f,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(source = %ctx.name, %peer, "closing the connection: {e}");
+                return;
+            }
+        };
+        let mut call = match server.on_frame(&frame) {
+            Ok(call) => call,
+            Err(rejected) => {
+                tracing::warn!(source = %ctx.name, %peer, "closing the connection: {}", rejected.error);
+                out.extend_from_slice(&rejected.reply);
+                let _ = writer.send(&stream, out).await;
+                return;
+            }
+        };
+        drop(frame);
+        let events = match call.request {
+            Request::Reply(ref bytes) => {
+                out.extend_from_slice(bytes);
+                match writer.send(&stream, out).await {
+                    Ok(b) => out = b,
+                    Err(_) => return,
+                }
+                continue;
+            }
+            Request::Events { ref mut events, .. } => std::mem::take(events),
+        };
+        let n = events.len();
+        let status = match ctx.delivery.deliver(events).await {
+            Ok(()) => {
+                ctx.accepted.add(n as u64);
+                if failing {
+                    tracing::info!(source = %ctx.name, %peer, "channels accept events again");
+                    failing = false;
+                }
+                Status::Ok
+            }
+            Err(refused) => {
+                let left = refused.events.len();
+                ctx.accepted.add((n - left) as u64);
+                ctx.refused.add(left as u64);
+                if !failing {
+                    tracing::warn!(source = %ctx.name, %peer, "answering FAILED: {}", refused.error);
+                    failing = true;
+                }
+                Status::Failed
+            }
+        };
+        call.reply_status(status, &mut out);
+        match writer.send(&stream, out).await {
+            Ok(b) => out = b,
+            Err(e) => {
+                tracing::debug!(source = %ctx.name, %peer, "write failed: {e}");
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        tokio_uring::start(f)
+    }
+
+    #[test]
+    fn rules_parse_and_the_first_match_wins() {
+        let rules = parse_rules("allow:ip:127.*, deny:ip:*").unwrap();
+        run(async {
+            assert!(allowed(&rules, "127.0.0.1".parse().unwrap()).await);
+            assert!(!allowed(&rules, "10.1.2.3".parse().unwrap()).await);
+        });
+        let rules = parse_rules("deny:ip:192.168.1.?,allow:ip:192.168.*").unwrap();
+        run(async {
+            assert!(!allowed(&rules, "192.168.1.7".parse().unwrap()).await);
+            assert!(allowed(&rules, "192.168.1.70".parse().unwrap()).await);
+            // No rule matches: allowed.
+            assert!(allowed(&rules, "10.0.0.1".parse().unwrap()).await);
+        });
+        // '.' is literal, not "any character".
+        let rules = parse_rules("deny:ip:10.0.0.1").unwrap();
+        run(async { assert!(!allowed(&rules, "10.0.0.1".parse().unwrap()).await) });
+        assert!(!rules[0].pattern.is_match("10a0b0c1"));
+        let rules = parse_rules("deny:name:localhost").unwrap();
+        run(async { assert!(!allowed(&rules, "127.0.0.1".parse().unwrap()).await) });
+    }
+
+    #[test]
+    fn malformed_rules_are_refused_with_the_expected_shape() {
+        for bad in ["allow", "allow:ip", "permit:ip:*", "allow:host:*"] {
+            let e = parse_rules(bad).unwrap_err();
+            assert!(e.contains("<allow|deny>:<ip|name>:<pattern>"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! Avro RPC end to end with the real binary: agent to agent over the avro sink and source
+//! (plain and deflate), avro-client, loadgen, FAILED on a full channel, ipFilter, and
+//! hostile clients (each closed with a logged reason while a good client keeps working).
+//! Interop with Java Flume is in `avro_java.rs`.
+
+mod common;
+
+use bytes::BytesMut;
+use common::*;
+use flume_fast::avro_rpc::client::{ClientConn, ClientReply};
+use flume_fast::avro_rpc::frame::FrameDecoder;
+use flume_fast::avro_rpc::protocol::Status;
+use flume_fast::event::Event;
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn receiver_conf(port: u16, extra: &str) -> String {
+    format!(
+        "a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = avro
+a1.sources.r1.bind = 127.0.0.1
+a1.sources.r1.port = {port}
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 200000
+a1.channels.c1.transactionCapacity = 1000
+a1.sinks.k1.type = file_roll
+a1.sinks.k1.sink.directory = {{dir}}/out
+a1.sinks.k1.sink.batchSize = 1000
+a1.sinks.k1.sink.rollInterval = 0
+a1.sinks.k1.channel = c1
+{extra}"
+    )
+}
+
+fn sender_conf(port: u16, total: u64, extra: &str) -> String {
+    format!(
+        "s1.sources = r1
+s1.channels = c1
+s1.sinks = k1
+s1.sources.r1.type = seq
+s1.sources.r1.totalEvents = {total}
+s1.sources.r1.batchSize = 500
+s1.sources.r1.channels = c1
+s1.channels.c1.type = memory
+s1.channels.c1.capacity = 10000
+s1.channels.c1.transactionCapacity = 1000
+s1.sinks.k1.type = avro
+s1.sinks.k1.hostname = 127.0.0.1
+s1.sinks.k1.port = {port}
+s1.sinks.k1.batch-size = 300
+s1.sinks.k1.channel = c1
+{extra}"
+    )
+}
+
+/// Waits until `dir` holds `n` lines, then checks they are exactly 0..n.
+fn expect_sequence(dir: &std::path::Path, n: u64) {
+    wait_until(Duration::from_secs(60), "every event in the output", || {
+        (lines_in(dir).len() as u64 >= n).then_some(())
+    });
+    let got: BTreeSet<u64> = lines_in(dir)
+        .iter()
+        .map(|l| l.trim_start_matches("{} ").parse().unwrap())
+        .collect();
+    assert_eq!(got.len() as u64, n, "duplicates or gaps");
+    assert_eq!(got.last().copied(), Some(n - 1));
+}
+
+fn agent_to_agent(compression: &str) {
+    let port = free_port();
+    let extra = format!("a1.sources.r1.compression-type = {compression}");
+    let mut receiver = Agent::start(&receiver_conf(port, &extra), &["--cores", "2"]);
+    let extra =
+        format!("s1.sinks.k1.compression-type = {compression}\ns1.sinks.k1.compression-level = 1");
+    let mut sender = Agent::start(&sender_conf(port, 20_000, &extra), &[]);
+    expect_sequence(&receiver.path("out"), 20_000);
+    assert!(sender.stop().success());
+    assert!(receiver.stop().success());
+    assert!(sender.log_text().contains("k1: events.drained = 20000"));
+}
+
+#[test]
+fn avro_sink_to_avro_source_delivers_every_event() {
+    agent_to_agent("none");
+}
+
+#[test]
+fn avro_sink_to_avro_source_with_deflate() {
+    agent_to_agent("deflate");
+}
+
+#[test]
+fn the_sink_retries_until_the_receiver_comes_up() {
+    let port = free_port();
+    let mut sender = Agent::start(&sender_conf(port, 2_000, ""), &[]);
+    sender.wait_for_log("batch failed", Duration::from_secs(20));
+    let mut receiver = Agent::start(&receiver_conf(port, ""), &[]);
+    expect_sequence(&receiver.path("out"), 2_000);
+    sender.wait_for_log("sink recovered", Duration::from_secs(20));
+    assert!(sender.stop().success());
+    assert!(receiver.stop().success());
+}
+
+/// A blocking client built from the library's sans-IO client.
+struct RawClient {
+    s: TcpStream,
+    client: ClientConn,
+    dec: FrameDecoder,
+    buf: BytesMut,
+}
+
+impl RawClient {
+    fn connect(port: u16) -> RawClient {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        RawClient {
+            s,
+            client: ClientConn::new(false),
+            dec: FrameDecoder::new(1 << 20),
+            buf: BytesMut::new(),
+        }
+    }
+
+    fn send(&mut self, bodies: &[&str]) -> Status {
+        let events: Vec<Event> = bodies
+            .iter()
+            .map(|b| Event::new(bytes::Bytes::copy_from_slice(b.as_bytes())))
+            .collect();
+        let mut out = BytesMut::new();
+        self.client.encode_batch(&events, &mut out);
+        self.s.write_all(&out).unwrap();
+        loop {
+            if let Some(f) = self.dec.decode(&mut self.buf).unwrap() {
+                match self.client.on_frame(&f).unwrap() {
+                    ClientReply::Status { status, .. } => return status,
+                    ClientReply::Resend => panic!("server did not know our protocol"),
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.s.read(&mut chunk).unwrap();
+            assert!(n > 0, "server closed the connection");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// Sends `bytes` on a fresh connection and returns what the server sent back before it
+/// closed the connection (the test fails if it does not close it).
+fn send_and_expect_close(port: u16, bytes: &[u8], then_close_write: bool) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // The server may close before taking everything: a reset here is fine.
+    let _ = s.write_all(bytes);
+    if then_close_write {
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+    let mut got = Vec::new();
+    match s.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("server did not close the connection: {e}"),
+    }
+    got
+}
+
+fn frame(serial: i32, bufs: &[&[u8]]) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&serial.to_be_bytes());
+    v.extend_from_slice(&(bufs.len() as i32).to_be_bytes());
+    for b in bufs {
+        v.extend_from_slice(&(b.len() as i32).to_be_bytes());
+        v.extend_from_slice(b);
+    }
+    v
+}
+
+/// A handshake as Java sends it (our hash both ways) followed by a call of `message`.
+fn handshake_and_call(message: &str) -> Vec<u8> {
+    let mut p = BytesMut::new();
+    let hash = flume_fast::avro_rpc::protocol::PROTOCOL_MD5;
+    p.extend_from_slice(&hash);
+    p.extend_from_slice(&[0]);
+    p.extend_from_slice(&hash);
+    p.extend_from_slice(&[0, 0]);
+    flume_fast::avro_rpc::binary::put_bytes(&mut p, message.as_bytes());
+    frame(0, &[&p])
+}
+
+#[test]
+fn hostile_clients_are_closed_with_a_reason_and_others_keep_working() {
+    let port = free_port();
+    let mut agent = Agent::start(
+        &receiver_conf(port, "a1.sources.r1.max-frame-size = 1048576"),
+        &[],
+    );
+    let mut good = RawClient::connect(port);
+    assert_eq!(good.send(&["before"]), Status::Ok);
+
+    send_and_expect_close(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", false);
+    agent.wait_for_log("closing the connection: frame", Duration::from_secs(10));
+
+    // A frame declaring a 2 GiB buffer is refused on its header, before any body.
+    let mut huge = Vec::new();
+    huge.extend_from_slice(&1i32.to_be_bytes());
+    huge.extend_from_slice(&1i32.to_be_bytes());
+    huge.extend_from_slice(&i32::MAX.to_be_bytes());
+    send_and_expect_close(port, &huge, false);
+    agent.wait_for_log("above the maximum frame size", Duration::from_secs(10));
+
+    // A client that stops mid-frame.
+    let whole = handshake_and_call("appendBatch");
+    send_and_expect_close(port, &whole[..whole.len() - 3], true);
+    agent.wait_for_log("in the middle of a frame", Duration::from_secs(10));
+
+    // An unknown message gets Avro's error reply, then the connection is closed.
+    let reply = send_and_expect_close(port, &handshake_and_call("drop"), false);
+    assert!(String::from_utf8_lossy(&reply).contains("unknown message 'drop'"));
+    agent.wait_for_log("unknown message 'drop'", Duration::from_secs(10));
+
+    // A frame whose call is truncated inside (valid framing, bad Avro).
+    send_and_expect_close(port, &frame(0, &[b"\x01\x02\x03"]), false);
+    agent.wait_for_log("malformed request", Duration::from_secs(10));
+
+    // A different protocol under a different hash.
+    let mut p = BytesMut::new();
+    p.extend_from_slice(&[7u8; 16]);
+    p.extend_from_slice(&[2]);
+    let other = r#"{"protocol":"Other","messages":{}}"#;
+    flume_fast::avro_rpc::binary::put_bytes(&mut p, other.as_bytes());
+    p.extend_from_slice(&[7u8; 16]);
+    p.extend_from_slice(&[0, 0]);
+    flume_fast::avro_rpc::binary::put_bytes(&mut p, b"append");
+    send_and_expect_close(port, &frame(0, &[&p]), false);
+    agent.wait_for_log("not AvroSourceProtocol", Duration::from_secs(10));
+
+    // Every reason names the peer.
+    let log = agent.log_text();
+    for line in log.lines().filter(|l| l.contains("closing the connection")) {
+        assert!(line.contains("peer=127.0.0.1:"), "{line}");
+    }
+    assert_eq!(good.send(&["after"]), Status::Ok);
+    assert!(agent.stop().success());
+    let mut lines = lines_in(&agent.path("out"));
+    lines.sort();
+    assert_eq!(lines, ["after", "before"]);
+}
+
+#[test]
+fn a_full_channel_is_answered_failed() {
+    let port = free_port();
+    let conf = format!(
+        "a1.sources = r1
+a1.channels = c1
+a1.sources.r1.type = avro
+a1.sources.r1.bind = 127.0.0.1
+a1.sources.r1.port = {port}
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 5
+a1.channels.c1.transactionCapacity = 5
+a1.channels.c1.keep-alive = 0
+"
+    );
+    let mut agent = Agent::start(&conf, &[]);
+    let mut c = RawClient::connect(port);
+    assert_eq!(c.send(&["1", "2", "3"]), Status::Ok);
+    assert_eq!(c.send(&["4", "5", "6"]), Status::Failed);
+    agent.wait_for_log("answering FAILED", Duration::from_secs(10));
+    // The connection stays usable.
+    assert_eq!(c.send(&["4", "5"]), Status::Ok);
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn avro_client_sends_every_line_with_headers() {
+    let port = free_port();
+    let mut agent = Agent::start(
+        &receiver_conf(
+            port,
+            "a1.sinks.k1.sink.serializer = HEADER_AND_TEXT\na1.sources.r1.compression-type = deflate",
+        ),
+        &[],
+    );
+    let input = agent.path("in.txt");
+    let text: String = (0..10_000).map(|i| format!("line {i}\r\n")).collect();
+    std::fs::write(&input, text).unwrap();
+    let headers = agent.path("h.properties");
+    std::fs::write(&headers, "host = web1\n# comment\nkind: access\n").unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "avro-client",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-F",
+        ])
+        .arg(&input)
+        .arg("-R")
+        .arg(&headers)
+        .args(["--batch-size", "77", "--compression-type", "deflate"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sent 10000 events"));
+    wait_until(Duration::from_secs(30), "10000 lines", || {
+        (lines_in(&agent.path("out")).len() >= 10_000).then_some(())
+    });
+    let lines = lines_in(&agent.path("out"));
+    assert_eq!(lines.len(), 10_000);
+    assert_eq!(lines[0], "{host=web1, kind=access} line 0");
+    assert_eq!(lines[9_999], "{host=web1, kind=access} line 9999");
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn avro_client_fails_when_nothing_listens() {
+    let port = free_port();
+    let (code, _, err) = run(&["avro-client", "-H", "127.0.0.1", "-p", &port.to_string()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot connect"), "{err}");
+}
+
+#[test]
+fn loadgen_acknowledged_count_equals_what_the_receiver_wrote() {
+    let port = free_port();
+    let mut agent = Agent::start(&receiver_conf(port, ""), &["--cores", "2"]);
+    let (code, stdout, stderr) = run(&[
+        "loadgen",
+        "-p",
+        &port.to_string(),
+        "-c",
+        "4",
+        "-b",
+        "250",
+        "-s",
+        "40",
+        "-n",
+        "100000",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(r#""acked_events":100000"#), "{stdout}");
+    assert!(stdout.contains(r#""failed_batches":0"#), "{stdout}");
+    wait_until(Duration::from_secs(30), "100000 lines", || {
+        (lines_in(&agent.path("out")).len() >= 100_000).then_some(())
+    });
+    assert!(agent.stop().success());
+    assert_eq!(lines_in(&agent.path("out")).len(), 100_000);
+    assert!(agent.log_text().contains("r1: events.accepted = 100000"));
+}
+
+#[test]
+fn loadgen_drives_netcat_too() {
+    let port = free_port();
+    let conf = receiver_conf(port, "").replace("type = avro", "type = netcat");
+    let mut agent = Agent::start(&conf, &[]);
+    let (code, stdout, stderr) = run(&[
+        "loadgen",
+        "--protocol",
+        "netcat",
+        "-p",
+        &port.to_string(),
+        "-c",
+        "2",
+        "-b",
+        "100",
+        "-s",
+        "20",
+        "-n",
+        "10000",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(r#""acked_events":10000"#), "{stdout}");
+    wait_until(Duration::from_secs(30), "10000 lines", || {
+        (lines_in(&agent.path("out")).len() >= 10_000).then_some(())
+    });
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn ip_filter_refuses_denied_clients() {
+    let port = free_port();
+    let mut agent = Agent::start(
+        &receiver_conf(
+            port,
+            "a1.sources.r1.ipFilter = true\na1.sources.r1.ipFilterRules = deny:ip:127.0.0.*,allow:ip:*",
+        ),
+        &[],
+    );
+    send_and_expect_close(port, &handshake_and_call("append"), false);
+    agent.wait_for_log("refused by ipFilterRules", Duration::from_secs(10));
+    assert!(agent.stop().success());
+
+    let port = free_port();
+    let mut agent = Agent::start(
+        &receiver_conf(
+            port,
+            "a1.sources.r1.ipFilter = true\na1.sources.r1.ipFilterRules = allow:name:localhost,deny:ip:*",
+        ),
+        &[],
+    );
+    assert_eq!(RawClient::connect(port).send(&["x"]), Status::Ok);
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn config_errors_for_ssl_and_ip_filter_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("a.conf");
+    std::fs::write(
+        &conf,
+        receiver_conf(1, "a1.sources.r1.ssl = true").replace("{dir}", "/tmp"),
+    )
+    .unwrap();
+    let (code, _, err) = run(&["check", conf.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("ssl = true is not supported yet"), "{err}");
+    std::fs::write(
+        &conf,
+        receiver_conf(
+            1,
+            "a1.sources.r1.ipFilter = true\na1.sources.r1.ipFilterRules = allow:everyone",
+        )
+        .replace("{dir}", "/tmp"),
+    )
+    .unwrap();
+    let (code, _, err) = run(&["check", conf.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("ipFilterRules") && err.contains("<allow|deny>"),
+        "{err}"
+    );
+}

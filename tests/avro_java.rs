@@ -1,0 +1,251 @@
+//! Interop with the real Java Flume 1.11.0 in both directions: Java's AvroCLIClient and a
+//! Java agent's avro sink sending to flume-fast, flume-fast's avro sink and loadgen sending
+//! to a Java agent's avro source, plain and with deflate.
+
+mod common;
+mod java_peer;
+
+use common::*;
+use java_peer::{flume_lib, JavaProc};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+fn receiver_conf(port: u16, extra: &str) -> String {
+    format!(
+        "a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = avro
+a1.sources.r1.bind = 127.0.0.1
+a1.sources.r1.port = {port}
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 200000
+a1.channels.c1.transactionCapacity = 1000
+a1.sinks.k1.type = file_roll
+a1.sinks.k1.sink.directory = {{dir}}/out
+a1.sinks.k1.sink.batchSize = 1000
+a1.sinks.k1.sink.rollInterval = 0
+a1.sinks.k1.channel = c1
+{extra}"
+    )
+}
+
+/// A Java agent: avro source on `port` → memory → file_roll into `out`.
+fn java_receiver_conf(port: u16, out: &std::path::Path, compression: &str) -> String {
+    format!(
+        "j1.sources = r1
+j1.channels = c1
+j1.sinks = k1
+j1.sources.r1.type = avro
+j1.sources.r1.bind = 127.0.0.1
+j1.sources.r1.port = {port}
+j1.sources.r1.compression-type = {compression}
+j1.sources.r1.channels = c1
+j1.channels.c1.type = memory
+j1.channels.c1.capacity = 200000
+j1.channels.c1.transactionCapacity = 1000
+j1.sinks.k1.type = file_roll
+j1.sinks.k1.sink.directory = {}
+j1.sinks.k1.sink.rollInterval = 0
+j1.sinks.k1.sink.batchSize = 1000
+j1.sinks.k1.channel = c1
+",
+        out.display()
+    )
+}
+
+fn numbers(lines: &[String]) -> BTreeSet<u64> {
+    lines.iter().map(|l| l.parse().unwrap()).collect()
+}
+
+fn wait_for_lines(dir: &std::path::Path, n: usize) -> Vec<String> {
+    wait_until(Duration::from_secs(120), &format!("{n} lines"), || {
+        let l = lines_in(dir);
+        (l.len() >= n).then_some(l)
+    })
+}
+
+#[test]
+fn java_avro_cli_client_sends_100k_lines_with_headers_to_flume_fast() {
+    let Some(lib) = flume_lib() else { return };
+    let port = free_port();
+    let mut agent = Agent::start(
+        &receiver_conf(port, "a1.sinks.k1.sink.serializer = HEADER_AND_TEXT"),
+        &["--cores", "2"],
+    );
+    let input = agent.path("in.txt");
+    let text: String = (0..100_000)
+        .map(|i| format!("event number {i}\n"))
+        .collect();
+    std::fs::write(&input, text).unwrap();
+    std::fs::write(agent.path("h.properties"), "dc=eu-1\nservice=checkout\n").unwrap();
+    let mut client = JavaProc::avro_client(
+        &lib,
+        agent.dir.path(),
+        &[
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-F",
+            input.to_str().unwrap(),
+            "-R",
+            agent.path("h.properties").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        client.wait_exit(Duration::from_secs(300)).success(),
+        "{}",
+        client.log_text()
+    );
+    let lines = wait_for_lines(&agent.path("out"), 100_000);
+    assert!(agent.stop().success());
+    let got: BTreeSet<String> = lines.into_iter().collect();
+    assert_eq!(got.len(), 100_000);
+    for i in [0, 1, 99_999] {
+        let want = format!("{{dc=eu-1, service=checkout}} event number {i}");
+        let alt = format!("{{service=checkout, dc=eu-1}} event number {i}");
+        assert!(
+            got.contains(&want) || got.contains(&alt),
+            "missing line {i}"
+        );
+    }
+    assert!(got
+        .iter()
+        .all(|l| l.contains("dc=eu-1") && l.contains("service=checkout")));
+}
+
+fn java_agent_to_flume_fast(compression: &str) {
+    let Some(lib) = flume_lib() else { return };
+    let port = free_port();
+    let mut agent = Agent::start(
+        &receiver_conf(
+            port,
+            &format!("a1.sources.r1.compression-type = {compression}"),
+        ),
+        &["--cores", "2"],
+    );
+    let conf = format!(
+        "j2.sources = r1
+j2.channels = c1
+j2.sinks = k1
+j2.sources.r1.type = seq
+j2.sources.r1.totalEvents = 20000
+j2.sources.r1.batchSize = 100
+j2.sources.r1.channels = c1
+j2.channels.c1.type = memory
+j2.channels.c1.capacity = 10000
+j2.channels.c1.transactionCapacity = 1000
+j2.sinks.k1.type = avro
+j2.sinks.k1.hostname = 127.0.0.1
+j2.sinks.k1.port = {port}
+j2.sinks.k1.batch-size = 250
+j2.sinks.k1.compression-type = {compression}
+j2.sinks.k1.compression-level = 4
+j2.sinks.k1.channel = c1
+"
+    );
+    let _java = JavaProc::agent(&lib, agent.dir.path(), "j2", &conf);
+    let lines = wait_for_lines(&agent.path("out"), 20_000);
+    assert!(agent.stop().success());
+    assert_eq!(numbers(&lines), (0..20_000).collect());
+}
+
+#[test]
+fn java_agent_avro_sink_sends_to_flume_fast() {
+    java_agent_to_flume_fast("none");
+}
+
+#[test]
+fn java_agent_avro_sink_sends_to_flume_fast_with_deflate() {
+    java_agent_to_flume_fast("deflate");
+}
+
+fn flume_fast_to_java_agent(compression: &str) {
+    let Some(lib) = flume_lib() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let port = free_port();
+    let java = JavaProc::agent(
+        &lib,
+        dir.path(),
+        "j1",
+        &java_receiver_conf(port, &out, compression),
+    );
+    java.wait_for_log("Avro source r1 started", Duration::from_secs(120));
+    let conf = format!(
+        "s1.sources = r1
+s1.channels = c1
+s1.sinks = k1
+s1.sources.r1.type = seq
+s1.sources.r1.totalEvents = 20000
+s1.sources.r1.batchSize = 500
+s1.sources.r1.channels = c1
+s1.channels.c1.type = memory
+s1.channels.c1.capacity = 10000
+s1.channels.c1.transactionCapacity = 1000
+s1.sinks.k1.type = avro
+s1.sinks.k1.hostname = 127.0.0.1
+s1.sinks.k1.port = {port}
+s1.sinks.k1.batch-size = 300
+s1.sinks.k1.compression-type = {compression}
+s1.sinks.k1.channel = c1
+"
+    );
+    let mut sender = Agent::start(&conf, &[]);
+    let lines = wait_for_lines(&out, 20_000);
+    assert!(sender.stop().success());
+    assert_eq!(numbers(&lines), (0..20_000).collect());
+    assert!(sender.log_text().contains("k1: events.drained = 20000"));
+    assert!(
+        !sender.log_text().contains("batch failed"),
+        "{}",
+        sender.log_text()
+    );
+    drop(java);
+}
+
+#[test]
+fn flume_fast_avro_sink_sends_to_a_java_agent() {
+    flume_fast_to_java_agent("none");
+}
+
+#[test]
+fn flume_fast_avro_sink_sends_to_a_java_agent_with_deflate() {
+    flume_fast_to_java_agent("deflate");
+}
+
+#[test]
+fn loadgen_against_java_flume_matches_its_output() {
+    let Some(lib) = flume_lib() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let port = free_port();
+    let java = JavaProc::agent(
+        &lib,
+        dir.path(),
+        "j1",
+        &java_receiver_conf(port, &out, "none"),
+    );
+    java.wait_for_log("Avro source r1 started", Duration::from_secs(120));
+    let (code, stdout, stderr) = run(&[
+        "loadgen",
+        "-p",
+        &port.to_string(),
+        "-c",
+        "3",
+        "-b",
+        "100",
+        "-s",
+        "30",
+        "-n",
+        "30000",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(r#""acked_events":30000"#), "{stdout}");
+    let lines = wait_for_lines(&out, 30_000);
+    assert_eq!(lines.len(), 30_000);
+}
