@@ -122,6 +122,7 @@ impl Default for Backoff {
 }
 
 impl Backoff {
+    #[allow(clippy::should_implement_trait)] // an endless back-off, not an iterator
     pub fn next(&mut self) -> Duration {
         let d = self.0;
         self.0 = (self.0 * 2).min(Duration::from_secs(1));
