@@ -126,6 +126,9 @@ pub fn run(cfg: AgentConfig, opts: RunOptions) -> Result<Snapshot, RuntimeError>
                 }
             }
             Msg::Failed(k, e) => {
+                // A shard reports Failed instead of Done (it failed to start, or panicked):
+                // it is finished too, or the loop would wait for it forever.
+                done += 1;
                 tracing::error!("shard {k}: {e}");
                 failure.get_or_insert(e);
                 if !stopping {
