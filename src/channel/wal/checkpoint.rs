@@ -58,7 +58,7 @@ impl Checkpoint {
         let i = self.live.partition_point(|&(s, _)| s <= seq);
         i > 0 && {
             let (s, n) = self.live[i - 1];
-            seq < s + u64::from(n)
+            seq < s.saturating_add(u64::from(n))
         }
     }
 

@@ -278,7 +278,9 @@ pub fn runs(seqs: &[u64]) -> Vec<(u64, u32)> {
     let mut out: Vec<(u64, u32)> = Vec::new();
     for &s in seqs {
         match out.last_mut() {
-            Some((start, n)) if *start + u64::from(*n) == s && *n < u32::MAX => *n += 1,
+            Some((start, n)) if start.checked_add(u64::from(*n)) == Some(s) && *n < u32::MAX => {
+                *n += 1
+            }
             _ => out.push((s, 1)),
         }
     }

@@ -188,7 +188,7 @@ pub fn replay(segments: &[SegmentInput], checkpoint: Option<&Checkpoint>) -> Rep
                                 found_live += 1;
                                 st.out.live.insert(seq, event);
                             }
-                            st.out.next_seq = st.out.next_seq.max(seq + 1);
+                            st.out.next_seq = st.out.next_seq.max(seq.saturating_add(1));
                         }
                     } else {
                         st.apply(rec);
@@ -260,19 +260,19 @@ impl State {
             Record::Pad => c.pads += 1,
             Record::Put { tx, .. } => {
                 c.puts += 1;
-                self.out.next_tx = self.out.next_tx.max(tx + 1);
+                self.out.next_tx = self.out.next_tx.max(tx.saturating_add(1));
             }
             Record::Take { tx, .. } => {
                 c.takes += 1;
-                self.out.next_tx = self.out.next_tx.max(tx + 1);
+                self.out.next_tx = self.out.next_tx.max(tx.saturating_add(1));
             }
             Record::Commit { tx } => {
                 c.commits += 1;
-                self.out.next_tx = self.out.next_tx.max(tx + 1);
+                self.out.next_tx = self.out.next_tx.max(tx.saturating_add(1));
             }
             Record::Rollback { tx, .. } => {
                 c.rollbacks += 1;
-                self.out.next_tx = self.out.next_tx.max(tx + 1);
+                self.out.next_tx = self.out.next_tx.max(tx.saturating_add(1));
             }
         }
     }
@@ -282,7 +282,7 @@ impl State {
         match r {
             Record::Pad => {}
             Record::Put { tx, seq, event } => {
-                self.out.next_seq = self.out.next_seq.max(seq + 1);
+                self.out.next_seq = self.out.next_seq.max(seq.saturating_add(1));
                 self.puts.entry(tx).or_default().push((seq, event));
             }
             Record::Take { tx, runs } => self.takes.entry(tx).or_default().extend(runs),
@@ -333,5 +333,68 @@ fn remove_range(live: &mut BTreeMap<u64, Event>, start: u64, n: u32) {
         for k in keys {
             live.remove(&k);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::wal::record::{encode_put, encode_small, frame_len, put_payload_len};
+    use crate::channel::wal::segment::encode_header;
+
+    fn segment(records: &[Vec<u8>]) -> SegmentInput {
+        let mut data = encode_header(0, 0).to_vec();
+        for r in records {
+            data.extend_from_slice(r);
+        }
+        data.resize(data.len() + 256, 0);
+        SegmentInput {
+            start: 0,
+            name: "seg".into(),
+            data: Bytes::from(data),
+        }
+    }
+
+    fn put(tx: u64, seq: u64, body: &'static str) -> Vec<u8> {
+        let e = Event::new(Bytes::from_static(body.as_bytes()));
+        let mut b = vec![0u8; frame_len(put_payload_len(&e))];
+        encode_put(&mut b, tx, seq, &e);
+        b
+    }
+
+    #[test]
+    fn uncommitted_and_rolled_back_transactions_are_not_live() {
+        let seg = segment(&[
+            put(1, 0, "a"),
+            encode_small(&Record::Commit { tx: 1 }),
+            put(2, 1, "b"),
+            encode_small(&Record::Commit { tx: 2 }),
+            encode_small(&Record::Rollback {
+                tx: 2,
+                first: 1,
+                count: 1,
+            }),
+            put(3, 2, "c"), // never committed
+        ]);
+        let r = replay(&[seg], None);
+        assert_eq!(r.live.keys().copied().collect::<Vec<_>>(), [0]);
+        assert_eq!((r.discarded_txs, r.discarded_events), (1, 1));
+        assert_eq!((r.next_seq, r.next_tx), (3, 4));
+    }
+
+    /// Extreme ids in a well-formed log (what a fuzzer writes) must not overflow.
+    #[test]
+    fn maximal_seq_and_tx_do_not_overflow() {
+        let seg = segment(&[
+            put(u64::MAX, u64::MAX, "x"),
+            encode_small(&Record::Commit { tx: u64::MAX }),
+            encode_small(&Record::Take {
+                tx: 5,
+                runs: vec![(u64::MAX, u32::MAX)],
+            }),
+        ]);
+        let r = replay(&[seg], None);
+        assert_eq!(r.next_seq, u64::MAX);
+        assert_eq!(r.live.len(), 1);
     }
 }

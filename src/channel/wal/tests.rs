@@ -454,3 +454,52 @@ fn concurrent_puts_share_syncs() {
         assert_eq!(drain(&ch).await.len(), 800);
     });
 }
+
+#[test]
+fn flume_keys_defaults_aliases_and_ignored_keys() {
+    let text = "a1.sources = r1\na1.channels = c1 c2\na1.sources.r1.type = seq\na1.sources.r1.channels = c1 c2\n\
+                a1.channels.c1.type = file\n\
+                a1.channels.c2.type = org.apache.flume.channel.file.FileChannel\n\
+                a1.channels.c2.dataDirs = /d1, /d2\na1.channels.c2.checkpointDir = /ck\n\
+                a1.channels.c2.useDualCheckpoints = true\na1.channels.c2.encryption.activeKey = k\n";
+    let cfg = crate::config::load_str(
+        Path::new("a.conf"),
+        text,
+        None,
+        &crate::config::Substitutions::default(),
+    )
+    .unwrap();
+    let crate::channel::ChannelKind::Wal(c1) = &cfg.channels[0].kind else {
+        panic!("c1 is not a file channel")
+    };
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap());
+    assert_eq!(
+        c1.checkpoint_dir,
+        home.join(".flume/file-channel/checkpoint")
+    );
+    assert_eq!(c1.data_dirs, vec![home.join(".flume/file-channel/data")]);
+    assert_eq!((c1.capacity, c1.transaction_capacity), (1_000_000, 10_000));
+    assert_eq!(c1.checkpoint_interval, Duration::from_millis(30_000));
+    assert_eq!(c1.minimum_required_space, 524_288_000);
+    assert_eq!(c1.keep_alive, Duration::from_secs(3));
+    assert!(c1.checkpoint_on_close && c1.fsync_per_transaction);
+    let crate::channel::ChannelKind::Wal(c2) = &cfg.channels[1].kind else {
+        panic!("c2 is not a file channel")
+    };
+    assert_eq!(
+        c2.data_dirs,
+        vec![PathBuf::from("/d1"), PathBuf::from("/d2")]
+    );
+    assert_eq!(c2.data_dir(3), PathBuf::from("/d2/shard-3"));
+    let warned: Vec<&String> = cfg
+        .warnings
+        .iter()
+        .filter(|w| w.contains("useDualCheckpoints") || w.contains("encryption.activeKey"))
+        .collect();
+    assert_eq!(warned.len(), 2, "{:?}", cfg.warnings);
+    assert!(
+        !cfg.warnings.iter().any(|w| w.contains("unknown key")),
+        "{:?}",
+        cfg.warnings
+    );
+}
