@@ -712,36 +712,34 @@ fn open_segments(name: &str, shard: usize, dir: &Path) -> Result<Opened, WalErro
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let mut len = f.len();
-        // SAFETY (here and below): nothing writes to this mapping yet.
+        // SAFETY: nothing writes to this mapping yet.
         if i + 1 == count && segment::check_header(unsafe { f.bytes() }).is_ok() {
-            {
-                let (end, torn) = {
-                    // SAFETY: nothing writes to this mapping yet.
-                    let data = unsafe { f.bytes() };
-                    let mut scan = record::Scanner::new(data, HEADER_LEN);
-                    let mut torn = None;
-                    for item in scan.by_ref() {
-                        if let record::Item::Damaged {
-                            offset,
-                            len,
-                            tail: true,
-                            reason,
-                        } = item
-                        {
-                            torn = Some((offset, len, reason));
-                        }
+            let (end, torn) = {
+                // SAFETY: as above.
+                let data = unsafe { f.bytes() };
+                let mut scan = record::Scanner::new(data, HEADER_LEN);
+                let mut torn = None;
+                for item in scan.by_ref() {
+                    if let record::Item::Damaged {
+                        offset,
+                        len,
+                        tail: true,
+                        reason,
+                    } = item
+                    {
+                        torn = Some((offset, len, reason));
                     }
-                    (scan.end(), torn)
-                };
-                if let Some((offset, tlen, reason)) = torn {
-                    tracing::warn!(channel = name, shard, "segment {name_s} offset {offset}: torn tail ({reason}, {tlen} bytes) truncated; transactions it held were never acknowledged");
-                    // SAFETY: no slice of this mapping is alive; the region is in range.
-                    unsafe { f.region_mut(offset, tlen) }.fill(0);
-                    f.sync_blocking().map_err(io_at(&path))?;
                 }
-                len = end;
-                last_end = Some(end);
+                (scan.end(), torn)
+            };
+            if let Some((offset, tlen, reason)) = torn {
+                tracing::warn!(channel = name, shard, "segment {name_s} offset {offset}: torn tail ({reason}, {tlen} bytes) truncated; transactions it held were never acknowledged");
+                // SAFETY: no slice of this mapping is alive; the region is in range.
+                unsafe { f.region_mut(offset, tlen) }.fill(0);
+                f.sync_blocking().map_err(io_at(&path))?;
             }
+            len = end;
+            last_end = Some(end);
         }
         inputs.push(SegmentInput {
             start,
