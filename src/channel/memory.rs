@@ -91,8 +91,12 @@ fn physical_memory() -> u64 {
     }
 }
 
+/// Queued events are kept as the batches they were put in: a put moves one `Vec` in and a
+/// take of a whole batch moves one `Vec` out, instead of moving every event twice.
 struct State {
-    queue: VecDeque<Event>,
+    queue: VecDeque<Vec<Event>>,
+    /// Events in `queue`.
+    queued: usize,
     /// Events taken by uncommitted take transactions: they still hold capacity.
     in_flight: usize,
     /// Body bytes held by queued and in-flight events.
@@ -116,7 +120,8 @@ impl MemoryChannel {
         MemoryChannel {
             name: name.to_string(),
             state: RefCell::new(State {
-                queue: VecDeque::with_capacity(cfg.capacity.min(1 << 16)),
+                queue: VecDeque::new(),
+                queued: 0,
                 in_flight: 0,
                 bytes: 0,
             }),
@@ -139,7 +144,7 @@ impl MemoryChannel {
     }
 
     pub fn len(&self) -> usize {
-        self.state.borrow().queue.len()
+        self.state.borrow().queued
     }
 
     pub fn is_empty(&self) -> bool {
@@ -148,7 +153,7 @@ impl MemoryChannel {
 
     fn fits(&self, n: usize, bytes: u64) -> Result<(), ChannelError> {
         let s = self.state.borrow();
-        if s.queue.len() + s.in_flight + n > self.cfg.capacity {
+        if s.queued + s.in_flight + n > self.cfg.capacity {
             return Err(ChannelError::Full {
                 channel: self.name.clone(),
                 capacity: self.cfg.capacity,
@@ -178,13 +183,14 @@ impl MemoryChannel {
             };
             return Err((error, events));
         }
-        let bytes = body_bytes(&events);
+        let bytes = self.accounted_bytes(&events);
         if let Err(e) = self.wait_for_space(events.len(), bytes).await {
             return Err((e, events));
         }
         let mut s = self.state.borrow_mut();
         s.bytes += bytes;
-        s.queue.extend(events);
+        s.queued += events.len();
+        s.queue.push_back(events);
         drop(s);
         self.data.notify_all();
         Ok(())
@@ -210,29 +216,56 @@ impl MemoryChannel {
         }
     }
 
+    /// Body bytes as the byte budget counts them; nothing to count without a budget.
+    fn accounted_bytes(&self, events: &[Event]) -> u64 {
+        if self.cfg.body_budget.is_some() {
+            body_bytes(events)
+        } else {
+            0
+        }
+    }
+
     pub fn take_from(self: &Rc<Self>, max: usize) -> TakeTx {
         let mut s = self.state.borrow_mut();
-        let n = max.min(self.cfg.transaction_capacity).min(s.queue.len());
-        let events: Vec<Event> = s.queue.drain(..n).collect();
+        let n = max.min(self.cfg.transaction_capacity).min(s.queued);
+        let mut events: Vec<Event> = Vec::new();
+        while events.len() < n {
+            let want = n - events.len();
+            let mut front = s.queue.pop_front().expect("queued counts these events");
+            if front.len() > want {
+                // Split the batch: the rest stays at the head, in order.
+                let rest = front.split_off(want);
+                s.queue.push_front(rest);
+            }
+            if events.is_empty() {
+                events = front;
+            } else {
+                events.append(&mut front);
+            }
+        }
+        s.queued -= n;
         s.in_flight += n;
         drop(s);
         TakeTx::new(events, Channel::Memory(self.clone()))
     }
 
     pub(super) fn commit_take(&self, events: &[Event]) {
+        let bytes = self.accounted_bytes(events);
         let mut s = self.state.borrow_mut();
         s.in_flight -= events.len();
-        s.bytes -= body_bytes(events);
+        s.bytes -= bytes;
         drop(s);
         self.space.notify_all();
     }
 
     pub(super) fn rollback_take(&self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
         let mut s = self.state.borrow_mut();
         s.in_flight -= events.len();
-        for e in events.into_iter().rev() {
-            s.queue.push_front(e);
-        }
+        s.queued += events.len();
+        s.queue.push_front(events);
         drop(s);
         self.data.notify_all();
     }
@@ -292,6 +325,24 @@ mod tests {
             assert_eq!(bodies(&tx.events), ["0", "1", "2", "3", "4", "5"]);
             tx.commit();
             assert!(ch.is_empty());
+        });
+    }
+
+    #[test]
+    fn takes_span_and_split_put_batches_in_order() {
+        run(async {
+            let ch = Channel::Memory(Rc::new(MemoryChannel::new("c", cfg(20, 10, Some(1000)))));
+            ch.put(evs(0..3)).await.unwrap();
+            ch.put(evs(3..6)).await.unwrap();
+            ch.put(evs(6..7)).await.unwrap();
+            let tx = ch.take(4);
+            assert_eq!(bodies(&tx.events), ["0", "1", "2", "3"]);
+            tx.commit();
+            let tx = ch.take(10);
+            assert_eq!(bodies(&tx.events), ["4", "5", "6"]);
+            tx.rollback();
+            assert_eq!(ch.len(), 3);
+            assert_eq!(bodies(&ch.take(2).events), ["4", "5"]);
         });
     }
 
