@@ -200,6 +200,13 @@ fn tools_drive_a_tls_source_and_a_plain_client_is_closed_with_a_reason() {
     assert!(ok.status.success(), "{err}");
     assert!(err.contains("sent 3 events"), "{err}");
 
+    // The server's certificate is checked: with the system CA certificates (no
+    // truststore) a self-signed one is refused.
+    let untrusted = avro_client(port, &input, &["--ssl"]);
+    let err = String::from_utf8_lossy(&untrusted.stderr);
+    assert_eq!(untrusted.status.code(), Some(1), "{err}");
+    assert!(err.contains("invalid peer certificate"), "{err}");
+
     // A wrong truststore password is refused before connecting.
     let bad = avro_client(
         port,
@@ -253,6 +260,14 @@ fn keystore_mistakes_are_config_errors_with_file_line_and_key() {
         assert_eq!(code, 2, "{err}");
         err
     };
+
+    // A valid TLS configuration checks, and the password is not printed.
+    let conf = receiver_conf(1, &s, "").replace("{dir}", "/tmp");
+    std::fs::write(&path, &conf).unwrap();
+    let (code, out, err) = run(&["check", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("keystore-password = ********"), "{out}");
+    assert!(!out.contains(KS_PASS) && !err.contains(KS_PASS), "{out}");
 
     let conf = receiver_conf(1, &s, "").replace(KS_PASS, "wrong");
     let err = check(&conf);
