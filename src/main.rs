@@ -385,6 +385,8 @@ fn load(
     define: &[String],
 ) -> Result<config::AgentConfig, String> {
     let defines = defines(define)?;
+    // Flume reads its global SSL settings from Java system properties, given with -D.
+    flume_fast::avro_rpc::tls::set_java_properties(&defines);
     let subs = Substitutions::from_process_env(defines);
     config::load(conf, name, &subs).map_err(|e| e.to_string())
 }

@@ -325,7 +325,7 @@ fn keystore_mistakes_are_config_errors_with_file_line_and_key() {
 }
 
 #[test]
-fn keystore_settings_fall_back_to_flume_environment_variables() {
+fn keystore_settings_fall_back_to_java_properties_then_flume_environment_variables() {
     let s = stores();
     let port = free_port();
     let conf = receiver_conf(port, &s, "")
@@ -336,15 +336,33 @@ fn keystore_settings_fall_back_to_flume_environment_variables() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent.conf");
     std::fs::write(&path, conf.replace("{dir}", dir.path().to_str().unwrap())).unwrap();
+    let with_env = |cmd: &mut Command| {
+        cmd.env("FLUME_SSL_KEYSTORE_PATH", &s.keystore)
+            .env("FLUME_SSL_KEYSTORE_PASSWORD", "not-the-password")
+            .env("FLUME_SSL_KEYSTORE_TYPE", "PKCS12");
+    };
+
+    // The environment alone: its (wrong) password is used.
     let mut cmd = Command::new(BIN);
-    cmd.arg(&path)
-        .env("FLUME_SSL_KEYSTORE_PATH", &s.keystore)
-        .env("FLUME_SSL_KEYSTORE_PASSWORD", KS_PASS)
-        .env("FLUME_SSL_KEYSTORE_TYPE", "PKCS12");
+    cmd.arg("check").arg(&path);
+    with_env(&mut cmd);
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("a1.sources.r1.keystore-password") && err.contains("wrong password"),
+        "{err}"
+    );
+
+    // A Java system property given with -D comes first, as in Flume.
+    let mut cmd = Command::new(BIN);
+    cmd.arg(format!("-Djavax.net.ssl.keyStorePassword={KS_PASS}"))
+        .arg(&path);
+    with_env(&mut cmd);
     let mut agent = Agent::spawn_cmd(cmd, dir);
     agent.wait_for_log("started:", Duration::from_secs(20));
     let input = agent.path("in.txt");
-    std::fs::write(&input, "via env\n").unwrap();
+    std::fs::write(&input, "via globals\n").unwrap();
     let out = avro_client(port, &input, &["--ssl", "--trust-all-certs"]);
     assert!(
         out.status.success(),
@@ -355,5 +373,5 @@ fn keystore_settings_fall_back_to_flume_environment_variables() {
         (!lines_in(&agent.path("out")).is_empty()).then_some(())
     });
     assert!(agent.stop().success());
-    assert_eq!(lines_in(&agent.path("out")), ["via env"]);
+    assert_eq!(lines_in(&agent.path("out")), ["via globals"]);
 }

@@ -386,41 +386,92 @@ impl ServerCertVerifier for JavaLikeVerifier {
 use crate::config::keys::Keys;
 use crate::config::ConfigError;
 
-/// A key's value, or else Flume 1.11's global setting from the environment
-/// (`FLUME_SSL_*`, which Flume's `SSLUtil` copies into `javax.net.ssl.*` properties).
-pub fn key_or_env(k: &mut Keys, key: &str, env: &str) -> Result<Option<String>, ConfigError> {
-    Ok(k.opt_str(key)?
+static JAVA_PROPERTIES: std::sync::OnceLock<std::collections::HashMap<String, String>> =
+    std::sync::OnceLock::new();
+
+/// Takes the command line's `-DNAME=VALUE` pairs as Java system properties, for Flume's
+/// global SSL settings (`-Djavax.net.ssl.keyStore=...`). Set once, before the
+/// configuration is loaded; later calls are ignored.
+pub fn set_java_properties(defines: &std::collections::HashMap<String, String>) {
+    let _ = JAVA_PROPERTIES.set(defines.clone());
+}
+
+/// Flume 1.11's global settings (`SSLUtil`): the Java system property `prop`, else the
+/// environment variable `env` that Flume's start-up copies into it.
+fn global(prop: &str, env: &str) -> Option<String> {
+    JAVA_PROPERTIES
+        .get()
+        .and_then(|p| p.get(prop).cloned())
         .or_else(|| std::env::var(env).ok())
+}
+
+/// A key's value, or else Flume's global setting `global` (a Java system property name
+/// and its `FLUME_SSL_*` environment variable).
+pub fn key_or_global(
+    k: &mut Keys,
+    key: &str,
+    global_names: (&str, &str),
+) -> Result<Option<String>, ConfigError> {
+    Ok(k.opt_str(key)?
+        .or_else(|| global(global_names.0, global_names.1))
         .filter(|v| !v.trim().is_empty()))
 }
 
-fn list_or_env(k: &mut Keys, key: &str, env: &str) -> Result<Vec<String>, ConfigError> {
-    Ok(key_or_env(k, key, env)?
+fn list_or_global(k: &mut Keys, key: &str, g: (&str, &str)) -> Result<Vec<String>, ConfigError> {
+    Ok(key_or_global(k, key, g)?
         .map(|v| v.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default())
 }
 
-/// The four filter keys (with their `FLUME_SSL_*` fallbacks); SSLv3 is always excluded,
+/// The global names of the store settings, as Flume's `SSLUtil` has them.
+pub const KEYSTORE_GLOBALS: [(&str, &str); 3] = [
+    ("javax.net.ssl.keyStore", "FLUME_SSL_KEYSTORE_PATH"),
+    (
+        "javax.net.ssl.keyStorePassword",
+        "FLUME_SSL_KEYSTORE_PASSWORD",
+    ),
+    ("javax.net.ssl.keyStoreType", "FLUME_SSL_KEYSTORE_TYPE"),
+];
+pub const TRUSTSTORE_GLOBALS: [(&str, &str); 3] = [
+    ("javax.net.ssl.trustStore", "FLUME_SSL_TRUSTSTORE_PATH"),
+    (
+        "javax.net.ssl.trustStorePassword",
+        "FLUME_SSL_TRUSTSTORE_PASSWORD",
+    ),
+    ("javax.net.ssl.trustStoreType", "FLUME_SSL_TRUSTSTORE_TYPE"),
+];
+
+/// The four filter keys (with their global fallbacks); SSLv3 is always excluded,
 /// as Flume's sets start with it (rustls never speaks it anyway).
 pub fn filters_from_keys(k: &mut Keys) -> Result<Filters, ConfigError> {
     let mut exclude_protocols = vec!["SSLv3".to_string()];
-    exclude_protocols.extend(list_or_env(
+    exclude_protocols.extend(list_or_global(
         k,
         "exclude-protocols",
-        "FLUME_SSL_EXCLUDE_PROTOCOLS",
+        ("flume.ssl.exclude.protocols", "FLUME_SSL_EXCLUDE_PROTOCOLS"),
     )?);
     Ok(Filters {
-        include_protocols: list_or_env(k, "include-protocols", "FLUME_SSL_INCLUDE_PROTOCOLS")?,
+        include_protocols: list_or_global(
+            k,
+            "include-protocols",
+            ("flume.ssl.include.protocols", "FLUME_SSL_INCLUDE_PROTOCOLS"),
+        )?,
         exclude_protocols,
-        include_cipher_suites: list_or_env(
+        include_cipher_suites: list_or_global(
             k,
             "include-cipher-suites",
-            "FLUME_SSL_INCLUDE_CIPHERSUITES",
+            (
+                "flume.ssl.include.cipherSuites",
+                "FLUME_SSL_INCLUDE_CIPHERSUITES",
+            ),
         )?,
-        exclude_cipher_suites: list_or_env(
+        exclude_cipher_suites: list_or_global(
             k,
             "exclude-cipher-suites",
-            "FLUME_SSL_EXCLUDE_CIPHERSUITES",
+            (
+                "flume.ssl.exclude.cipherSuites",
+                "FLUME_SSL_EXCLUDE_CIPHERSUITES",
+            ),
         )?,
     })
 }

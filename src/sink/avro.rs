@@ -45,38 +45,38 @@ const KEYS: &[KeySpec] = &[
         "truststore",
         KeyKind::Str,
         None,
-        "PKCS12 file whose certificates are trusted (a server certificate in it, or one chaining to one, is accepted; the host name is not checked, as in Flume); unset: the system CA certificates; FLUME_SSL_TRUSTSTORE_PATH when unset",
+        "PKCS12 file whose certificates are trusted (a server certificate in it, or one chaining to one, is accepted; the host name is not checked, as in Flume); unset: the system CA certificates; when unset: -Djavax.net.ssl.trustStore, else $FLUME_SSL_TRUSTSTORE_PATH",
     ),
-    KeySpec::new("truststore-password", KeyKind::Str, None, "Password of truststore; FLUME_SSL_TRUSTSTORE_PASSWORD when unset"),
+    KeySpec::new("truststore-password", KeyKind::Str, None, "Password of truststore; when unset: -Djavax.net.ssl.trustStorePassword, else $FLUME_SSL_TRUSTSTORE_PASSWORD"),
     KeySpec::new(
         "truststore-type",
         KeyKind::Str,
         None,
-        "PKCS12, or JKS (Flume's default) naming a PKCS12 file as Java 9+ reads it; a real JKS file is refused with the keytool command that converts it; FLUME_SSL_TRUSTSTORE_TYPE when unset",
+        "PKCS12, or JKS (Flume's default) naming a PKCS12 file as Java 9+ reads it; a real JKS file is refused with the keytool command that converts it; when unset: -Djavax.net.ssl.trustStoreType, else $FLUME_SSL_TRUSTSTORE_TYPE",
     ),
     KeySpec::new(
         "exclude-protocols",
         KeyKind::List,
         None,
-        "Protocols to disable (Java names: TLSv1.2 TLSv1.3); SSLv3 is always excluded; FLUME_SSL_EXCLUDE_PROTOCOLS when unset",
+        "Protocols to disable (Java names: TLSv1.2 TLSv1.3); SSLv3 is always excluded; when unset: -Dflume.ssl.exclude.protocols, else $FLUME_SSL_EXCLUDE_PROTOCOLS",
     ),
     KeySpec::new(
         "include-protocols",
         KeyKind::List,
         None,
-        "Protocols to allow (unset: TLSv1.2 and TLSv1.3, all rustls speaks); FLUME_SSL_INCLUDE_PROTOCOLS when unset",
+        "Protocols to allow (unset: TLSv1.2 and TLSv1.3, all rustls speaks); when unset: -Dflume.ssl.include.protocols, else $FLUME_SSL_INCLUDE_PROTOCOLS",
     ),
     KeySpec::new(
         "exclude-cipher-suites",
         KeyKind::List,
         None,
-        "Cipher suites to disable (IANA/Java names); FLUME_SSL_EXCLUDE_CIPHERSUITES when unset",
+        "Cipher suites to disable (IANA/Java names); when unset: -Dflume.ssl.exclude.cipherSuites, else $FLUME_SSL_EXCLUDE_CIPHERSUITES",
     ),
     KeySpec::new(
         "include-cipher-suites",
         KeyKind::List,
         None,
-        "Cipher suites to allow (unset: every suite rustls offers); FLUME_SSL_INCLUDE_CIPHERSUITES when unset",
+        "Cipher suites to allow (unset: every suite rustls offers); when unset: -Dflume.ssl.include.cipherSuites, else $FLUME_SSL_INCLUDE_CIPHERSUITES",
     ),
     KeySpec::ignored("maxIoWorkers", "Netty I/O threads (flume-fast uses the shard's own loop)"),
 ];
@@ -140,9 +140,10 @@ impl AvroSinkConfig {
 fn client_tls(k: &mut Keys, hostname: &str) -> Result<Tls, ConfigError> {
     let ssl = k.bool("ssl")?;
     let trust_all = k.bool("trust-all-certs")?;
-    let path = tls::key_or_env(k, "truststore", "FLUME_SSL_TRUSTSTORE_PATH")?;
-    let password = tls::key_or_env(k, "truststore-password", "FLUME_SSL_TRUSTSTORE_PASSWORD")?;
-    let store_type = tls::key_or_env(k, "truststore-type", "FLUME_SSL_TRUSTSTORE_TYPE")?;
+    let [g_path, g_password, g_type] = tls::TRUSTSTORE_GLOBALS;
+    let path = tls::key_or_global(k, "truststore", g_path)?;
+    let password = tls::key_or_global(k, "truststore-password", g_password)?;
+    let store_type = tls::key_or_global(k, "truststore-type", g_type)?;
     let filters = tls::filters_from_keys(k)?;
     if !ssl {
         return Ok(Tls::None);

@@ -59,43 +59,43 @@ const KEYS: &[KeySpec] = &[
         "keystore",
         KeyKind::Str,
         None,
-        "PKCS12 file with the server's private key and certificate chain (its first key entry); FLUME_SSL_KEYSTORE_PATH when unset",
+        "PKCS12 file with the server's private key and certificate chain (its first key entry); when unset: -Djavax.net.ssl.keyStore, else $FLUME_SSL_KEYSTORE_PATH",
     ),
     KeySpec::new(
         "keystore-password",
         KeyKind::Str,
         None,
-        "Password of keystore (required with ssl); FLUME_SSL_KEYSTORE_PASSWORD when unset",
+        "Password of keystore (required with ssl); when unset: -Djavax.net.ssl.keyStorePassword, else $FLUME_SSL_KEYSTORE_PASSWORD",
     ),
     KeySpec::new(
         "keystore-type",
         KeyKind::Str,
         None,
-        "PKCS12, or JKS (Flume's default) naming a PKCS12 file as Java 9+ reads it; a real JKS file is refused with the keytool command that converts it; FLUME_SSL_KEYSTORE_TYPE when unset",
+        "PKCS12, or JKS (Flume's default) naming a PKCS12 file as Java 9+ reads it; a real JKS file is refused with the keytool command that converts it; when unset: -Djavax.net.ssl.keyStoreType, else $FLUME_SSL_KEYSTORE_TYPE",
     ),
     KeySpec::new(
         "exclude-protocols",
         KeyKind::List,
         None,
-        "Protocols to disable (Java names: TLSv1.2 TLSv1.3); SSLv3 is always excluded; FLUME_SSL_EXCLUDE_PROTOCOLS when unset",
+        "Protocols to disable (Java names: TLSv1.2 TLSv1.3); SSLv3 is always excluded; when unset: -Dflume.ssl.exclude.protocols, else $FLUME_SSL_EXCLUDE_PROTOCOLS",
     ),
     KeySpec::new(
         "include-protocols",
         KeyKind::List,
         None,
-        "Protocols to allow (unset: TLSv1.2 and TLSv1.3, all rustls speaks); FLUME_SSL_INCLUDE_PROTOCOLS when unset",
+        "Protocols to allow (unset: TLSv1.2 and TLSv1.3, all rustls speaks); when unset: -Dflume.ssl.include.protocols, else $FLUME_SSL_INCLUDE_PROTOCOLS",
     ),
     KeySpec::new(
         "exclude-cipher-suites",
         KeyKind::List,
         None,
-        "Cipher suites to disable (IANA/Java names); FLUME_SSL_EXCLUDE_CIPHERSUITES when unset",
+        "Cipher suites to disable (IANA/Java names); when unset: -Dflume.ssl.exclude.cipherSuites, else $FLUME_SSL_EXCLUDE_CIPHERSUITES",
     ),
     KeySpec::new(
         "include-cipher-suites",
         KeyKind::List,
         None,
-        "Cipher suites to allow (unset: every suite rustls offers); FLUME_SSL_INCLUDE_CIPHERSUITES when unset",
+        "Cipher suites to allow (unset: every suite rustls offers); when unset: -Dflume.ssl.include.cipherSuites, else $FLUME_SSL_INCLUDE_CIPHERSUITES",
     ),
     KeySpec::new(
         "max-frame-size",
@@ -164,9 +164,10 @@ impl AvroSourceConfig {
 /// unreadable file stops the agent at start-up with the key's file and line.
 fn server_tls(k: &mut Keys) -> Result<Tls, ConfigError> {
     let ssl = k.bool("ssl")?;
-    let path = tls::key_or_env(k, "keystore", "FLUME_SSL_KEYSTORE_PATH")?;
-    let password = tls::key_or_env(k, "keystore-password", "FLUME_SSL_KEYSTORE_PASSWORD")?;
-    let store_type = tls::key_or_env(k, "keystore-type", "FLUME_SSL_KEYSTORE_TYPE")?;
+    let [g_path, g_password, g_type] = tls::KEYSTORE_GLOBALS;
+    let path = tls::key_or_global(k, "keystore", g_path)?;
+    let password = tls::key_or_global(k, "keystore-password", g_password)?;
+    let store_type = tls::key_or_global(k, "keystore-type", g_type)?;
     let filters = tls::filters_from_keys(k)?;
     if !ssl {
         return Ok(Tls::None);
