@@ -46,7 +46,7 @@ fn memory_channel(c: &mut Criterion) {
         .enable_time()
         .build()
         .unwrap();
-    let ch = Channel::new(
+    let ch = Channel::open(
         "c",
         &ChannelKind::Memory(MemoryConfig {
             capacity: 10_000,
@@ -54,8 +54,10 @@ fn memory_channel(c: &mut Criterion) {
             keep_alive: Duration::from_secs(3),
             body_budget: None,
         }),
+        0,
         1,
-    );
+    )
+    .unwrap();
     let body = bytes::Bytes::from(vec![b'x'; 100]);
     let mut g = c.benchmark_group("memory channel");
     g.throughput(Throughput::Elements(1000));

@@ -136,6 +136,30 @@ enum Command {
         #[command(flatten)]
         tls: TlsArgs,
     },
+    /// Inspect a file channel's data directory offline
+    #[command(subcommand)]
+    Channel(ChannelCmd),
+}
+
+#[derive(Subcommand)]
+enum ChannelCmd {
+    /// Check every record of every segment (like Flume's File Channel Integrity Tool);
+    /// exits 1 if damage was found and not quarantined
+    Verify {
+        /// A dataDirs entry (holding shard-* directories) or one shard directory
+        dir: PathBuf,
+        /// Copy each damaged region to <shard>/quarantine/ and overwrite it with padding
+        #[arg(long)]
+        quarantine: bool,
+    },
+    /// Pending events and bytes per shard, segments, and the last checkpoint
+    Stat {
+        /// A dataDirs entry (holding shard-* directories) or one shard directory
+        dir: PathBuf,
+        /// The channel's checkpointDir, to report the last checkpoint
+        #[arg(long)]
+        checkpoint_dir: Option<PathBuf>,
+    },
 }
 
 /// TLS to an avro source with `ssl = true`, as the avro sink's keys.
@@ -281,6 +305,7 @@ fn main() -> ExitCode {
                 timeout: Duration::from_secs(timeout),
             })
         }
+        Some(Command::Channel(cmd)) => channel_tool(cmd),
         Some(Command::Check { conf, name, define }) => check(&conf, name.as_deref(), &define),
         Some(Command::Agent {
             run,
@@ -353,6 +378,29 @@ fn loadgen(opts: LoadOptions) -> ExitCode {
         Err(e) => {
             eprintln!("flume-fast loadgen: {e}");
             ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn channel_tool(cmd: ChannelCmd) -> ExitCode {
+    use flume_fast::channel::wal::tools;
+    let mut out = String::new();
+    let result = match &cmd {
+        ChannelCmd::Verify { dir, quarantine } => {
+            tools::verify(dir, *quarantine, &mut out).map(|s| s.damaged > s.quarantined)
+        }
+        ChannelCmd::Stat {
+            dir,
+            checkpoint_dir,
+        } => tools::stat(dir, checkpoint_dir.as_deref(), &mut out).map(|()| false),
+    };
+    print!("{out}");
+    match result {
+        Ok(false) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::from(EXIT_RUNTIME),
+        Err(e) => {
+            eprintln!("flume-fast: {e}");
+            ExitCode::from(EXIT_CONFIG)
         }
     }
 }

@@ -3,9 +3,11 @@
 
 pub mod memory;
 mod notify;
+pub mod wal;
 
 pub use memory::{MemoryChannel, MemoryConfig};
 pub use notify::LocalNotify;
+pub use wal::{WalChannel, WalConfig};
 
 use crate::config::keys::{Keys, TypeInfo};
 use crate::config::ConfigError;
@@ -15,13 +17,25 @@ use std::rc::Rc;
 #[derive(Debug, Clone)]
 pub enum ChannelKind {
     Memory(MemoryConfig),
+    Wal(WalConfig),
 }
 
-pub static TYPES: &[TypeInfo] = &[memory::TYPE];
+impl ChannelKind {
+    /// Warnings the configuration produced besides unknown keys (ignored Flume keys).
+    pub fn notes(&self) -> &[String] {
+        match self {
+            ChannelKind::Memory(_) => &[],
+            ChannelKind::Wal(c) => &c.notes,
+        }
+    }
+}
+
+pub static TYPES: &[TypeInfo] = &[memory::TYPE, wal::TYPE];
 
 pub fn configure(info: &TypeInfo, keys: &mut Keys) -> Result<ChannelKind, ConfigError> {
     match info.name() {
         "memory" => Ok(ChannelKind::Memory(MemoryConfig::from_keys(keys)?)),
+        "file" => Ok(ChannelKind::Wal(WalConfig::from_keys(keys)?)),
         other => unreachable!("channel type {other} registered but not built"),
     }
 }
@@ -44,33 +58,69 @@ pub enum ChannelError {
         batch: usize,
         capacity: usize,
     },
+    #[error("channel '{channel}': only {free} bytes free in {dir}, below minimumRequiredSpace ({required}); puts resume when space returns")]
+    DiskSpace {
+        channel: String,
+        dir: String,
+        free: u64,
+        required: u64,
+    },
+    #[error("channel '{channel}': write-ahead log: {message}")]
+    Log { channel: String, message: String },
 }
 
 /// One shard's instance of a channel.
 #[derive(Clone)]
 pub enum Channel {
     Memory(Rc<MemoryChannel>),
+    Wal(Rc<WalChannel>),
 }
 
 impl Channel {
-    /// Builds this shard's instance of the channel; capacities are split over `shards`.
-    pub fn new(name: &str, kind: &ChannelKind, shards: usize) -> Channel {
-        match kind {
+    /// Builds shard `shard`'s instance of the channel; capacities are split over `shards`.
+    /// A file channel replays its log here (blocking, before the shard reports ready).
+    pub fn open(
+        name: &str,
+        kind: &ChannelKind,
+        shard: usize,
+        shards: usize,
+    ) -> Result<Channel, wal::WalError> {
+        Ok(match kind {
             ChannelKind::Memory(cfg) => {
                 Channel::Memory(Rc::new(MemoryChannel::new(name, cfg.per_shard(shards))))
             }
+            ChannelKind::Wal(cfg) => Channel::Wal(WalChannel::open(
+                name,
+                &cfg.per_shard(shards),
+                shard,
+                shards,
+            )?),
+        })
+    }
+
+    /// Whether queued events survive the agent stopping.
+    pub fn is_durable(&self) -> bool {
+        matches!(self, Channel::Wal(_))
+    }
+
+    /// Clean shutdown: a file channel syncs and checkpoints (checkpointOnClose).
+    pub async fn close(&self) {
+        if let Channel::Wal(c) = self {
+            c.close().await;
         }
     }
 
     pub fn name(&self) -> &str {
         match self {
             Channel::Memory(c) => c.name(),
+            Channel::Wal(c) => c.name(),
         }
     }
 
     pub fn tx_capacity(&self) -> usize {
         match self {
             Channel::Memory(c) => c.tx_capacity(),
+            Channel::Wal(c) => c.tx_capacity(),
         }
     }
 
@@ -79,6 +129,7 @@ impl Channel {
     pub async fn put(&self, events: Vec<Event>) -> Result<(), (ChannelError, Vec<Event>)> {
         match self {
             Channel::Memory(c) => c.put(events).await,
+            Channel::Wal(c) => c.put(events).await,
         }
     }
 
@@ -86,6 +137,7 @@ impl Channel {
     pub fn take(&self, max: usize) -> TakeTx {
         match self {
             Channel::Memory(c) => c.take_from(max),
+            Channel::Wal(c) => c.take_from(max),
         }
     }
 
@@ -93,12 +145,14 @@ impl Channel {
     pub async fn wait_for_data(&self) {
         match self {
             Channel::Memory(c) => c.wait_for_data().await,
+            Channel::Wal(c) => c.wait_for_data().await,
         }
     }
 
     pub fn len(&self) -> usize {
         match self {
             Channel::Memory(c) => c.len(),
+            Channel::Wal(c) => c.len(),
         }
     }
 
@@ -112,13 +166,20 @@ impl Channel {
 pub struct TakeTx {
     pub events: Vec<Event>,
     channel: Option<Channel>,
+    /// The channel's id for this transaction (the file channel logs it).
+    tx: u64,
 }
 
 impl TakeTx {
     pub(crate) fn new(events: Vec<Event>, channel: Channel) -> Self {
+        Self::with_tx(events, channel, 0)
+    }
+
+    pub(crate) fn with_tx(events: Vec<Event>, channel: Channel, tx: u64) -> Self {
         TakeTx {
             events,
             channel: Some(channel),
+            tx,
         }
     }
 
@@ -130,9 +191,13 @@ impl TakeTx {
         self.events.is_empty()
     }
 
+    /// Commits the take. For the file channel the commit is logged but not synced before
+    /// this returns: if a crash loses it, the events are delivered again (at-least-once).
     pub fn commit(mut self) {
-        if let Some(Channel::Memory(c)) = self.channel.take() {
-            c.commit_take(&self.events);
+        match self.channel.take() {
+            Some(Channel::Memory(c)) => c.commit_take(&self.events),
+            Some(Channel::Wal(c)) => c.commit_take(self.tx),
+            None => {}
         }
     }
 
@@ -141,8 +206,10 @@ impl TakeTx {
     }
 
     fn do_rollback(&mut self) {
-        if let Some(Channel::Memory(c)) = self.channel.take() {
-            c.rollback_take(std::mem::take(&mut self.events));
+        match self.channel.take() {
+            Some(Channel::Memory(c)) => c.rollback_take(std::mem::take(&mut self.events)),
+            Some(Channel::Wal(c)) => c.rollback_take(self.tx, std::mem::take(&mut self.events)),
+            None => {}
         }
     }
 }

@@ -268,6 +268,7 @@ pub(super) fn build(
         let mut keys = Keys::new(&label, &prefix, info.keys, &raw.props, raw.decl());
         let kind = crate::channel::configure(info, &mut keys)?;
         warnings.extend(keys.unknown_keys(&["type"]));
+        warnings.extend(kind.notes().iter().cloned());
         channels.push(ChannelConfig {
             name: raw.name.clone(),
             type_name: info.name(),

@@ -44,7 +44,9 @@ fn builds_the_flow_with_flume_defaults() {
         (nc.port, nc.max_line_length, nc.ack_every_event),
         (44444, 512, true)
     );
-    let ChannelKind::Memory(m) = &cfg.channels[0].kind;
+    let ChannelKind::Memory(m) = &cfg.channels[0].kind else {
+        panic!()
+    };
     assert_eq!(
         (m.capacity, m.transaction_capacity, m.keep_alive.as_secs()),
         (100, 100, 3)

@@ -127,7 +127,8 @@ pub fn run(cfg: AgentConfig, opts: RunOptions) -> Result<Snapshot, RuntimeError>
                 }
             }
             Msg::Failed(k, e) => {
-                // A shard that reports a failure has ended.
+                // A shard reports Failed instead of Done (it failed to start, or panicked):
+                // it is finished too, or the loop would wait for it forever.
                 done += 1;
                 tracing::error!("shard {k}: {e}");
                 failure.get_or_insert(e);

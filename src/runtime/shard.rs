@@ -25,18 +25,19 @@ pub(super) async fn run(
     report: Sender<Msg>,
 ) {
     let mut metrics = Registry::default();
-    let channels: Vec<Channel> = cfg
-        .channels
-        .iter()
-        .map(|c| Channel::new(&c.name, &c.kind, shards))
-        .collect();
-
     let fail = |component: String, message: String| {
         let _ = report.send(Msg::Failed(
             k,
             RuntimeError::Component { component, message },
         ));
     };
+    let mut channels: Vec<Channel> = Vec::with_capacity(cfg.channels.len());
+    for c in &cfg.channels {
+        match Channel::open(&c.name, &c.kind, k, shards) {
+            Ok(ch) => channels.push(ch),
+            Err(e) => return fail(format!("channel '{}'", c.name), e.to_string()),
+        }
+    }
 
     let mut sinks = Vec::new();
     for s in &cfg.sinks {
@@ -104,11 +105,14 @@ pub(super) async fn run(
     tokio::select! {
         _ = &mut joined => {}
         _ = &mut deadline => {
-            let left: usize = channels.iter().map(Channel::len).sum();
-            tracing::warn!("shard {k}: drain timeout; {left} events left in memory channels are lost");
+            let left: usize = channels.iter().filter(|c| !c.is_durable()).map(Channel::len).sum();
+            tracing::warn!("shard {k}: drain timeout; {left} events left in memory channels are lost (file channels keep theirs)");
             abort.trigger();
             joined.await;
         }
+    }
+    for c in &channels {
+        c.close().await;
     }
     let _ = report.send(Msg::Done(k, metrics.snapshot()));
 }

@@ -266,7 +266,7 @@ mod tests {
 
     fn group(policy: ProcessorConfig, prios: &[i64]) -> Group {
         let mut reg = Registry::default();
-        let ch = Channel::new(
+        let ch = Channel::open(
             "c",
             &crate::channel::ChannelKind::Memory(crate::channel::MemoryConfig {
                 capacity: 10,
@@ -274,8 +274,10 @@ mod tests {
                 keep_alive: Duration::ZERO,
                 body_budget: None,
             }),
+            0,
             1,
-        );
+        )
+        .unwrap();
         Group {
             members: prios
                 .iter()

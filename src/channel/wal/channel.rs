@@ -1,0 +1,771 @@
+//! The file channel on one shard: Flume's transactions over the shard's log.
+//!
+//! A put appends its put records and a commit record to the mapped segment (no await in
+//! between, so a transaction's records are contiguous), then waits until a sync covers
+//! them, and only then makes the events visible and returns: a put that returned `Ok` is
+//! on disk. Syncs are group commits: a background task on the shard issues one io_uring
+//! `fdatasync` for everything appended since the previous one (on Linux, fdatasync of the
+//! file also writes back the pages dirtied through the shared mapping), and every waiting
+//! transaction is released by it. With `fsyncPerTransaction = false` puts return at once
+//! and the task syncs every `fsyncInterval`.
+//!
+//! A take commit appends its take and commit records and returns without waiting for a
+//! sync, which keeps `TakeTx::commit` synchronous: losing a take record in a crash only
+//! makes its events come back once more, which at-least-once allows.
+//!
+//! A failed sync is not retried (after a failed fdatasync Linux may have dropped the dirty
+//! pages): the channel refuses puts until restart, and takes go on.
+
+use super::checkpoint::{self, Checkpoint};
+use super::config::WalConfig;
+use super::layout::{self, DirLock, LayoutError};
+use super::log::{Log, Seg};
+use super::record::{self, Record};
+use super::replay::{self, SegmentInput};
+use super::segment::{self, SegmentFile, HEADER_LEN};
+use crate::channel::{Channel, ChannelError, LocalNotify, TakeTx};
+use crate::event::Event;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WalError {
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+}
+
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
+    move |e| WalError::Layout(layout::io_err(path)(e))
+}
+
+struct Inner {
+    log: Log,
+    queue: VecDeque<(u64, Event)>,
+    /// Open take transactions: the seqs they hold.
+    takes: HashMap<u64, Vec<u64>>,
+    in_flight: usize,
+    /// Put transactions appended but not yet visible (waiting for their sync): first seq
+    /// and count. They hold capacity and a checkpoint counts them as live.
+    pending: BTreeMap<u64, (u64, usize)>,
+    reserved: usize,
+    next_seq: u64,
+    next_tx: u64,
+    synced_lsn: u64,
+    sync_error: Option<String>,
+    /// Set when appending a take failed, so the warning is logged once, not per batch.
+    take_log_failing: bool,
+}
+
+pub struct WalChannel {
+    name: String,
+    cfg: WalConfig,
+    shard: usize,
+    ckpt_dir: PathBuf,
+    inner: RefCell<Inner>,
+    space: LocalNotify,
+    data: LocalNotify,
+    synced: LocalNotify,
+    wake_syncer: LocalNotify,
+    stop_tasks: LocalNotify,
+    closing: Cell<bool>,
+    /// Set at the end of close: background tasks end.
+    stopped: Cell<bool>,
+    checkpointing: Cell<bool>,
+    /// Last free-space check: when, and whether puts were allowed.
+    space_check: Cell<Option<(Instant, Option<u64>)>>,
+    _locks: Vec<DirLock>,
+}
+
+/// How long a free-space reading is trusted: a statvfs per second at most, not per put.
+const SPACE_CHECK_EVERY: Duration = Duration::from_millis(250);
+
+impl WalChannel {
+    /// Opens shard `shard`'s log (replaying it), adopts orphaned shard directories, writes
+    /// a fresh checkpoint and starts the sync and checkpoint tasks. `cfg` is this shard's
+    /// share. Must run on the shard's io_uring runtime.
+    pub fn open(
+        name: &str,
+        cfg: &WalConfig,
+        shard: usize,
+        shards: usize,
+    ) -> Result<Rc<WalChannel>, WalError> {
+        let started = Instant::now();
+        let data_dir = cfg.data_dir(shard);
+        let ckpt_dir = cfg.checkpoint_dir(shard);
+        let locks = vec![DirLock::acquire(&data_dir)?, DirLock::acquire(&ckpt_dir)?];
+        let ckpt = match checkpoint::read(&ckpt_dir) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(
+                    channel = name,
+                    shard,
+                    "{e}; replaying from the segments alone"
+                );
+                None
+            }
+        };
+        let opened = open_segments(name, shard, &data_dir)?;
+        let r = replay::replay(&opened.inputs, ckpt.as_ref());
+        report(name, shard, &r.issues);
+        let mut segs = VecDeque::new();
+        for (file, summary) in opened.files.into_iter().zip(&r.segments) {
+            segs.push_back(Seg::new(file, summary.max_seq).map_err(io_at(&data_dir))?);
+        }
+        let (pos, need_new) = match (opened.last_end, segs.back()) {
+            (Some(end), Some(_)) => (end, false),
+            _ => (HEADER_LEN, true),
+        };
+        if need_new {
+            // After the last segment, and never below the checkpoint's position: records
+            // the checkpoint says it has reflected must not be written again.
+            let start = segs
+                .back()
+                .map_or(0, |s: &Rc<Seg>| s.file.end_lsn())
+                .max(ckpt.as_ref().map_or(0, |c| c.position));
+            let f = SegmentFile::create(&data_dir, shard as u32, start, cfg.segment_size)
+                .map_err(io_at(&data_dir))?;
+            segs.push_back(Seg::new(f, None).map_err(io_at(&data_dir))?);
+        }
+        let log = Log::new(data_dir.clone(), shard as u32, cfg.segment_size, segs, pos);
+        let replayed = r.live.len();
+        let queue: VecDeque<(u64, Event)> = r.live.into_iter().collect();
+        let chan = Rc::new(WalChannel {
+            name: name.to_string(),
+            cfg: cfg.clone(),
+            shard,
+            ckpt_dir,
+            inner: RefCell::new(Inner {
+                log,
+                queue,
+                takes: HashMap::new(),
+                in_flight: 0,
+                pending: BTreeMap::new(),
+                reserved: 0,
+                next_seq: r.next_seq,
+                next_tx: r.next_tx,
+                synced_lsn: 0,
+                sync_error: None,
+                take_log_failing: false,
+            }),
+            space: LocalNotify::default(),
+            data: LocalNotify::default(),
+            synced: LocalNotify::default(),
+            wake_syncer: LocalNotify::default(),
+            stop_tasks: LocalNotify::default(),
+            closing: Cell::new(false),
+            stopped: Cell::new(false),
+            checkpointing: Cell::new(false),
+            space_check: Cell::new(None),
+            _locks: locks,
+        });
+        let adopted = chan.adopt_orphans(shards)?;
+        chan.checkpoint_blocking()?;
+        let nsegs = chan.inner.borrow().log.segs.len();
+        tracing::info!(
+            channel = name,
+            shard,
+            "replayed {replayed} events{} from {} segment(s) in {:?} ({}; {} uncommitted transaction(s) discarded)",
+            if adopted > 0 { format!(" and adopted {adopted} from orphaned shard directories") } else { String::new() },
+            nsegs,
+            started.elapsed(),
+            if r.used_checkpoint { "from the checkpoint" } else { "from the segments alone" },
+            r.discarded_txs,
+        );
+        tokio_uring::spawn(syncer(chan.clone()));
+        tokio_uring::spawn(checkpointer(chan.clone()));
+        Ok(chan)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn tx_capacity(&self) -> usize {
+        self.cfg.transaction_capacity
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.borrow().queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn fits(&self, n: usize) -> Result<(), ChannelError> {
+        let s = self.inner.borrow();
+        if s.queue.len() + s.in_flight + s.reserved + n > self.cfg.capacity {
+            return Err(ChannelError::Full {
+                channel: self.name.clone(),
+                capacity: self.cfg.capacity,
+                keep_alive_secs: self.cfg.keep_alive.as_secs(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn wait_for_space(&self, n: usize) -> Result<(), ChannelError> {
+        if self.fits(n).is_ok() {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + self.cfg.keep_alive;
+        loop {
+            let woken = self.space.notified();
+            match self.fits(n) {
+                Ok(()) => return Ok(()),
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => {
+                    if tokio::time::timeout_at(deadline, woken).await.is_err() {
+                        return self.fits(n);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Refuses puts while the data directory's filesystem is below minimumRequiredSpace.
+    fn check_space(&self) -> Result<(), ChannelError> {
+        if self.cfg.minimum_required_space == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let low = match self.space_check.get() {
+            Some((at, low)) if now.duration_since(at) < SPACE_CHECK_EVERY => low,
+            _ => {
+                let dir = self.inner.borrow().log.dir.clone();
+                let low = match layout::free_space(&dir) {
+                    Ok(free) if free < self.cfg.minimum_required_space => Some(free),
+                    Ok(_) => None,
+                    // Unknown free space must not stop the agent; the next segment
+                    // creation still fails cleanly if the disk is really full.
+                    Err(_) => None,
+                };
+                self.space_check.set(Some((now, low)));
+                low
+            }
+        };
+        match low {
+            Some(free) => Err(ChannelError::DiskSpace {
+                channel: self.name.clone(),
+                dir: self.inner.borrow().log.dir.display().to_string(),
+                free,
+                required: self.cfg.minimum_required_space,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn log_error(&self, e: impl std::fmt::Display) -> ChannelError {
+        ChannelError::Log {
+            channel: self.name.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    pub async fn put(&self, mut events: Vec<Event>) -> Result<(), (ChannelError, Vec<Event>)> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let n = events.len();
+        if n > self.cfg.transaction_capacity {
+            let error = ChannelError::TxTooLarge {
+                channel: self.name.clone(),
+                batch: n,
+                capacity: self.cfg.transaction_capacity,
+            };
+            return Err((error, events));
+        }
+        if let Some(e) = &self.inner.borrow().sync_error {
+            return Err((self.log_error(e), events));
+        }
+        if let Err(e) = self.check_space() {
+            return Err((e, events));
+        }
+        if let Err(e) = self.wait_for_space(n).await {
+            return Err((e, events));
+        }
+        let (tx, first, target) = {
+            let mut s = self.inner.borrow_mut();
+            let tx = s.next_tx;
+            let first = s.next_seq;
+            s.next_tx += 1;
+            s.next_seq += n as u64;
+            let appended = s
+                .log
+                .append_puts(tx, first, &mut events)
+                .and_then(|()| s.log.append_record(&Record::Commit { tx }));
+            if let Err(e) = appended {
+                // Best effort: replay would discard the open transaction anyway.
+                let _ = s.log.append_record(&Record::Rollback {
+                    tx,
+                    first,
+                    count: 0,
+                });
+                return Err((self.log_error(e), events));
+            }
+            s.reserved += n;
+            s.pending.insert(tx, (first, n));
+            (tx, first, s.log.written_lsn())
+        };
+        let mut guard = Pending {
+            chan: self,
+            tx,
+            first,
+            events: Some(events),
+        };
+        if self.cfg.fsync_per_transaction {
+            if let Err(e) = self.wait_synced(target).await {
+                let events = guard.events.take().unwrap_or_default();
+                let mut s = self.inner.borrow_mut();
+                s.reserved -= n;
+                s.pending.remove(&tx);
+                // So a replay does not deliver what the source was told failed.
+                let _ = s.log.append_record(&Record::Rollback {
+                    tx,
+                    first,
+                    count: n as u32,
+                });
+                drop(s);
+                self.space.notify_all();
+                return Err((self.log_error(e), events));
+            }
+        }
+        guard.publish();
+        Ok(())
+    }
+
+    /// Resolves once a sync covers `target` (or with the sync's error).
+    async fn wait_synced(&self, target: u64) -> Result<(), String> {
+        loop {
+            let woken = self.synced.notified();
+            {
+                let s = self.inner.borrow();
+                if s.synced_lsn >= target {
+                    return Ok(());
+                }
+                if let Some(e) = &s.sync_error {
+                    return Err(e.clone());
+                }
+            }
+            self.wake_syncer.notify_all();
+            woken.await;
+        }
+    }
+
+    fn publish(&self, tx: u64, first: u64, events: Vec<Event>) {
+        let mut s = self.inner.borrow_mut();
+        s.reserved -= events.len();
+        s.pending.remove(&tx);
+        s.queue.extend(
+            events
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| (first + i as u64, e)),
+        );
+        drop(s);
+        self.data.notify_all();
+    }
+
+    pub fn take_from(self: &Rc<Self>, max: usize) -> TakeTx {
+        let mut s = self.inner.borrow_mut();
+        let n = max.min(self.cfg.transaction_capacity).min(s.queue.len());
+        if n == 0 {
+            drop(s);
+            return TakeTx::new(Vec::new(), Channel::Wal(self.clone()));
+        }
+        let tx = s.next_tx;
+        s.next_tx += 1;
+        let mut seqs = Vec::with_capacity(n);
+        let mut events = Vec::with_capacity(n);
+        for (seq, e) in s.queue.drain(..n) {
+            seqs.push(seq);
+            events.push(e);
+        }
+        s.takes.insert(tx, seqs);
+        s.in_flight += n;
+        drop(s);
+        TakeTx::with_tx(events, Channel::Wal(self.clone()), tx)
+    }
+
+    pub(crate) fn commit_take(&self, tx: u64) {
+        let mut s = self.inner.borrow_mut();
+        let Some(seqs) = s.takes.remove(&tx) else {
+            return;
+        };
+        s.in_flight -= seqs.len();
+        let runs = record::runs(&seqs);
+        let logged = s
+            .log
+            .append_record(&Record::Take { tx, runs })
+            .and_then(|()| s.log.append_record(&Record::Commit { tx }));
+        match logged {
+            Ok(()) => s.take_log_failing = false,
+            Err(e) if !s.take_log_failing => {
+                s.take_log_failing = true;
+                tracing::warn!(channel = %self.name, shard = self.shard, "cannot log take commits ({e}); taken events will be delivered again after a restart");
+            }
+            Err(_) => {}
+        }
+        drop(s);
+        self.space.notify_all();
+    }
+
+    pub(crate) fn rollback_take(&self, tx: u64, events: Vec<Event>) {
+        let mut s = self.inner.borrow_mut();
+        let Some(seqs) = s.takes.remove(&tx) else {
+            return;
+        };
+        s.in_flight -= seqs.len();
+        for (seq, e) in seqs.into_iter().zip(events).rev() {
+            s.queue.push_front((seq, e));
+        }
+        drop(s);
+        self.data.notify_all();
+    }
+
+    pub async fn wait_for_data(&self) {
+        let woken = self.data.notified();
+        if self.is_empty() {
+            woken.await;
+        }
+    }
+
+    /// The state a checkpoint records now, and the smallest live seq.
+    fn snapshot(&self) -> (Checkpoint, u64) {
+        let s = self.inner.borrow();
+        let mut live: Vec<u64> = Vec::with_capacity(s.queue.len() + s.in_flight);
+        live.extend(s.queue.iter().map(|(q, _)| *q));
+        for seqs in s.takes.values() {
+            live.extend_from_slice(seqs);
+        }
+        for &(first, n) in s.pending.values() {
+            live.extend(first..first + n as u64);
+        }
+        live.sort_unstable();
+        let min_live = live.first().copied().unwrap_or(s.next_seq);
+        let c = Checkpoint {
+            shard: self.shard as u32,
+            written_at_ms: crate::flow::delivery::now_millis(),
+            position: s.log.written_lsn(),
+            next_seq: s.next_seq,
+            next_tx: s.next_tx,
+            segments: s.log.segment_infos(),
+            live: record::runs(&live),
+        };
+        (c, min_live)
+    }
+
+    /// Start-up checkpoint: blocking, before the shard reports ready.
+    fn checkpoint_blocking(&self) -> Result<(), WalError> {
+        let dir = self.inner.borrow().log.dir.clone();
+        self.inner
+            .borrow_mut()
+            .log
+            .sync_blocking()
+            .map_err(io_at(&dir))?;
+        let (c, min_live) = self.snapshot();
+        self.inner.borrow_mut().synced_lsn = c.position;
+        checkpoint::write_blocking(&self.ckpt_dir, &c)?;
+        for p in self
+            .inner
+            .borrow_mut()
+            .log
+            .drop_consumed(c.position, min_live)
+        {
+            std::fs::remove_file(&p).map_err(io_at(&p))?;
+        }
+        Ok(())
+    }
+
+    /// Writes a checkpoint: snapshot, sync the log up to it, write the file atomically,
+    /// then delete the segments it made unnecessary.
+    pub async fn checkpoint(&self) -> Result<(), String> {
+        if self.checkpointing.replace(true) {
+            return Ok(());
+        }
+        let result = async {
+            let (c, min_live) = self.snapshot();
+            self.wait_synced(c.position).await?;
+            checkpoint::write_async(&self.ckpt_dir, &c)
+                .await
+                .map_err(|e| e.to_string())?;
+            let gone = self.inner.borrow_mut().log.drop_consumed(c.position, min_live);
+            for p in gone {
+                if let Err(e) = tokio_uring::fs::remove_file(&p).await {
+                    tracing::warn!(channel = %self.name, "cannot delete consumed segment {}: {e}", p.display());
+                }
+            }
+            Ok(())
+        }
+        .await;
+        self.checkpointing.set(false);
+        result
+    }
+
+    /// Clean close: waits for outstanding syncs, checkpoints (checkpointOnClose) and stops
+    /// the background tasks. Events still queued stay in the log for the next start.
+    pub async fn close(&self) {
+        if self.closing.replace(true) {
+            return;
+        }
+        let written = self.inner.borrow().log.written_lsn();
+        let r = if self.cfg.checkpoint_on_close {
+            self.checkpoint().await
+        } else {
+            self.wait_synced(written).await
+        };
+        if let Err(e) = r {
+            tracing::warn!(channel = %self.name, shard = self.shard, "close: {e}");
+        }
+        self.stopped.set(true);
+        self.stop_tasks.notify_all();
+        self.wake_syncer.notify_all();
+    }
+
+    /// Moves the live events of orphaned shard directories this shard adopts into its own
+    /// log (synced), then deletes the orphans. Returns how many events it adopted.
+    fn adopt_orphans(&self, shards: usize) -> Result<usize, WalError> {
+        let mut total = 0;
+        for o in layout::orphans(&self.cfg, shards) {
+            if o.adopter != self.shard {
+                continue;
+            }
+            let lock = DirLock::acquire(&o.dir)?;
+            // Segments alone replay exactly; the orphan's checkpoint may not even match.
+            let opened = open_segments(&self.name, o.shard, &o.dir)?;
+            let r = replay::replay(&opened.inputs, None);
+            report(&self.name, o.shard, &r.issues);
+            let events: Vec<Event> = r.live.into_values().collect();
+            let n = events.len();
+            let mut s = self.inner.borrow_mut();
+            let dir = s.log.dir.clone();
+            for chunk in events.chunks(self.cfg.transaction_capacity.max(1)) {
+                let mut batch = chunk.to_vec();
+                let tx = s.next_tx;
+                let first = s.next_seq;
+                s.next_tx += 1;
+                s.next_seq += batch.len() as u64;
+                s.log
+                    .append_puts(tx, first, &mut batch)
+                    .and_then(|()| s.log.append_record(&Record::Commit { tx }))
+                    .map_err(io_at(&dir))?;
+                s.queue.extend(
+                    batch
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, e)| (first + i as u64, e)),
+                );
+            }
+            s.log.sync_blocking().map_err(io_at(&dir))?;
+            drop(s);
+            drop(opened);
+            drop(lock);
+            std::fs::remove_dir_all(&o.dir).map_err(io_at(&o.dir))?;
+            if o.shard >= shards {
+                let ck = self.cfg.checkpoint_dir(o.shard);
+                if ck.exists() {
+                    std::fs::remove_dir_all(&ck).map_err(io_at(&ck))?;
+                }
+            }
+            tracing::info!(channel = %self.name, shard = self.shard, "adopted {n} events from orphaned {}", o.dir.display());
+            total += n;
+        }
+        Ok(total)
+    }
+}
+
+/// A put whose records are in the log: if its future is dropped before it publishes, the
+/// events are published anyway, since the log already holds them committed.
+struct Pending<'a> {
+    chan: &'a WalChannel,
+    tx: u64,
+    first: u64,
+    events: Option<Vec<Event>>,
+}
+
+impl Pending<'_> {
+    fn publish(&mut self) {
+        if let Some(ev) = self.events.take() {
+            self.chan.publish(self.tx, self.first, ev);
+        }
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.publish();
+    }
+}
+
+/// The group-commit task: whenever frames were appended past the synced point and someone
+/// waits (or, without fsyncPerTransaction, every fsyncInterval), one fdatasync per dirty
+/// segment covers all of them.
+async fn syncer(chan: Rc<WalChannel>) {
+    loop {
+        let woken = chan.wake_syncer.notified();
+        let work = {
+            let mut s = chan.inner.borrow_mut();
+            let written = s.log.written_lsn();
+            (written > s.synced_lsn && s.sync_error.is_none())
+                .then(|| (written, s.log.sync_targets()))
+        };
+        if let Some((upto, targets)) = work {
+            let mut failed = None;
+            for seg in &targets {
+                if let Err(e) = seg.uring.sync_data().await {
+                    failed = Some(format!(
+                        "fdatasync of {} failed: {e}; the channel refuses puts until restart",
+                        seg.file.path.display()
+                    ));
+                    break;
+                }
+            }
+            let mut s = chan.inner.borrow_mut();
+            match failed {
+                Some(e) => {
+                    tracing::error!(channel = %chan.name, shard = chan.shard, "{e}");
+                    s.sync_error = Some(e);
+                }
+                None => s.synced_lsn = s.synced_lsn.max(upto),
+            }
+            drop(s);
+            chan.synced.notify_all();
+            continue;
+        }
+        if chan.stopped.get() {
+            return;
+        }
+        if chan.cfg.fsync_per_transaction {
+            woken.await;
+        } else {
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep(chan.cfg.fsync_interval) => {}
+            }
+        }
+    }
+}
+
+/// Checkpoints every checkpointInterval until the channel closes.
+async fn checkpointer(chan: Rc<WalChannel>) {
+    loop {
+        let stop = chan.stop_tasks.notified();
+        if chan.stopped.get() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(chan.cfg.checkpoint_interval) => {}
+            _ = stop => {}
+        }
+        if chan.closing.get() {
+            return;
+        }
+        if let Err(e) = chan.checkpoint().await {
+            tracing::warn!(channel = %chan.name, shard = chan.shard, "checkpoint failed: {e}");
+        }
+    }
+}
+
+struct Opened {
+    files: Vec<SegmentFile>,
+    inputs: Vec<SegmentInput>,
+    /// Where the last segment's valid data ends (the writer resumes there).
+    last_end: Option<usize>,
+}
+
+/// Opens and maps a shard directory's segments for replay. A torn tail of the last
+/// segment is reported and zeroed, so the writer can append over it; a last segment whose
+/// creation was interrupted (header never written) is removed.
+fn open_segments(name: &str, shard: usize, dir: &Path) -> Result<Opened, WalError> {
+    std::fs::create_dir_all(dir).map_err(io_at(dir))?;
+    let mut list = segment::list(dir).map_err(io_at(dir))?;
+    if let Some((start, path)) = list.last() {
+        let f = SegmentFile::open(path, *start).map_err(io_at(path))?;
+        // SAFETY: nothing writes to this mapping yet.
+        let unwritten = unsafe { f.bytes() }[..HEADER_LEN.min(f.len())]
+            .iter()
+            .all(|&b| b == 0);
+        if unwritten {
+            tracing::warn!(
+                channel = name,
+                shard,
+                "removing {}: its creation was interrupted before anything was written to it",
+                path.display()
+            );
+            std::fs::remove_file(path).map_err(io_at(path))?;
+            list.pop();
+        }
+    }
+    let mut files = Vec::with_capacity(list.len());
+    let mut inputs = Vec::with_capacity(list.len());
+    let mut last_end = None;
+    let count = list.len();
+    for (i, (start, path)) in list.into_iter().enumerate() {
+        let f = SegmentFile::open(&path, start).map_err(io_at(&path))?;
+        let name_s = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut len = f.len();
+        // SAFETY: nothing writes to this mapping yet.
+        if i + 1 == count && segment::check_header(unsafe { f.bytes() }).is_ok() {
+            let (end, torn) = {
+                // SAFETY: as above.
+                let data = unsafe { f.bytes() };
+                let mut scan = record::Scanner::new(data, HEADER_LEN);
+                let mut torn = None;
+                for item in scan.by_ref() {
+                    if let record::Item::Damaged {
+                        offset,
+                        len,
+                        tail: true,
+                        reason,
+                    } = item
+                    {
+                        torn = Some((offset, len, reason));
+                    }
+                }
+                (scan.end(), torn)
+            };
+            if let Some((offset, tlen, reason)) = torn {
+                tracing::warn!(channel = name, shard, "segment {name_s} offset {offset}: torn tail ({reason}, {tlen} bytes) truncated; transactions it held were never acknowledged");
+                // SAFETY: no slice of this mapping is alive; the region is in range.
+                unsafe { f.region_mut(offset, tlen) }.fill(0);
+                f.sync_blocking().map_err(io_at(&path))?;
+            }
+            len = end;
+            last_end = Some(end);
+        }
+        inputs.push(SegmentInput {
+            start,
+            name: name_s,
+            data: segment::map_bytes(&f.map, 0, len),
+        });
+        files.push(f);
+    }
+    Ok(Opened {
+        files,
+        inputs,
+        last_end,
+    })
+}
+
+fn report(name: &str, shard: usize, issues: &[replay::Issue]) {
+    const MAX: usize = 50;
+    for i in issues.iter().take(MAX) {
+        tracing::warn!(channel = name, shard, "replay: {i}");
+    }
+    if issues.len() > MAX {
+        tracing::warn!(
+            channel = name,
+            shard,
+            "replay: {} more issues not shown; run `flume-fast channel verify` on the data directory",
+            issues.len() - MAX
+        );
+    }
+}

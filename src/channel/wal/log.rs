@@ -1,0 +1,195 @@
+//! The append side of one shard's log: the list of open segments (the last one is
+//! active), appending frames into the active mapping, rolling to a new preallocated
+//! segment when it is full, handing out the segments a group sync must cover, and deleting
+//! the consumed prefix after a checkpoint. Single-threaded; the channel owns it.
+
+use super::record::{self, Record};
+use super::segment::{self, SegmentFile, HEADER_LEN};
+use crate::event::Event;
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::io;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+pub struct Seg {
+    pub file: SegmentFile,
+    /// A dup of the file's descriptor for io_uring's fdatasync.
+    pub uring: tokio_uring::fs::File,
+    /// Highest put seq appended to or replayed from this segment.
+    pub max_seq: Cell<Option<u64>>,
+}
+
+impl Seg {
+    pub fn new(file: SegmentFile, max_seq: Option<u64>) -> io::Result<Rc<Seg>> {
+        let uring = tokio_uring::fs::File::from_std(file.file.try_clone()?);
+        Ok(Rc::new(Seg {
+            file,
+            uring,
+            max_seq: Cell::new(max_seq),
+        }))
+    }
+
+    fn saw_seq(&self, seq: u64) {
+        self.max_seq
+            .set(Some(self.max_seq.get().map_or(seq, |m| m.max(seq))));
+    }
+}
+
+pub struct Log {
+    pub dir: PathBuf,
+    pub shard: u32,
+    pub segment_size: usize,
+    /// Oldest first; never empty; the last is being appended to.
+    pub segs: VecDeque<Rc<Seg>>,
+    /// Write offset in the active segment.
+    pub pos: usize,
+    /// Segments rolled away from that still hold unsynced frames.
+    dirty: Vec<Rc<Seg>>,
+}
+
+impl Log {
+    pub fn new(
+        dir: PathBuf,
+        shard: u32,
+        segment_size: usize,
+        segs: VecDeque<Rc<Seg>>,
+        pos: usize,
+    ) -> Log {
+        assert!(!segs.is_empty());
+        Log {
+            dir,
+            shard,
+            segment_size,
+            segs,
+            pos,
+            dirty: Vec::new(),
+        }
+    }
+
+    pub fn active(&self) -> &Rc<Seg> {
+        self.segs.back().expect("a log always has a segment")
+    }
+
+    /// The LSN the next frame will be written at.
+    pub fn written_lsn(&self) -> u64 {
+        self.active().file.start + self.pos as u64
+    }
+
+    /// Makes room for a frame of `n` bytes, rolling to a new segment when needed.
+    fn room(&mut self, n: usize) -> io::Result<()> {
+        if self.pos + n <= self.active().file.len() {
+            return Ok(());
+        }
+        if HEADER_LEN + n > self.segment_size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a record of {n} bytes does not fit in a segment (maxFileSize = {})",
+                    self.segment_size
+                ),
+            ));
+        }
+        let start = self.active().file.end_lsn();
+        let file = SegmentFile::create(&self.dir, self.shard, start, self.segment_size)?;
+        let seg = Seg::new(file, None)?;
+        let old = self.active().clone();
+        self.dirty.push(old);
+        self.segs.push_back(seg);
+        self.pos = HEADER_LEN;
+        Ok(())
+    }
+
+    pub fn append_record(&mut self, r: &Record) -> io::Result<()> {
+        let frame = record::encode_small(r);
+        self.room(frame.len())?;
+        // SAFETY: pos.. is beyond every byte handed out as a slice of this mapping.
+        unsafe { self.active().file.region_mut(self.pos, frame.len()) }.copy_from_slice(&frame);
+        self.pos += frame.len();
+        Ok(())
+    }
+
+    /// Appends one put record per event (seqs `first..`), then re-points each event's
+    /// body at its copy in the mapping, so the queue holds page cache rather than the
+    /// source's receive buffers.
+    pub fn append_puts(&mut self, tx: u64, first: u64, events: &mut [Event]) -> io::Result<()> {
+        // (index, body offset, body len) of the events written to the current segment.
+        let mut placed: Vec<(usize, usize)> = Vec::with_capacity(events.len());
+        let mut run_start = self.pos;
+        let mut run_seg = self.active().clone();
+        for i in 0..events.len() {
+            let n = record::frame_len(record::put_payload_len(&events[i]));
+            self.room(n)?;
+            if !Rc::ptr_eq(&run_seg, self.active()) {
+                repoint(&run_seg, run_start, &placed, events);
+                placed.clear();
+                run_seg = self.active().clone();
+                run_start = self.pos;
+            }
+            let seq = first + i as u64;
+            // SAFETY: pos..pos+n is unwritten space of the active mapping.
+            let buf = unsafe { self.active().file.region_mut(self.pos, n) };
+            let (len, body_at) = record::encode_put(buf, tx, seq, &events[i]);
+            placed.push((i, self.pos + body_at));
+            self.pos += len;
+            self.active().saw_seq(seq);
+        }
+        repoint(&run_seg, run_start, &placed, events);
+        Ok(())
+    }
+
+    /// The segments a sync must cover now: those rolled away from since the last sync,
+    /// and the active one.
+    pub fn sync_targets(&mut self) -> Vec<Rc<Seg>> {
+        let mut v = std::mem::take(&mut self.dirty);
+        v.push(self.active().clone());
+        v
+    }
+
+    /// Blocking sync of everything written (start-up and orphan adoption only).
+    pub fn sync_blocking(&mut self) -> io::Result<()> {
+        for s in self.sync_targets() {
+            s.file.sync_blocking()?;
+        }
+        Ok(())
+    }
+
+    /// Removes the consumed prefix: segments wholly before `position` whose puts are all
+    /// older than `min_live`. The active segment always stays. Returns the removed paths.
+    pub fn drop_consumed(&mut self, position: u64, min_live: u64) -> Vec<PathBuf> {
+        let mut gone = Vec::new();
+        while self.segs.len() > 1 {
+            let s = &self.segs[0];
+            if s.file.end_lsn() > position || s.max_seq.get().is_some_and(|m| m >= min_live) {
+                break;
+            }
+            gone.push(s.file.path.clone());
+            self.segs.pop_front();
+        }
+        gone
+    }
+
+    pub fn segment_infos(&self) -> Vec<super::checkpoint::SegmentInfo> {
+        self.segs
+            .iter()
+            .map(|s| super::checkpoint::SegmentInfo {
+                start: s.file.start,
+                len: s.file.len() as u64,
+                max_seq: s.max_seq.get(),
+            })
+            .collect()
+    }
+}
+
+fn repoint(seg: &Rc<Seg>, start: usize, placed: &[(usize, usize)], events: &mut [Event]) {
+    let Some(&(_, last_at)) = placed.last() else {
+        return;
+    };
+    let last = placed.last().unwrap().0;
+    let end = last_at + events[last].body.len();
+    let owner = segment::map_bytes(&seg.file.map, start, end);
+    for &(i, at) in placed {
+        let len = events[i].body.len();
+        events[i].body = owner.slice(at - start..at - start + len);
+    }
+}

@@ -1,0 +1,209 @@
+//! Segment files: fixed-size, preallocated files named by the log sequence number (LSN, the
+//! log's byte position) of their first byte, `<lsn:020>.wal`, each mapped shared with
+//! memmap2. A segment starts with a small header (magic, version, shard, start LSN, crc);
+//! frames follow from `HEADER_LEN`. The next segment starts at `start + len`, so an LSN
+//! names one byte of the shard's log for its whole life, across deletions and restarts.
+//!
+//! Preallocation (`fallocate`) means writing through the mapping can never hit ENOSPC
+//! (which would be a SIGBUS); running out of space shows up when a segment is created,
+//! where it is an ordinary error.
+
+use memmap2::MmapRaw;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub const HEADER_LEN: usize = 64;
+const MAGIC: &[u8; 8] = b"FFWALSEG";
+const VERSION: u32 = 1;
+pub const SUFFIX: &str = ".wal";
+
+pub fn file_name(start: u64) -> String {
+    format!("{start:020}{SUFFIX}")
+}
+
+/// The start LSN a segment file name stands for.
+pub fn parse_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Segment files in `dir`, oldest first, as (start LSN, path).
+pub fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if let Some(start) = entry.file_name().to_str().and_then(parse_name) {
+            out.push((start, entry.path()));
+        }
+    }
+    out.sort_by_key(|(s, _)| *s);
+    Ok(out)
+}
+
+pub fn encode_header(shard: u32, start: u64) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h[12..16].copy_from_slice(&shard.to_le_bytes());
+    h[16..24].copy_from_slice(&start.to_le_bytes());
+    let crc = crc32fast::hash(&h[..24]);
+    h[24..28].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Checks a segment header; returns the start LSN it records.
+pub fn check_header(data: &[u8]) -> Result<u64, &'static str> {
+    let h = data
+        .get(..HEADER_LEN)
+        .ok_or("shorter than a segment header")?;
+    if &h[..8] != MAGIC {
+        return Err(if h.iter().all(|&b| b == 0) {
+            "header never written (segment creation was interrupted)"
+        } else {
+            "not a flume-fast WAL segment (bad magic)"
+        });
+    }
+    if crc32fast::hash(&h[..24]).to_le_bytes() != h[24..28] {
+        return Err("segment header crc mismatch");
+    }
+    let version = u32::from_le_bytes(h[8..12].try_into().unwrap());
+    if version != VERSION {
+        return Err("unsupported segment version");
+    }
+    Ok(u64::from_le_bytes(h[16..24].try_into().unwrap()))
+}
+
+/// An open, mapped segment file.
+pub struct SegmentFile {
+    pub start: u64,
+    pub path: PathBuf,
+    pub file: File,
+    pub map: Arc<MmapRaw>,
+}
+
+impl SegmentFile {
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.len() == 0
+    }
+
+    pub fn end_lsn(&self) -> u64 {
+        self.start + self.map.len() as u64
+    }
+
+    /// Creates, preallocates and maps a new segment, makes its existence durable (file
+    /// and directory synced) and writes its header. Blocking: once per segment.
+    pub fn create(dir: &Path, shard: u32, start: u64, len: usize) -> io::Result<SegmentFile> {
+        let path = dir.join(file_name(start));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        let made = (|| {
+            // SAFETY: fallocate on a file we own, in range.
+            let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
+            if rc != 0 {
+                let e = io::Error::last_os_error();
+                // Filesystems without fallocate still get a full-size (sparse) file.
+                if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
+                    return Err(e);
+                }
+                file.set_len(len as u64)?;
+            }
+            let map = MmapRaw::map_raw(&file)?;
+            let header = encode_header(shard, start);
+            // SAFETY: the map is len >= HEADER_LEN bytes, freshly created and not shared yet.
+            unsafe { std::ptr::copy_nonoverlapping(header.as_ptr(), map.as_mut_ptr(), HEADER_LEN) };
+            file.sync_all()?;
+            sync_dir(dir)?;
+            Ok(map)
+        })();
+        match made {
+            Ok(map) => Ok(SegmentFile {
+                start,
+                path,
+                file,
+                map: Arc::new(map),
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens and maps an existing segment read-write.
+    pub fn open(path: &Path, start: u64) -> io::Result<SegmentFile> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let map = MmapRaw::map_raw(&file)?;
+        Ok(SegmentFile {
+            start,
+            path: path.to_path_buf(),
+            file,
+            map: Arc::new(map),
+        })
+    }
+
+    /// The mapped bytes. Only for reading regions that are not being written.
+    ///
+    /// # Safety
+    /// No write through `write_at` may overlap the returned slice while it is alive.
+    pub unsafe fn bytes(&self) -> &[u8] {
+        std::slice::from_raw_parts(self.map.as_ptr(), self.map.len())
+    }
+
+    /// A mutable view of `off..off + len` for appending.
+    ///
+    /// # Safety
+    /// The region must not be covered by any live slice or `Bytes` of this mapping.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn region_mut(&self, off: usize, len: usize) -> &mut [u8] {
+        assert!(off + len <= self.map.len());
+        std::slice::from_raw_parts_mut(self.map.as_mut_ptr().add(off), len)
+    }
+
+    /// `fdatasync` on the calling thread: writes back pages dirtied through the mapping.
+    pub fn sync_blocking(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+/// A `Bytes` owner for an immutable, already written range of a mapping: event bodies
+/// read from the log are slices of it, so the queue holds page cache, not heap.
+pub struct MapSlice {
+    pub map: Arc<MmapRaw>,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl AsRef<[u8]> for MapSlice {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: start..end is inside the mapping and, by construction, never written
+        // again while mapped (the log only appends; quarantine runs offline).
+        unsafe {
+            std::slice::from_raw_parts(self.map.as_ptr().add(self.start), self.end - self.start)
+        }
+    }
+}
+
+pub fn map_bytes(map: &Arc<MmapRaw>, start: usize, end: usize) -> bytes::Bytes {
+    bytes::Bytes::from_owner(MapSlice {
+        map: map.clone(),
+        start,
+        end,
+    })
+}
+
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}

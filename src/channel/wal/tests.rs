@@ -1,0 +1,505 @@
+//! The file channel against real files: transactions, restarts (a runtime that ends
+//! without `close` is a crash as far as the log can tell), corruption, disk space, locks,
+//! segment deletion and orphan adoption.
+
+use super::config::WalConfig;
+use super::tools;
+use super::WalChannel;
+use crate::channel::{Channel, ChannelError};
+use crate::event::Event;
+use bytes::Bytes;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn cfg(root: &Path) -> WalConfig {
+    WalConfig {
+        checkpoint_dir: root.join("ckpt"),
+        data_dirs: vec![root.join("data")],
+        capacity: 100_000,
+        transaction_capacity: 1000,
+        checkpoint_interval: Duration::from_secs(3600),
+        segment_size: 64 * 1024,
+        minimum_required_space: 0,
+        keep_alive: Duration::ZERO,
+        checkpoint_on_close: true,
+        fsync_per_transaction: true,
+        fsync_interval: Duration::from_secs(5),
+        notes: Vec::new(),
+    }
+}
+
+fn evs(range: std::ops::Range<u32>) -> Vec<Event> {
+    range
+        .map(|i| {
+            let mut e = Event::new(Bytes::from(format!("event-{i:06}")));
+            e.headers.set("n", i.to_string());
+            e
+        })
+        .collect()
+}
+
+fn bodies(evs: &[Event]) -> Vec<String> {
+    evs.iter()
+        .map(|e| String::from_utf8(e.body.to_vec()).unwrap())
+        .collect()
+}
+
+fn names(range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(|i| format!("event-{i:06}")).collect()
+}
+
+/// Runs `f` on a fresh io_uring runtime with the shard's channel opened; returning from
+/// it without `close` leaves the log as a crash would.
+fn with_channel<T, F: std::future::Future<Output = T>>(
+    c: &WalConfig,
+    shard: usize,
+    shards: usize,
+    f: impl FnOnce(Channel) -> F,
+) -> T {
+    tokio_uring::start(async {
+        let ch = Channel::Wal(WalChannel::open("c1", c, shard, shards).unwrap());
+        f(ch).await
+    })
+}
+
+/// Ends a test runtime with a take still open. Dropping it rolls back in memory only and
+/// writes nothing, so the log is left exactly as a crash would leave it.
+fn crash_with(tx: crate::channel::TakeTx) {
+    drop(tx);
+}
+
+async fn drain(ch: &Channel) -> Vec<String> {
+    let tx = ch.take(usize::MAX);
+    let out = bodies(&tx.events);
+    tx.commit();
+    out
+}
+
+async fn put(ch: &Channel, range: std::ops::Range<u32>) {
+    ch.put(evs(range)).await.unwrap();
+}
+
+fn shard0(root: &Path) -> PathBuf {
+    root.join("data/shard-0")
+}
+
+#[test]
+fn committed_puts_survive_a_crash_in_order_and_takes_stay_taken() {
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    with_channel(&c, 0, 1, |ch| async move {
+        put(&ch, 0..10).await;
+        put(&ch, 10..20).await;
+        let tx = ch.take(5);
+        assert_eq!(bodies(&tx.events), names(0..5));
+        assert_eq!(tx.events[0].headers.get("n"), Some("0"));
+        tx.commit();
+        // Taken, never committed: the crash (end of the runtime) comes first.
+        let held = ch.take(3);
+        assert_eq!(bodies(&held.events), names(5..8));
+        crash_with(held);
+    });
+    with_channel(&c, 0, 1, |ch| async move {
+        let tx = ch.take(100);
+        assert_eq!(bodies(&tx.events), names(5..20));
+        assert_eq!(tx.events[3].headers.get("n"), Some("8"));
+        tx.commit();
+    });
+    with_channel(&c, 0, 1, |ch| async move {
+        assert!(ch.is_empty());
+    });
+}
+
+#[test]
+fn rollback_returns_events_before_newer_ones_and_clean_close_keeps_the_queue() {
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    with_channel(&c, 0, 1, |ch| async move {
+        put(&ch, 0..4).await;
+        let tx = ch.take(3);
+        put(&ch, 4..6).await;
+        tx.rollback();
+        drop(ch.take(1)); // dropped = rolled back
+        let tx = ch.take(2);
+        assert_eq!(bodies(&tx.events), names(0..2));
+        tx.commit();
+        ch.close().await;
+    });
+    let (r, ck) = tools::inspect(
+        &shard0(root.path()),
+        Some(&root.path().join("ckpt/shard-0")),
+    )
+    .unwrap();
+    assert!(r.used_checkpoint && ck.is_some());
+    assert_eq!(r.live.len(), 4);
+    with_channel(&c, 0, 1, |ch| async move {
+        assert_eq!(drain(&ch).await, names(2..6));
+    });
+}
+
+#[test]
+fn capacity_counts_in_flight_and_a_refused_put_hands_the_events_back() {
+    let root = tempfile::tempdir().unwrap();
+    let mut c = cfg(root.path());
+    c.capacity = 4;
+    c.transaction_capacity = 4;
+    with_channel(&c, 0, 1, |ch| async move {
+        put(&ch, 0..3).await;
+        let tx = ch.take(2);
+        let (err, back) = ch.put(evs(3..5)).await.unwrap_err();
+        assert!(
+            matches!(err, ChannelError::Full { capacity: 4, .. }),
+            "{err}"
+        );
+        assert_eq!(bodies(&back), names(3..5));
+        let (err, _) = ch.put(evs(0..5)).await.unwrap_err();
+        assert!(matches!(err, ChannelError::TxTooLarge { .. }), "{err}");
+        tx.commit();
+        put(&ch, 3..5).await;
+        assert_eq!(drain(&ch).await, names(2..5));
+    });
+}
+
+#[test]
+fn below_minimum_required_space_puts_fail_cleanly_and_takes_go_on() {
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    with_channel(&c, 0, 1, |ch| async move {
+        put(&ch, 0..3).await;
+    });
+    let mut low = c.clone();
+    low.minimum_required_space = u64::MAX / 2; // more than any disk has
+    with_channel(&low, 0, 1, |ch| async move {
+        let (err, back) = ch.put(evs(3..5)).await.unwrap_err();
+        assert!(matches!(err, ChannelError::DiskSpace { .. }), "{err}");
+        assert!(err.to_string().contains("minimumRequiredSpace"), "{err}");
+        assert_eq!(bodies(&back), names(3..5));
+        assert_eq!(ch.len(), 3, "a refused put adds nothing");
+        let tx = ch.take(1);
+        assert_eq!(bodies(&tx.events), names(0..1));
+        tx.commit();
+    });
+    with_channel(&c, 0, 1, |ch| async move {
+        put(&ch, 3..5).await;
+        assert_eq!(drain(&ch).await, names(1..5));
+    });
+}
+
+#[test]
+fn a_second_channel_on_the_same_directories_refuses_to_start() {
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    tokio_uring::start(async {
+        let _first = WalChannel::open("c1", &c, 0, 1).unwrap();
+        let err = WalChannel::open("c2", &c, 0, 1)
+            .err()
+            .expect("second open must fail");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("in use by another flume-fast agent or channel"),
+            "{msg}"
+        );
+        assert!(msg.contains("in_use.lock"), "{msg}");
+    });
+}
+
+#[test]
+fn consumed_segments_are_deleted_at_checkpoint_and_replay_spans_segments() {
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    let dir = shard0(root.path());
+    with_channel(&c, 0, 1, |ch| async move {
+        for i in 0..40 {
+            put(&ch, i * 100..(i + 1) * 100).await; // ~ 8 segments of 64 KiB
+        }
+    });
+    let before = super::segment::list(&dir).unwrap().len();
+    assert!(before >= 4, "expected several segments, got {before}");
+    with_channel(&c, 0, 1, |ch| async move {
+        let mut got = Vec::new();
+        while !ch.is_empty() {
+            got.extend(drain(&ch).await);
+        }
+        assert_eq!(got, names(0..4000));
+        put(&ch, 5000..5001).await;
+        let Channel::Wal(w) = &ch else { unreachable!() };
+        w.checkpoint().await.unwrap();
+    });
+    let after = super::segment::list(&dir).unwrap().len();
+    assert_eq!(
+        after, 1,
+        "only the active segment remains ({before} before)"
+    );
+    with_channel(&c, 0, 1, |ch| async move {
+        assert_eq!(drain(&ch).await, names(5000..5001));
+    });
+}
+
+/// The byte offset of the put record holding `body` in the only segment of `dir`.
+fn find(dir: &Path, body: &str) -> (PathBuf, usize) {
+    for (_, path) in super::segment::list(dir).unwrap() {
+        let data = std::fs::read(&path).unwrap();
+        if let Some(p) = data.windows(body.len()).position(|w| w == body.as_bytes()) {
+            return (path, p);
+        }
+    }
+    panic!("{body} not found");
+}
+
+#[test]
+fn a_flipped_bit_in_a_committed_record_is_reported_and_skipped() {
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    with_channel(&c, 0, 1, |ch| async move {
+        put(&ch, 0..50).await;
+    });
+    let (path, at) = find(&shard0(root.path()), "event-000020");
+    let mut data = std::fs::read(&path).unwrap();
+    data[at + 3] ^= 0x04;
+    std::fs::write(&path, &data).unwrap();
+    // A replay from the segments alone must find it too.
+    std::fs::remove_file(root.path().join("ckpt/shard-0/checkpoint")).unwrap();
+
+    let mut report = String::new();
+    let sum = tools::verify(&root.path().join("data"), false, &mut report).unwrap();
+    assert_eq!(sum.damaged, 1, "{report}");
+    assert!(report.contains("crc mismatch"), "{report}");
+    let name = path.file_name().unwrap().to_str().unwrap();
+    assert!(
+        report.contains(name),
+        "the report names the segment: {report}"
+    );
+
+    let (r, _) = tools::inspect(&shard0(root.path()), None).unwrap();
+    assert_eq!(r.issues.len(), 1, "{:?}", r.issues);
+    assert!(r.issues[0].offset > 0 && r.issues[0].segment == name);
+    with_channel(&c, 0, 1, |ch| async move {
+        let mut want = names(0..50);
+        want.remove(20);
+        assert_eq!(drain(&ch).await, want);
+    });
+
+    let sum = tools::verify(&root.path().join("data"), true, &mut report).unwrap();
+    assert_eq!(sum.quarantined, 1, "{report}");
+    let mut again = String::new();
+    assert_eq!(
+        tools::verify(&root.path().join("data"), false, &mut again)
+            .unwrap()
+            .damaged,
+        0,
+        "{again}"
+    );
+}
+
+#[test]
+fn quarantine_replaces_damage_with_padding() {
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    with_channel(&c, 0, 1, |ch| async move {
+        put(&ch, 0..10).await;
+    });
+    let (path, at) = find(&shard0(root.path()), "event-000004");
+    let mut data = std::fs::read(&path).unwrap();
+    data[at] ^= 0xff;
+    std::fs::write(&path, &data).unwrap();
+    let mut report = String::new();
+    let sum = tools::verify(&root.path().join("data"), true, &mut report).unwrap();
+    assert_eq!((sum.damaged, sum.quarantined), (1, 1), "{report}");
+    assert_eq!(
+        std::fs::read_dir(shard0(root.path()).join("quarantine"))
+            .unwrap()
+            .count(),
+        1
+    );
+    let mut again = String::new();
+    let sum = tools::verify(&root.path().join("data"), false, &mut again).unwrap();
+    assert_eq!(sum.damaged, 0, "{again}");
+    let (r, _) = tools::inspect(&shard0(root.path()), None).unwrap();
+    assert_eq!(r.live.len(), 9);
+    assert!(r.issues.is_empty(), "{:?}", r.issues);
+}
+
+#[test]
+fn a_segment_truncated_mid_record_loses_only_the_torn_transaction() {
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    with_channel(&c, 0, 1, |ch| async move {
+        put(&ch, 0..10).await;
+        put(&ch, 10..20).await;
+    });
+    let (path, at) = find(&shard0(root.path()), "event-000015");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(at as u64 + 4)
+        .unwrap();
+    std::fs::remove_file(root.path().join("ckpt/shard-0/checkpoint")).unwrap();
+    with_channel(&c, 0, 1, |ch| async move {
+        assert_eq!(
+            drain(&ch).await,
+            names(0..10),
+            "the torn second transaction is discarded"
+        );
+        put(&ch, 20..25).await; // the log goes on after the cut, and rolls to a new segment
+        for i in 0..10 {
+            put(&ch, 100 + i * 100..200 + i * 100).await;
+        }
+    });
+    with_channel(&c, 0, 1, |ch| async move {
+        let mut got = Vec::new();
+        while !ch.is_empty() {
+            got.extend(drain(&ch).await);
+        }
+        let mut want = names(20..25);
+        want.extend(names(100..1100));
+        assert_eq!(got, want);
+    });
+}
+
+#[test]
+fn a_damaged_or_missing_checkpoint_replays_the_same_from_segments() {
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    with_channel(&c, 0, 1, |ch| async move {
+        put(&ch, 0..300).await;
+        let tx = ch.take(120);
+        tx.commit();
+        let Channel::Wal(w) = &ch else { unreachable!() };
+        w.checkpoint().await.unwrap();
+        put(&ch, 300..400).await;
+        ch.take(30).commit();
+        crash_with(ch.take(10));
+    });
+    let ck = root.path().join("ckpt/shard-0");
+    let shard = shard0(root.path());
+    let (with_ck, _) = tools::inspect(&shard, Some(&ck)).unwrap();
+    assert!(with_ck.used_checkpoint);
+    let (alone, _) = tools::inspect(&shard, None).unwrap();
+    assert_eq!(with_ck.live, alone.live);
+    assert_eq!(alone.live.len(), 250);
+
+    let mut b = std::fs::read(ck.join("checkpoint")).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 1;
+    std::fs::write(ck.join("checkpoint"), &b).unwrap();
+    with_channel(&c, 0, 1, |ch| async move {
+        assert_eq!(drain(&ch).await.len(), 250);
+    });
+    std::fs::remove_file(ck.join("checkpoint")).unwrap();
+    with_channel(&c, 0, 1, |ch| async move {
+        assert!(ch.is_empty());
+    });
+}
+
+#[test]
+fn fewer_shards_adopt_the_orphaned_shard_directories() {
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    with_channel(&c, 1, 3, |ch| async move {
+        put(&ch, 0..10).await;
+    });
+    with_channel(&c, 2, 3, |ch| async move {
+        put(&ch, 10..20).await;
+    });
+    assert!(root.path().join("data/shard-2").exists());
+    // One shard now: shard 0 adopts shards 1 and 2.
+    with_channel(&c, 0, 1, |ch| async move {
+        let mut got = drain(&ch).await;
+        got.sort();
+        assert_eq!(got, names(0..20));
+    });
+    assert!(!root.path().join("data/shard-1").exists());
+    assert!(!root.path().join("data/shard-2").exists());
+    assert!(!root.path().join("ckpt/shard-2").exists());
+    with_channel(&c, 0, 1, |ch| async move {
+        assert!(ch.is_empty(), "adopted events are not duplicated");
+    });
+}
+
+#[test]
+fn without_fsync_per_transaction_puts_still_reach_the_log() {
+    let root = tempfile::tempdir().unwrap();
+    let mut c = cfg(root.path());
+    c.fsync_per_transaction = false;
+    with_channel(&c, 0, 1, |ch| async move {
+        put(&ch, 0..5).await;
+    });
+    with_channel(&c, 0, 1, |ch| async move {
+        assert_eq!(drain(&ch).await, names(0..5));
+    });
+}
+
+#[test]
+fn concurrent_puts_share_syncs() {
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    with_channel(&c, 0, 1, |ch| async move {
+        let mut tasks = Vec::new();
+        for t in 0..8u32 {
+            let ch = ch.clone();
+            tasks.push(tokio_uring::spawn(async move {
+                for i in 0..10 {
+                    let base = t * 1000 + i * 10;
+                    ch.put(evs(base..base + 10)).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(ch.len(), 800);
+    });
+    with_channel(&c, 0, 1, |ch| async move {
+        assert_eq!(drain(&ch).await.len(), 800);
+    });
+}
+
+#[test]
+fn flume_keys_defaults_aliases_and_ignored_keys() {
+    let text = "a1.sources = r1\na1.channels = c1 c2\na1.sources.r1.type = seq\na1.sources.r1.channels = c1 c2\n\
+                a1.channels.c1.type = file\n\
+                a1.channels.c2.type = org.apache.flume.channel.file.FileChannel\n\
+                a1.channels.c2.dataDirs = /d1, /d2\na1.channels.c2.checkpointDir = /ck\n\
+                a1.channels.c2.useDualCheckpoints = true\na1.channels.c2.encryption.activeKey = k\n";
+    let cfg = crate::config::load_str(
+        Path::new("a.conf"),
+        text,
+        None,
+        &crate::config::Substitutions::default(),
+    )
+    .unwrap();
+    let crate::channel::ChannelKind::Wal(c1) = &cfg.channels[0].kind else {
+        panic!("c1 is not a file channel")
+    };
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap());
+    assert_eq!(
+        c1.checkpoint_dir,
+        home.join(".flume/file-channel/checkpoint")
+    );
+    assert_eq!(c1.data_dirs, vec![home.join(".flume/file-channel/data")]);
+    assert_eq!((c1.capacity, c1.transaction_capacity), (1_000_000, 10_000));
+    assert_eq!(c1.checkpoint_interval, Duration::from_millis(30_000));
+    assert_eq!(c1.minimum_required_space, 524_288_000);
+    assert_eq!(c1.keep_alive, Duration::from_secs(3));
+    assert!(c1.checkpoint_on_close && c1.fsync_per_transaction);
+    let crate::channel::ChannelKind::Wal(c2) = &cfg.channels[1].kind else {
+        panic!("c2 is not a file channel")
+    };
+    assert_eq!(
+        c2.data_dirs,
+        vec![PathBuf::from("/d1"), PathBuf::from("/d2")]
+    );
+    assert_eq!(c2.data_dir(3), PathBuf::from("/d2/shard-3"));
+    let warned: Vec<&String> = cfg
+        .warnings
+        .iter()
+        .filter(|w| w.contains("useDualCheckpoints") || w.contains("encryption.activeKey"))
+        .collect();
+    assert_eq!(warned.len(), 2, "{:?}", cfg.warnings);
+    assert!(
+        !cfg.warnings.iter().any(|w| w.contains("unknown key")),
+        "{:?}",
+        cfg.warnings
+    );
+}
