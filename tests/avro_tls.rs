@@ -320,8 +320,9 @@ fn keystore_mistakes_are_config_errors_with_file_line_and_key() {
     // Running the agent fails the same way (exit 2), not at the first connection.
     let conf = receiver_conf(free_port(), &s, "").replace(KS_PASS, "wrong");
     let mut agent = Agent::spawn(&conf, &[]);
+    // The log is read by another thread: wait for the line, not just for the exit.
+    agent.wait_for_log("wrong password", Duration::from_secs(20));
     assert_eq!(agent.wait_exit(Duration::from_secs(20)).code(), Some(2));
-    assert!(agent.log_text().contains("wrong password"));
 }
 
 #[test]

@@ -71,7 +71,8 @@ pub fn flume_lib() -> Option<PathBuf> {
 
 #[derive(Default)]
 struct Log {
-    lines: Mutex<(Vec<String>, bool)>,
+    /// The lines so far, and how many of the two output streams (stdout, stderr) ended.
+    lines: Mutex<(Vec<String>, u8)>,
     changed: Condvar,
 }
 
@@ -115,7 +116,8 @@ impl JavaProc {
                     log.lines.lock().unwrap().0.push(line);
                     log.changed.notify_all();
                 }
-                log.lines.lock().unwrap().1 = true;
+                // Both streams must end before the log is complete.
+                log.lines.lock().unwrap().1 += 1;
                 log.changed.notify_all();
             });
         }
@@ -148,7 +150,7 @@ impl JavaProc {
                 return;
             }
             let now = Instant::now();
-            if now >= deadline || guard.1 {
+            if now >= deadline || guard.1 == 2 {
                 panic!(
                     "Java log has no line containing {needle:?}:\n{}",
                     guard.0.join("\n")
