@@ -8,6 +8,7 @@ use flume_fast::config::{self, render, Substitutions};
 use flume_fast::runtime::{self, RunOptions};
 use flume_fast::tools::avro_client::AvroClientOptions;
 use flume_fast::tools::loadgen::{LoadOptions, Protocol};
+use flume_fast::tools::TlsOptions;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -99,6 +100,8 @@ enum Command {
         /// Seconds to wait for the connection and for each answer
         #[arg(long, default_value_t = 20)]
         timeout: u64,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Drive an avro or netcat source with load and report throughput and latency
     Loadgen {
@@ -130,6 +133,8 @@ enum Command {
         /// Seconds to wait for the connection and for each answer
         #[arg(long, default_value_t = 20)]
         timeout: u64,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Inspect a file channel's data directory offline
     #[command(subcommand)]
@@ -155,6 +160,44 @@ enum ChannelCmd {
         #[arg(long)]
         checkpoint_dir: Option<PathBuf>,
     },
+}
+
+/// TLS to an avro source with `ssl = true`, as the avro sink's keys.
+#[derive(Args, Clone)]
+struct TlsArgs {
+    /// Connect with TLS
+    #[arg(long)]
+    ssl: bool,
+    /// With --ssl: accept any server certificate
+    #[arg(long = "trust-all-certs")]
+    trust_all_certs: bool,
+    /// With --ssl: PKCS12 file of trusted certificates (default: the system CA certificates)
+    #[arg(long)]
+    truststore: Option<PathBuf>,
+    /// Password of --truststore
+    #[arg(long = "truststore-password")]
+    truststore_password: Option<String>,
+    /// Type of --truststore: PKCS12 (or JKS naming a PKCS12 file, as Java 9+)
+    #[arg(long = "truststore-type")]
+    truststore_type: Option<String>,
+}
+
+impl TlsArgs {
+    /// The client TLS, or exit code 2 with the reason.
+    fn client(self, host: &str) -> Result<flume_fast::avro_rpc::conn::Tls, ExitCode> {
+        TlsOptions {
+            ssl: self.ssl,
+            trust_all_certs: self.trust_all_certs,
+            truststore: self.truststore,
+            truststore_password: self.truststore_password,
+            truststore_type: self.truststore_type,
+        }
+        .client(host)
+        .map_err(|e| {
+            eprintln!("flume-fast: --truststore: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        })
+    }
 }
 
 fn defines(list: &[String]) -> Result<HashMap<String, String>, String> {
@@ -203,15 +246,23 @@ fn main() -> ExitCode {
             batch_size,
             compression,
             timeout,
-        }) => avro_client(AvroClientOptions {
-            host,
-            port,
-            file,
-            header_file,
-            batch_size: batch_size as usize,
-            compression: compression_of(&compression),
-            timeout: Duration::from_secs(timeout),
-        }),
+            tls,
+        }) => {
+            let tls = match tls.client(&host) {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            avro_client(AvroClientOptions {
+                host,
+                port,
+                file,
+                header_file,
+                batch_size: batch_size as usize,
+                compression: compression_of(&compression),
+                tls,
+                timeout: Duration::from_secs(timeout),
+            })
+        }
         Some(Command::Loadgen {
             host,
             port,
@@ -223,25 +274,37 @@ fn main() -> ExitCode {
             duration,
             compression,
             timeout,
-        }) => loadgen(LoadOptions {
-            host,
-            port,
-            protocol: if protocol == "netcat" {
-                Protocol::Netcat
-            } else {
-                Protocol::Avro
-            },
-            connections: connections as usize,
-            batch: batch as usize,
-            size: size as usize,
-            count,
-            duration: match (count, duration) {
-                (Some(_), None) => None,
-                (_, d) => Some(Duration::from_secs(d.unwrap_or(10))),
-            },
-            compression: compression_of(&compression),
-            timeout: Duration::from_secs(timeout),
-        }),
+            tls,
+        }) => {
+            if tls.ssl && protocol == "netcat" {
+                eprintln!("flume-fast loadgen: --ssl is for --protocol avro (netcat has no TLS)");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            let tls = match tls.client(&host) {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            loadgen(LoadOptions {
+                host,
+                port,
+                protocol: if protocol == "netcat" {
+                    Protocol::Netcat
+                } else {
+                    Protocol::Avro
+                },
+                connections: connections as usize,
+                batch: batch as usize,
+                size: size as usize,
+                count,
+                duration: match (count, duration) {
+                    (Some(_), None) => None,
+                    (_, d) => Some(Duration::from_secs(d.unwrap_or(10))),
+                },
+                compression: compression_of(&compression),
+                tls,
+                timeout: Duration::from_secs(timeout),
+            })
+        }
         Some(Command::Channel(cmd)) => channel_tool(cmd),
         Some(Command::Check { conf, name, define }) => check(&conf, name.as_deref(), &define),
         Some(Command::Agent {
@@ -370,6 +433,8 @@ fn load(
     define: &[String],
 ) -> Result<config::AgentConfig, String> {
     let defines = defines(define)?;
+    // Flume reads its global SSL settings from Java system properties, given with -D.
+    flume_fast::avro_rpc::tls::set_java_properties(&defines);
     let subs = Substitutions::from_process_env(defines);
     config::load(conf, name, &subs).map_err(|e| e.to_string())
 }

@@ -425,7 +425,10 @@ fn config_errors_for_ssl_and_ip_filter_rules() {
     .unwrap();
     let (code, _, err) = run(&["check", conf.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("ssl = true is not supported yet"), "{err}");
+    assert!(
+        err.contains("a1.sources.r1.keystore") && err.contains("ssl = true needs keystore"),
+        "{err}"
+    );
     std::fs::write(
         &conf,
         receiver_conf(

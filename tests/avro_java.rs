@@ -1,12 +1,13 @@
 //! Interop with the real Java Flume 1.11.0 in both directions: Java's AvroCLIClient and a
 //! Java agent's avro sink sending to flume-fast, flume-fast's avro sink and loadgen sending
-//! to a Java agent's avro source, plain and with deflate.
+//! to a Java agent's avro source, plain and with deflate, and both agent-to-agent flows
+//! over TLS (stores made by keytool), with and without deflate.
 
 mod common;
 mod java_peer;
 
 use common::*;
-use java_peer::{flume_lib, JavaProc};
+use java_peer::{flume_lib, keytool_stores, JavaProc, KEYSTORE_PASSWORD, TRUSTSTORE_PASSWORD};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -248,4 +249,137 @@ fn loadgen_against_java_flume_matches_its_output() {
     assert!(stdout.contains(r#""acked_events":30000"#), "{stdout}");
     let lines = wait_for_lines(&out, 30_000);
     assert_eq!(lines.len(), 30_000);
+}
+
+/// A Java agent's avro sink with `ssl = true` (trusting keytool's JKS truststore, Java's
+/// own default type) sends to flume-fast's TLS source, whose keystore keytool made.
+fn java_tls_agent_to_flume_fast(compression: &str) {
+    let Some(lib) = flume_lib() else { return };
+    let stores_dir = tempfile::tempdir().unwrap();
+    let stores = keytool_stores(stores_dir.path());
+    let port = free_port();
+    let mut agent = Agent::start(
+        &receiver_conf(
+            port,
+            &format!(
+                "a1.sources.r1.compression-type = {compression}
+a1.sources.r1.ssl = true
+a1.sources.r1.keystore = {}
+a1.sources.r1.keystore-password = {KEYSTORE_PASSWORD}
+a1.sources.r1.keystore-type = PKCS12",
+                stores.keystore.display()
+            ),
+        ),
+        &["--cores", "2"],
+    );
+    let conf = format!(
+        "j2.sources = r1
+j2.channels = c1
+j2.sinks = k1
+j2.sources.r1.type = seq
+j2.sources.r1.totalEvents = 20000
+j2.sources.r1.batchSize = 100
+j2.sources.r1.channels = c1
+j2.channels.c1.type = memory
+j2.channels.c1.capacity = 10000
+j2.channels.c1.transactionCapacity = 1000
+j2.sinks.k1.type = avro
+j2.sinks.k1.hostname = 127.0.0.1
+j2.sinks.k1.port = {port}
+j2.sinks.k1.batch-size = 250
+j2.sinks.k1.compression-type = {compression}
+j2.sinks.k1.ssl = true
+j2.sinks.k1.truststore = {}
+j2.sinks.k1.truststore-password = {TRUSTSTORE_PASSWORD}
+j2.sinks.k1.truststore-type = JKS
+j2.sinks.k1.channel = c1
+",
+        stores.truststore_jks.display()
+    );
+    let java = JavaProc::agent(&lib, agent.dir.path(), "j2", &conf);
+    let lines = wait_for_lines(&agent.path("out"), 20_000);
+    assert!(agent.stop().success());
+    assert_eq!(numbers(&lines), (0..20_000).collect());
+    assert!(
+        !agent.log_text().contains("closing the connection"),
+        "{}",
+        agent.log_text()
+    );
+    drop(java);
+}
+
+#[test]
+fn java_agent_avro_sink_sends_to_flume_fast_over_tls() {
+    java_tls_agent_to_flume_fast("none");
+}
+
+#[test]
+fn java_agent_avro_sink_sends_to_flume_fast_over_tls_with_deflate() {
+    java_tls_agent_to_flume_fast("deflate");
+}
+
+/// flume-fast's avro sink with `ssl = true` (trusting keytool's PKCS12 truststore) sends to
+/// a Java agent's avro source with `ssl = true` and keytool's PKCS12 keystore.
+fn flume_fast_tls_to_java_agent(compression: &str) {
+    let Some(lib) = flume_lib() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let stores = keytool_stores(dir.path());
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let port = free_port();
+    let conf = java_receiver_conf(port, &out, compression)
+        + &format!(
+            "j1.sources.r1.ssl = true
+j1.sources.r1.keystore = {}
+j1.sources.r1.keystore-password = {KEYSTORE_PASSWORD}
+j1.sources.r1.keystore-type = PKCS12
+",
+            stores.keystore.display()
+        );
+    let java = JavaProc::agent(&lib, dir.path(), "j1", &conf);
+    java.wait_for_log("Avro source r1 started", Duration::from_secs(120));
+    let conf = format!(
+        "s1.sources = r1
+s1.channels = c1
+s1.sinks = k1
+s1.sources.r1.type = seq
+s1.sources.r1.totalEvents = 20000
+s1.sources.r1.batchSize = 500
+s1.sources.r1.channels = c1
+s1.channels.c1.type = memory
+s1.channels.c1.capacity = 10000
+s1.channels.c1.transactionCapacity = 1000
+s1.sinks.k1.type = avro
+s1.sinks.k1.hostname = 127.0.0.1
+s1.sinks.k1.port = {port}
+s1.sinks.k1.batch-size = 300
+s1.sinks.k1.compression-type = {compression}
+s1.sinks.k1.ssl = true
+s1.sinks.k1.truststore = {}
+s1.sinks.k1.truststore-password = {TRUSTSTORE_PASSWORD}
+s1.sinks.k1.truststore-type = PKCS12
+s1.sinks.k1.channel = c1
+",
+        stores.truststore_p12.display()
+    );
+    let mut sender = Agent::start(&conf, &[]);
+    let lines = wait_for_lines(&out, 20_000);
+    assert!(sender.stop().success());
+    assert_eq!(numbers(&lines), (0..20_000).collect());
+    assert!(
+        !sender.log_text().contains("batch failed"),
+        "{}",
+        sender.log_text()
+    );
+    drop(java);
+}
+
+#[test]
+fn flume_fast_avro_sink_sends_to_a_java_agent_over_tls() {
+    flume_fast_tls_to_java_agent("none");
+}
+
+#[test]
+fn flume_fast_avro_sink_sends_to_a_java_agent_over_tls_with_deflate() {
+    flume_fast_tls_to_java_agent("deflate");
 }

@@ -1,17 +1,28 @@
-//! The thin async layer over tokio-uring sockets: read whole frames (inflating first when
-//! the connection is compressed) and write encoded frames (deflating them). Everything
-//! about the protocol itself is in the sans-IO modules.
+//! The thin async layer over a tokio-uring socket: one `Conn` per connection reads whole
+//! frames and writes encoded frames through the optional deflate and TLS layers.
+//! Everything about the protocol itself is in the sans-IO modules; TLS is rustls's
+//! sans-IO connection, fed from this connection's own socket reads.
+//!
+//! The layers are stacked as Flume 1.11's Netty pipeline stacks them (Avro's
+//! `NettyServer`/`NettyTransceiver` run Flume's initializer, which adds the zlib codecs
+//! with `addFirst` and the `SslHandler` with `addLast`, before the frame codecs): on the
+//! wire, the zlib stream is outermost and carries the TLS records, which carry the frames.
+//!
+//! ```text
+//! socket ⇄ [inflate/deflate] ⇄ [TLS] ⇄ frames
+//! ```
 
 use super::deflate::{Deflater, InflateError, Inflater};
 use super::frame::{Frame, FrameDecoder, FrameError};
-use bytes::BytesMut;
-use std::io;
+use bytes::{Buf, BytesMut};
+use std::io::{self, BufRead, Write};
+use std::sync::Arc;
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
 const READ_SIZE: usize = 64 * 1024;
 /// Output handed over per inflate step: bounds what one small compressed read can become
-/// before the frame decoder has looked at it.
+/// before the next layer has looked at it.
 const INFLATE_STEP: usize = 256 * 1024;
 
 /// Compression of one connection (both directions).
@@ -22,6 +33,18 @@ pub enum Compression {
     Deflate(u32),
 }
 
+/// TLS for one connection, if any: the side and its configuration.
+#[derive(Debug, Clone)]
+pub enum Tls {
+    None,
+    Server(Arc<rustls::ServerConfig>),
+    Client {
+        config: Arc<rustls::ClientConfig>,
+        /// Sent as SNI for DNS names; see `tls::server_name`.
+        host: String,
+    },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("read failed: {0}")]
@@ -30,58 +53,114 @@ pub enum ReadError {
     Frame(#[from] FrameError),
     #[error("{0}")]
     Inflate(#[from] InflateError),
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("peer closed the connection during the TLS handshake")]
+    ClosedInHandshake,
     #[error("peer closed the connection in the middle of a frame ({0} bytes of it received)")]
     ClosedMidFrame(usize),
 }
 
-pub struct FrameReader {
-    buf: BytesMut,
+pub struct Conn {
+    stream: TcpStream,
+    /// Frame bytes (inflated, decrypted) not decoded yet.
+    plain: BytesMut,
     dec: FrameDecoder,
     inflater: Option<Inflater>,
+    deflater: Option<Deflater>,
+    tls: Option<Box<rustls::Connection>>,
+    /// TLS records received (inflated first when compressed) not yet given to rustls.
+    records: BytesMut,
+    /// The peer sent close_notify.
+    tls_closed: bool,
+    /// Reused output buffers: TLS records to send, and their deflated form.
+    sealed: Vec<u8>,
+    deflated: Vec<u8>,
 }
 
-impl FrameReader {
-    pub fn new(max_frame: usize, compression: Compression) -> Self {
-        FrameReader {
-            buf: BytesMut::with_capacity(READ_SIZE),
+impl Conn {
+    /// Wraps a connected socket. With TLS, call `handshake` before anything else.
+    pub fn new(
+        stream: TcpStream,
+        max_frame: usize,
+        compression: Compression,
+        tls: &Tls,
+    ) -> Result<Conn, rustls::Error> {
+        let tls = match tls {
+            Tls::None => None,
+            Tls::Server(cfg) => Some(rustls::Connection::from(rustls::ServerConnection::new(
+                cfg.clone(),
+            )?)),
+            Tls::Client { config, host } => Some(rustls::Connection::from(
+                rustls::ClientConnection::new(config.clone(), super::tls::server_name(host))?,
+            )),
+        };
+        let tls = tls.map(|mut t| {
+            // Our own buffers bound what is queued (one batch); rustls's default 64 KiB
+            // limit would only make a large first batch wait for the handshake.
+            t.set_buffer_limit(None);
+            Box::new(t)
+        });
+        let (inflater, deflater) = match compression {
+            Compression::None => (None, None),
+            Compression::Deflate(level) => (Some(Inflater::new()), Some(Deflater::new(level))),
+        };
+        Ok(Conn {
+            stream,
+            plain: BytesMut::with_capacity(READ_SIZE),
             dec: FrameDecoder::new(max_frame),
-            inflater: match compression {
-                Compression::None => None,
-                Compression::Deflate(_) => Some(Inflater::new()),
-            },
+            inflater,
+            deflater,
+            tls,
+            records: BytesMut::new(),
+            tls_closed: false,
+            sealed: Vec::new(),
+            deflated: Vec::new(),
+        })
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Completes the TLS handshake (nothing to do without TLS). A failure sends the
+    /// alert rustls prepared, when it can, so the peer learns why.
+    pub async fn handshake(&mut self) -> Result<(), ReadError> {
+        while self.tls.as_ref().is_some_and(|t| t.is_handshaking()) {
+            if self.tls.as_ref().is_some_and(|t| t.wants_write()) {
+                self.flush_tls().await?;
+                continue;
+            }
+            match self.pump() {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => return Err(self.fail(e).await),
+            }
+            if self.read_wire().await? == 0 {
+                return Err(ReadError::ClosedInHandshake);
+            }
         }
+        self.flush_tls().await?;
+        Ok(())
     }
 
     /// The next frame; `Ok(None)` on a clean end of stream (between frames).
-    pub async fn next(&mut self, stream: &TcpStream) -> Result<Option<Frame>, ReadError> {
+    pub async fn next(&mut self) -> Result<Option<Frame>, ReadError> {
         loop {
-            if let Some(frame) = self.dec.decode(&mut self.buf)? {
+            if let Some(frame) = self.dec.decode(&mut self.plain)? {
                 return Ok(Some(frame));
             }
-            if let Some(inf) = &mut self.inflater {
-                if inf.has_pending() && inf.inflate(&mut self.buf, INFLATE_STEP)? > 0 {
-                    continue;
-                }
+            match self.pump() {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => return Err(self.fail(e).await),
             }
-            let target = match &mut self.inflater {
-                Some(inf) => inf.input(),
-                None => &mut self.buf,
-            };
-            if target.capacity() - target.len() < READ_SIZE / 4 {
-                target.reserve(READ_SIZE);
-            }
-            let owned = std::mem::take(target);
-            let start = owned.len();
-            let (result, slice) = stream.read(BoundedBuf::slice(owned, start..)).await;
-            let owned = slice.into_inner();
-            let target = match &mut self.inflater {
-                Some(inf) => inf.input(),
-                None => &mut self.buf,
-            };
-            *target = owned;
-            if result? == 0 {
-                let partial =
-                    self.buf.len() + self.inflater.as_ref().map_or(0, Inflater::pending_len);
+            // Post-handshake messages may need an answer (a TLS 1.3 key update).
+            self.flush_tls().await?;
+            if self.tls_closed || self.read_wire().await? == 0 {
+                let partial = self.plain.len()
+                    + self.records.len()
+                    + self.inflater.as_ref().map_or(0, Inflater::pending_len);
                 return match partial {
                     0 => Ok(None),
                     n => Err(ReadError::ClosedMidFrame(n)),
@@ -89,50 +168,123 @@ impl FrameReader {
             }
         }
     }
-}
-
-pub struct FrameWriter {
-    deflater: Option<Deflater>,
-    scratch: Vec<u8>,
-}
-
-impl FrameWriter {
-    pub fn new(compression: Compression) -> Self {
-        FrameWriter {
-            deflater: match compression {
-                Compression::None => None,
-                Compression::Deflate(level) => Some(Deflater::new(level)),
-            },
-            scratch: Vec::new(),
-        }
-    }
 
     /// Writes the encoded frame(s) in `frames` and gives the buffer back, cleared.
-    pub async fn send(&mut self, stream: &TcpStream, frames: BytesMut) -> io::Result<BytesMut> {
-        let mut frames = self.send_keep(stream, frames).await?;
+    pub async fn send(&mut self, frames: BytesMut) -> io::Result<BytesMut> {
+        let mut frames = self.send_keep(frames).await?;
         frames.clear();
         Ok(frames)
     }
 
     /// Writes `frames` and gives the buffer back as it was, to be sent again.
-    pub async fn send_keep(
-        &mut self,
-        stream: &TcpStream,
-        frames: BytesMut,
-    ) -> io::Result<BytesMut> {
-        match &mut self.deflater {
-            None => {
-                let (r, buf) = stream.write_all(frames).await;
-                r.map(|()| buf)
+    pub async fn send_keep(&mut self, frames: BytesMut) -> io::Result<BytesMut> {
+        if let Some(tls) = &mut self.tls {
+            tls.writer().write_all(&frames)?;
+            self.flush_tls().await?;
+            return Ok(frames);
+        }
+        if self.deflater.is_some() {
+            self.deflate_and_write(&frames).await?;
+            return Ok(frames);
+        }
+        let (r, buf) = self.stream.write_all(frames).await;
+        r.map(|()| buf)
+    }
+
+    /// Sends whatever rustls has queued (handshake messages, records, alerts).
+    async fn flush_tls(&mut self) -> io::Result<()> {
+        let Some(tls) = &mut self.tls else {
+            return Ok(());
+        };
+        let mut sealed = std::mem::take(&mut self.sealed);
+        sealed.clear();
+        while tls.wants_write() {
+            tls.write_tls(&mut sealed)?;
+        }
+        let r = if sealed.is_empty() {
+            Ok(())
+        } else if self.deflater.is_some() {
+            self.deflate_and_write(&sealed).await
+        } else {
+            let (r, buf) = self.stream.write_all(sealed).await;
+            sealed = buf;
+            r
+        };
+        self.sealed = sealed;
+        r
+    }
+
+    async fn deflate_and_write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let d = self.deflater.as_mut().expect("called only when compressed");
+        let mut out = std::mem::take(&mut self.deflated);
+        out.clear();
+        d.deflate(bytes, &mut out);
+        let (r, out) = self.stream.write_all(out).await;
+        self.deflated = out;
+        r
+    }
+
+    /// A failed read: sends the TLS alert rustls queued for it (best effort).
+    async fn fail(&mut self, e: ReadError) -> ReadError {
+        if matches!(e, ReadError::Tls(_)) {
+            let _ = self.flush_tls().await;
+        }
+        e
+    }
+
+    /// Moves received bytes one step up the layers without I/O; true if any moved.
+    fn pump(&mut self) -> Result<bool, ReadError> {
+        let mut moved = false;
+        if let Some(inf) = &mut self.inflater {
+            if inf.has_pending() {
+                let up = match self.tls {
+                    Some(_) => &mut self.records,
+                    None => &mut self.plain,
+                };
+                moved |= inf.inflate(up, INFLATE_STEP)? > 0;
             }
-            Some(d) => {
-                let mut out = std::mem::take(&mut self.scratch);
-                out.clear();
-                d.deflate(&frames, &mut out);
-                let (r, out) = stream.write_all(out).await;
-                self.scratch = out;
-                r.map(|()| frames)
+        }
+        let Some(tls) = &mut self.tls else {
+            return Ok(moved);
+        };
+        if !self.records.is_empty() {
+            let n = tls.read_tls(&mut &self.records[..])?;
+            self.records.advance(n);
+            moved |= n > 0;
+            let state = tls.process_new_packets()?;
+            self.tls_closed |= state.peer_has_closed();
+        }
+        let mut reader = tls.reader();
+        while let Ok(chunk) = reader.fill_buf() {
+            if chunk.is_empty() {
+                break;
             }
+            let n = chunk.len();
+            self.plain.extend_from_slice(chunk);
+            reader.consume(n);
+            moved = true;
+        }
+        Ok(moved)
+    }
+
+    /// Reads from the socket into the lowest layer's input; 0 at end of stream.
+    async fn read_wire(&mut self) -> io::Result<usize> {
+        let target = self.wire_input();
+        if target.capacity() - target.len() < READ_SIZE / 4 {
+            target.reserve(READ_SIZE);
+        }
+        let owned = std::mem::take(target);
+        let start = owned.len();
+        let (result, slice) = self.stream.read(BoundedBuf::slice(owned, start..)).await;
+        *self.wire_input() = slice.into_inner();
+        result
+    }
+
+    fn wire_input(&mut self) -> &mut BytesMut {
+        match (&mut self.inflater, &self.tls) {
+            (Some(inf), _) => inf.input(),
+            (None, Some(_)) => &mut self.records,
+            (None, None) => &mut self.plain,
         }
     }
 }
@@ -167,4 +319,38 @@ pub async fn connect(
             format!("connect to {host}:{port} timed out after {timeout:?}"),
         )),
     }
+}
+
+/// Connects and completes the TLS handshake, both within `timeout`: a ready `Conn`.
+pub async fn open(
+    host: &str,
+    port: u16,
+    timeout: std::time::Duration,
+    max_frame: usize,
+    compression: Compression,
+    tls: &Tls,
+) -> Result<Conn, OpenError> {
+    let attempt = async {
+        let (stream, _) = connect(host, port, timeout).await?;
+        let mut conn = Conn::new(stream, max_frame, compression, tls)?;
+        conn.handshake().await?;
+        Ok(conn)
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(r) => r,
+        Err(_) => Err(OpenError::Connect(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("connecting to {host}:{port} (and the TLS handshake) took over {timeout:?}"),
+        ))),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}")]
+    Connect(#[from] io::Error),
+    #[error("TLS set-up failed: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("TLS handshake failed: {0}")]
+    Handshake(#[from] ReadError),
 }

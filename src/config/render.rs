@@ -7,11 +7,13 @@ use std::fmt::Write;
 
 fn keys(out: &mut String, resolved: &[Resolved]) {
     for r in resolved {
+        // `check` output ends up in terminals, tickets and CI logs: never show a secret.
+        let secret = r.key.to_ascii_lowercase().contains("password");
         let _ = writeln!(
             out,
             "      {} = {}{}",
             r.key,
-            r.value,
+            if secret { "********" } else { &r.value },
             if r.defaulted { "   (default)" } else { "" }
         );
     }

@@ -5,15 +5,15 @@
 //! next batch reconnects.
 
 use crate::avro_rpc::client::{ClientConn, ClientReply};
-use crate::avro_rpc::conn::{self, Compression, FrameReader, FrameWriter, ReadError};
+use crate::avro_rpc::conn::{self, Compression, Conn, ReadError, Tls};
 use crate::avro_rpc::protocol::Status;
+use crate::avro_rpc::tls::{self, Trust};
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
 use crate::config::ConfigError;
 use crate::event::Event;
 use bytes::BytesMut;
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio_uring::net::TcpStream;
 
 const KEYS: &[KeySpec] = &[
     KeySpec::required("hostname", KeyKind::Str, "Host name or IP address of the avro source to send to"),
@@ -34,15 +34,50 @@ const KEYS: &[KeySpec] = &[
         "deflate: the connection is a zlib stream both ways (the source must match)",
     ),
     KeySpec::new("compression-level", KeyKind::int(0, 9), Some("6"), "zlib level for deflate (0 none .. 9 best)"),
-    KeySpec::new("ssl", KeyKind::Bool, Some("false"), "TLS (not supported yet: must be false)"),
-    KeySpec::ignored("trust-all-certs", "TLS: trust any server certificate (TLS is not supported yet)"),
-    KeySpec::ignored("truststore", "TLS trust store (TLS is not supported yet)"),
-    KeySpec::ignored("truststore-password", "TLS trust store password (TLS is not supported yet)"),
-    KeySpec::ignored("truststore-type", "TLS trust store type (TLS is not supported yet)"),
-    KeySpec::ignored("exclude-protocols", "TLS protocols to exclude (TLS is not supported yet)"),
-    KeySpec::ignored("include-protocols", "TLS protocols to include (TLS is not supported yet)"),
-    KeySpec::ignored("exclude-cipher-suites", "TLS cipher suites to exclude (TLS is not supported yet)"),
-    KeySpec::ignored("include-cipher-suites", "TLS cipher suites to include (TLS is not supported yet)"),
+    KeySpec::new("ssl", KeyKind::Bool, Some("false"), "Connect with TLS (rustls: TLSv1.2 and TLSv1.3)"),
+    KeySpec::new(
+        "trust-all-certs",
+        KeyKind::Bool,
+        Some("false"),
+        "Accept any server certificate (as Flume's permissive trust manager); otherwise truststore, or the system CA certificates",
+    ),
+    KeySpec::new(
+        "truststore",
+        KeyKind::Str,
+        None,
+        "PKCS12 file whose certificates are trusted (a server certificate in it, or one chaining to one, is accepted; the host name is not checked, as in Flume); unset: the system CA certificates; when unset: -Djavax.net.ssl.trustStore, else $FLUME_SSL_TRUSTSTORE_PATH",
+    ),
+    KeySpec::new("truststore-password", KeyKind::Str, None, "Password of truststore; when unset: -Djavax.net.ssl.trustStorePassword, else $FLUME_SSL_TRUSTSTORE_PASSWORD"),
+    KeySpec::new(
+        "truststore-type",
+        KeyKind::Str,
+        None,
+        "PKCS12, or JKS (Flume's default) naming a PKCS12 file as Java 9+ reads it; a real JKS file is refused with the keytool command that converts it; when unset: -Djavax.net.ssl.trustStoreType, else $FLUME_SSL_TRUSTSTORE_TYPE",
+    ),
+    KeySpec::new(
+        "exclude-protocols",
+        KeyKind::List,
+        None,
+        "Protocols to disable (Java names: TLSv1.2 TLSv1.3); SSLv3 is always excluded; when unset: -Dflume.ssl.exclude.protocols, else $FLUME_SSL_EXCLUDE_PROTOCOLS",
+    ),
+    KeySpec::new(
+        "include-protocols",
+        KeyKind::List,
+        None,
+        "Protocols to allow (unset: TLSv1.2 and TLSv1.3, all rustls speaks); when unset: -Dflume.ssl.include.protocols, else $FLUME_SSL_INCLUDE_PROTOCOLS",
+    ),
+    KeySpec::new(
+        "exclude-cipher-suites",
+        KeyKind::List,
+        None,
+        "Cipher suites to disable (IANA/Java names); when unset: -Dflume.ssl.exclude.cipherSuites, else $FLUME_SSL_EXCLUDE_CIPHERSUITES",
+    ),
+    KeySpec::new(
+        "include-cipher-suites",
+        KeyKind::List,
+        None,
+        "Cipher suites to allow (unset: every suite rustls offers); when unset: -Dflume.ssl.include.cipherSuites, else $FLUME_SSL_INCLUDE_CIPHERSUITES",
+    ),
     KeySpec::ignored("maxIoWorkers", "Netty I/O threads (flume-fast uses the shard's own loop)"),
 ];
 
@@ -56,7 +91,7 @@ pub const TYPE: TypeInfo = TypeInfo {
 /// Replies are a few bytes; anything near this is not a reply.
 const MAX_REPLY_FRAME: usize = 1 << 20;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct AvroSinkConfig {
     pub hostname: String,
     pub port: u16,
@@ -65,6 +100,7 @@ pub struct AvroSinkConfig {
     pub request_timeout: Duration,
     pub reset_interval: Option<Duration>,
     pub compression: Compression,
+    pub tls: Tls,
 }
 
 impl AvroSinkConfig {
@@ -77,12 +113,7 @@ impl AvroSinkConfig {
         let reset = k.secs("reset-connection-interval")?;
         let deflate = k.choice("compression-type")? == "deflate";
         let level = k.int("compression-level")? as u32;
-        if k.bool("ssl")? {
-            return Err(k.invalid(
-                "ssl",
-                "ssl = true is not supported yet by flume-fast's avro sink; set ssl = false",
-            ));
-        }
+        let tls = client_tls(k, &hostname)?;
         Ok(AvroSinkConfig {
             hostname,
             port,
@@ -95,6 +126,7 @@ impl AvroSinkConfig {
             } else {
                 Compression::None
             },
+            tls,
         })
     }
 
@@ -103,12 +135,47 @@ impl AvroSinkConfig {
     }
 }
 
+/// `ssl` and the trust keys, as Flume's `SSLContextAwareAbstractRpcClient` reads them:
+/// trust-all-certs wins over truststore; with neither, the system's CA certificates.
+fn client_tls(k: &mut Keys, hostname: &str) -> Result<Tls, ConfigError> {
+    let ssl = k.bool("ssl")?;
+    let trust_all = k.bool("trust-all-certs")?;
+    let [g_path, g_password, g_type] = tls::TRUSTSTORE_GLOBALS;
+    let path = tls::key_or_global(k, "truststore", g_path)?;
+    let password = tls::key_or_global(k, "truststore-password", g_password)?;
+    let store_type = tls::key_or_global(k, "truststore-type", g_type)?;
+    let filters = tls::filters_from_keys(k)?;
+    if !ssl {
+        return Ok(Tls::None);
+    }
+    let trust = match (trust_all, path) {
+        (true, _) => Trust::All,
+        (false, Some(path)) => Trust::Store(tls::Store {
+            path: path.into(),
+            password,
+            store_type: store_type.unwrap_or_else(|| "JKS".into()),
+        }),
+        (false, None) => Trust::System,
+    };
+    let config = tls::client_config(&trust, &filters).map_err(|e| {
+        tls::config_error(
+            k,
+            &e,
+            ["truststore", "truststore-password", "truststore-type"],
+        )
+    })?;
+    Ok(Tls::Client {
+        config,
+        host: hostname.to_string(),
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AvroSinkError {
     #[error("cannot connect to {target}: {source}")]
     Connect {
         target: String,
-        source: std::io::Error,
+        source: conn::OpenError,
     },
     #[error("{target} answered {status:?} (its channel refused the batch)")]
     Refused { target: String, status: Status },
@@ -119,9 +186,7 @@ pub enum AvroSinkError {
 }
 
 struct Connected {
-    stream: TcpStream,
-    reader: FrameReader,
-    writer: FrameWriter,
+    conn: Conn,
     client: ClientConn,
     since: Instant,
     buf: BytesMut,
@@ -129,7 +194,8 @@ struct Connected {
 
 pub struct AvroSink {
     cfg: AvroSinkConfig,
-    conn: Option<Connected>,
+    /// Boxed: a connection's buffers would make every `Sink` as large.
+    conn: Option<Box<Connected>>,
 }
 
 impl AvroSink {
@@ -151,21 +217,25 @@ impl AvroSink {
             }
         }
         if self.conn.is_none() {
-            let (stream, _) =
-                conn::connect(&self.cfg.hostname, self.cfg.port, self.cfg.connect_timeout)
-                    .await
-                    .map_err(|source| AvroSinkError::Connect {
-                        target: self.cfg.target(),
-                        source,
-                    })?;
-            self.conn = Some(Connected {
-                stream,
-                reader: FrameReader::new(MAX_REPLY_FRAME, self.cfg.compression),
-                writer: FrameWriter::new(self.cfg.compression),
+            let conn = conn::open(
+                &self.cfg.hostname,
+                self.cfg.port,
+                self.cfg.connect_timeout,
+                MAX_REPLY_FRAME,
+                self.cfg.compression,
+                &self.cfg.tls,
+            )
+            .await
+            .map_err(|source| AvroSinkError::Connect {
+                target: self.cfg.target(),
+                source,
+            })?;
+            self.conn = Some(Box::new(Connected {
+                conn,
                 client: ClientConn::new(false),
                 since: Instant::now(),
                 buf: BytesMut::new(),
-            });
+            }));
         }
         let c = self.conn.as_mut().expect("connected above");
         // The first call also carries the handshake: give it the connect timeout too.
@@ -212,11 +282,11 @@ async fn call(c: &mut Connected, events: &[Event], target: &str) -> Result<Statu
         let mut buf = std::mem::take(&mut c.buf);
         c.client.encode_batch(events, &mut buf);
         c.buf = c
-            .writer
-            .send(&c.stream, buf)
+            .conn
+            .send(buf)
             .await
             .map_err(|e| broken(format!("write failed: {e}")))?;
-        let frame = match c.reader.next(&c.stream).await {
+        let frame = match c.conn.next().await {
             Ok(Some(f)) => f,
             Ok(None) => return Err(broken("the peer closed the connection".into())),
             Err(ReadError::Io(e)) => return Err(broken(format!("read failed: {e}"))),

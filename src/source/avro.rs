@@ -8,9 +8,10 @@
 //! closed with a log line naming the peer and the reason; the others carry on.
 
 use super::SourceCtx;
-use crate::avro_rpc::conn::{Compression, FrameReader, FrameWriter};
+use crate::avro_rpc::conn::{Compression, Conn, ReadError, Tls};
 use crate::avro_rpc::protocol::Status;
 use crate::avro_rpc::server::{Request, ServerConn};
+use crate::avro_rpc::tls;
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
 use crate::config::ConfigError;
 use bytes::BytesMut;
@@ -52,32 +53,49 @@ const KEYS: &[KeySpec] = &[
         "ssl",
         KeyKind::Bool,
         Some("false"),
-        "TLS (not supported yet: must be false)",
+        "Serve TLS (rustls: TLSv1.2 and TLSv1.3) with the key of keystore",
     ),
-    KeySpec::ignored("keystore", "Keystore for ssl (TLS is not supported yet)"),
-    KeySpec::ignored(
+    KeySpec::new(
+        "keystore",
+        KeyKind::Str,
+        None,
+        "PKCS12 file with the server's private key and certificate chain (its first key entry); when unset: -Djavax.net.ssl.keyStore, else $FLUME_SSL_KEYSTORE_PATH",
+    ),
+    KeySpec::new(
         "keystore-password",
-        "Keystore password for ssl (TLS is not supported yet)",
+        KeyKind::Str,
+        None,
+        "Password of keystore (required with ssl); when unset: -Djavax.net.ssl.keyStorePassword, else $FLUME_SSL_KEYSTORE_PASSWORD",
     ),
-    KeySpec::ignored(
+    KeySpec::new(
         "keystore-type",
-        "Keystore type for ssl (TLS is not supported yet)",
+        KeyKind::Str,
+        None,
+        "PKCS12, or JKS (Flume's default) naming a PKCS12 file as Java 9+ reads it; a real JKS file is refused with the keytool command that converts it; when unset: -Djavax.net.ssl.keyStoreType, else $FLUME_SSL_KEYSTORE_TYPE",
     ),
-    KeySpec::ignored(
+    KeySpec::new(
         "exclude-protocols",
-        "TLS protocols to exclude (TLS is not supported yet)",
+        KeyKind::List,
+        None,
+        "Protocols to disable (Java names: TLSv1.2 TLSv1.3); SSLv3 is always excluded; when unset: -Dflume.ssl.exclude.protocols, else $FLUME_SSL_EXCLUDE_PROTOCOLS",
     ),
-    KeySpec::ignored(
+    KeySpec::new(
         "include-protocols",
-        "TLS protocols to include (TLS is not supported yet)",
+        KeyKind::List,
+        None,
+        "Protocols to allow (unset: TLSv1.2 and TLSv1.3, all rustls speaks); when unset: -Dflume.ssl.include.protocols, else $FLUME_SSL_INCLUDE_PROTOCOLS",
     ),
-    KeySpec::ignored(
+    KeySpec::new(
         "exclude-cipher-suites",
-        "TLS cipher suites to exclude (TLS is not supported yet)",
+        KeyKind::List,
+        None,
+        "Cipher suites to disable (IANA/Java names); when unset: -Dflume.ssl.exclude.cipherSuites, else $FLUME_SSL_EXCLUDE_CIPHERSUITES",
     ),
-    KeySpec::ignored(
+    KeySpec::new(
         "include-cipher-suites",
-        "TLS cipher suites to include (TLS is not supported yet)",
+        KeyKind::List,
+        None,
+        "Cipher suites to allow (unset: every suite rustls offers); when unset: -Dflume.ssl.include.cipherSuites, else $FLUME_SSL_INCLUDE_CIPHERSUITES",
     ),
     KeySpec::new(
         "max-frame-size",
@@ -103,6 +121,7 @@ pub struct AvroSourceConfig {
     pub compression: Compression,
     pub ip_rules: Option<Vec<IpRule>>,
     pub max_frame: usize,
+    pub tls: Tls,
     /// Connections open over all shards (shared: touched only at connect and close).
     open: Arc<AtomicUsize>,
 }
@@ -126,13 +145,7 @@ impl AvroSourceConfig {
             k.opt_str("ipFilterRules")?;
             None
         };
-        if k.bool("ssl")? {
-            return Err(k.invalid(
-                "ssl",
-                "ssl = true is not supported yet by flume-fast's avro source; set ssl = false \
-                 (or terminate TLS in front of the agent)",
-            ));
-        }
+        let tls = server_tls(k)?;
         let max_frame = k.usize("max-frame-size")?;
         Ok(AvroSourceConfig {
             bind,
@@ -141,9 +154,41 @@ impl AvroSourceConfig {
             compression,
             ip_rules,
             max_frame,
+            tls,
             open: Arc::default(),
         })
     }
+}
+
+/// `ssl` and the keystore keys: the keystore is opened now, so a wrong password or an
+/// unreadable file stops the agent at start-up with the key's file and line.
+fn server_tls(k: &mut Keys) -> Result<Tls, ConfigError> {
+    let ssl = k.bool("ssl")?;
+    let [g_path, g_password, g_type] = tls::KEYSTORE_GLOBALS;
+    let path = tls::key_or_global(k, "keystore", g_path)?;
+    let password = tls::key_or_global(k, "keystore-password", g_password)?;
+    let store_type = tls::key_or_global(k, "keystore-type", g_type)?;
+    let filters = tls::filters_from_keys(k)?;
+    if !ssl {
+        return Ok(Tls::None);
+    }
+    let Some(path) = path else {
+        return Err(k.invalid(
+            "keystore",
+            "ssl = true needs keystore: a PKCS12 file with the server's key and certificate",
+        ));
+    };
+    if password.is_none() {
+        return Err(k.invalid("keystore-password", "ssl = true needs keystore-password"));
+    }
+    let store = tls::Store {
+        path: path.into(),
+        password,
+        store_type: store_type.unwrap_or_else(|| "JKS".into()),
+    };
+    tls::server_config(&store, &filters)
+        .map(Tls::Server)
+        .map_err(|e| tls::config_error(k, &e, ["keystore", "keystore-password", "keystore-type"]))
 }
 
 /// One `allow|deny:ip|name:pattern` rule of Flume's `ipFilterRules`.
@@ -328,17 +373,50 @@ pub async fn run(l: Listening, ctx: Rc<SourceCtx>) {
     }
 }
 
+/// As Netty's `SslHandler` default: a client that does not finish its handshake in this
+/// time is dropped, so it cannot hold a connection slot for ever.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn connection(stream: TcpStream, peer: SocketAddr, cfg: &AvroSourceConfig, ctx: &SourceCtx) {
     let _ = stream.set_nodelay(true);
-    let mut reader = FrameReader::new(cfg.max_frame, cfg.compression);
-    let mut writer = FrameWriter::new(cfg.compression);
+    let mut conn = match Conn::new(stream, cfg.max_frame, cfg.compression, &cfg.tls) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(source = %ctx.name, %peer, "closing the connection: TLS set-up failed: {e}");
+            return;
+        }
+    };
+    if !matches!(cfg.tls, Tls::None) {
+        let handshake = tokio::select! {
+            _ = ctx.stop.wait() => return,
+            r = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.handshake()) => r,
+        };
+        match handshake {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                // Plain Avro bytes are not a TLS record: say what the likely cause is.
+                let hint = match e {
+                    ReadError::Tls(rustls::Error::InvalidMessage(_)) => {
+                        " (is the client using TLS? this source has ssl = true)"
+                    }
+                    _ => "",
+                };
+                tracing::warn!(source = %ctx.name, %peer, "closing the connection: TLS handshake failed: {e}{hint}");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(source = %ctx.name, %peer, "closing the connection: no TLS handshake within {HANDSHAKE_TIMEOUT:?}");
+                return;
+            }
+        }
+    }
     let mut server = ServerConn::new();
     let mut out = BytesMut::with_capacity(256);
     let mut failing = false;
     loop {
         let next = tokio::select! {
             _ = ctx.stop.wait() => return,
-            r = reader.next(&stream) => r,
+            r = conn.next() => r,
         };
         let frame = match next {
             Ok(Some(f)) => f,
@@ -353,7 +431,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, cfg: &AvroSourceConfig,
             Err(rejected) => {
                 tracing::warn!(source = %ctx.name, %peer, "closing the connection: {}", rejected.error);
                 out.extend_from_slice(&rejected.reply);
-                let _ = writer.send(&stream, out).await;
+                let _ = conn.send(out).await;
                 return;
             }
         };
@@ -361,7 +439,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, cfg: &AvroSourceConfig,
         let events = match call.request {
             Request::Reply(ref bytes) => {
                 out.extend_from_slice(bytes);
-                match writer.send(&stream, out).await {
+                match conn.send(out).await {
                     Ok(b) => out = b,
                     Err(_) => return,
                 }
@@ -391,7 +469,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, cfg: &AvroSourceConfig,
             }
         };
         call.reply_status(status, &mut out);
-        match writer.send(&stream, out).await {
+        match conn.send(out).await {
             Ok(b) => out = b,
             Err(e) => {
                 tracing::debug!(source = %ctx.name, %peer, "write failed: {e}");

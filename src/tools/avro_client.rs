@@ -6,7 +6,7 @@
 
 use super::ToolError;
 use crate::avro_rpc::client::{ClientConn, ClientReply};
-use crate::avro_rpc::conn::{self, Compression, FrameReader, FrameWriter};
+use crate::avro_rpc::conn::{self, Compression, Tls};
 use crate::avro_rpc::protocol::Status;
 use crate::event::{Event, Headers};
 use bytes::{Bytes, BytesMut};
@@ -22,6 +22,7 @@ pub struct AvroClientOptions {
     pub header_file: Option<PathBuf>,
     pub batch_size: usize,
     pub compression: Compression,
+    pub tls: Tls,
     pub timeout: Duration,
 }
 
@@ -109,11 +110,16 @@ pub fn run(opts: &AvroClientOptions) -> Result<u64, ToolError> {
         done: false,
     };
     tokio_uring::start(async {
-        let (stream, _) = conn::connect(&opts.host, opts.port, opts.timeout)
-            .await
-            .map_err(|e| ToolError::Connect(format!("{}:{}: {e}", opts.host, opts.port)))?;
-        let mut reader = FrameReader::new(1 << 20, opts.compression);
-        let mut writer = FrameWriter::new(opts.compression);
+        let mut conn = conn::open(
+            &opts.host,
+            opts.port,
+            opts.timeout,
+            1 << 20,
+            opts.compression,
+            &opts.tls,
+        )
+        .await
+        .map_err(|e| ToolError::Connect(format!("{}:{}: {e}", opts.host, opts.port)))?;
         let mut client = ClientConn::new(false);
         let mut buf = BytesMut::new();
         let mut sent = 0u64;
@@ -124,11 +130,11 @@ pub fn run(opts: &AvroClientOptions) -> Result<u64, ToolError> {
             }
             let status = loop {
                 client.encode_batch(&batch, &mut buf);
-                buf = writer
-                    .send(&stream, buf)
+                buf = conn
+                    .send(buf)
                     .await
                     .map_err(|e| ToolError::Rpc(e.to_string()))?;
-                let reply = tokio::time::timeout(opts.timeout, reader.next(&stream))
+                let reply = tokio::time::timeout(opts.timeout, conn.next())
                     .await
                     .map_err(|_| ToolError::Rpc(format!("no answer within {:?}", opts.timeout)))?
                     .map_err(|e| ToolError::Rpc(e.to_string()))?

@@ -10,7 +10,7 @@
 
 use super::ToolError;
 use crate::avro_rpc::client::{ClientConn, ClientReply};
-use crate::avro_rpc::conn::{self, Compression, FrameReader, FrameWriter};
+use crate::avro_rpc::conn::{self, Compression, Conn, Tls};
 use crate::avro_rpc::protocol::Status;
 use crate::event::Event;
 use bytes::{Bytes, BytesMut};
@@ -19,7 +19,6 @@ use std::io::IsTerminal;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use tokio_uring::buf::BoundedBuf;
-use tokio_uring::net::TcpStream;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -40,6 +39,8 @@ pub struct LoadOptions {
     /// ... or after this long.
     pub duration: Option<Duration>,
     pub compression: Compression,
+    /// TLS for avro connections (netcat is always plain).
+    pub tls: Tls,
     pub timeout: Duration,
 }
 
@@ -126,12 +127,16 @@ fn body(size: usize, salt: usize) -> Bytes {
 pub fn run(o: &LoadOptions) -> Result<Summary, ToolError> {
     tokio_uring::start(async {
         // Connect everything first, so the clock measures sending, not connecting.
+        let (compression, tls) = match o.protocol {
+            Protocol::Avro => (o.compression, o.tls.clone()),
+            Protocol::Netcat => (Compression::None, Tls::None),
+        };
         let mut streams = Vec::new();
         for _ in 0..o.connections {
-            let (s, _) = conn::connect(&o.host, o.port, o.timeout)
+            let c = conn::open(&o.host, o.port, o.timeout, 1 << 20, compression, &tls)
                 .await
                 .map_err(|e| ToolError::Connect(format!("{}:{}: {e}", o.host, o.port)))?;
-            streams.push(s);
+            streams.push(c);
         }
         let shared = Rc::new(Shared {
             unclaimed: Cell::new(o.count.unwrap_or(u64::MAX)),
@@ -205,12 +210,10 @@ pub fn run(o: &LoadOptions) -> Result<Summary, ToolError> {
     })
 }
 
-async fn avro_conn(s: TcpStream, o: &LoadOptions, sh: &Shared, i: usize) -> Result<(), String> {
+async fn avro_conn(mut s: Conn, o: &LoadOptions, sh: &Shared, i: usize) -> Result<(), String> {
     let events: Vec<Event> = (0..o.batch)
         .map(|j| Event::new(body(o.size, i + j)))
         .collect();
-    let mut reader = FrameReader::new(1 << 20, o.compression);
-    let mut writer = FrameWriter::new(o.compression);
     let mut client = ClientConn::new(false);
     // A full batch encoded after the handshake, resent with new serials.
     let mut template: Option<BytesMut> = None;
@@ -221,7 +224,7 @@ async fn avro_conn(s: TcpStream, o: &LoadOptions, sh: &Shared, i: usize) -> Resu
             let sent = match template.take() {
                 Some(mut t) if n == o.batch => {
                     client.reuse_frame(&mut t);
-                    template = Some(writer.send_keep(&s, t).await.map_err(|e| e.to_string())?);
+                    template = Some(s.send_keep(t).await.map_err(|e| e.to_string())?);
                     Ok(())
                 }
                 kept => {
@@ -229,7 +232,7 @@ async fn avro_conn(s: TcpStream, o: &LoadOptions, sh: &Shared, i: usize) -> Resu
                     buf.clear();
                     let reusable = client.established() && n == o.batch;
                     client.encode_batch(&events[..n], &mut buf);
-                    let r = writer.send_keep(&s, std::mem::take(&mut buf)).await;
+                    let r = s.send_keep(std::mem::take(&mut buf)).await;
                     r.map(|b| {
                         if reusable {
                             template = Some(b);
@@ -240,7 +243,7 @@ async fn avro_conn(s: TcpStream, o: &LoadOptions, sh: &Shared, i: usize) -> Resu
                 }
             };
             sent.map_err(|e| format!("write failed: {e}"))?;
-            let frame = tokio::time::timeout(o.timeout, reader.next(&s))
+            let frame = tokio::time::timeout(o.timeout, s.next())
                 .await
                 .map_err(|_| format!("no answer within {:?}", o.timeout))?
                 .map_err(|e| e.to_string())?
@@ -260,7 +263,8 @@ async fn avro_conn(s: TcpStream, o: &LoadOptions, sh: &Shared, i: usize) -> Resu
     Ok(())
 }
 
-async fn netcat_conn(s: TcpStream, o: &LoadOptions, sh: &Shared, i: usize) -> Result<(), String> {
+async fn netcat_conn(c: Conn, o: &LoadOptions, sh: &Shared, i: usize) -> Result<(), String> {
+    let s = c.stream();
     let mut batch = Vec::with_capacity(o.batch * (o.size + 1));
     for j in 0..o.batch {
         batch.extend_from_slice(&body(o.size, i + j));

@@ -31,7 +31,8 @@ pub fn free_udp_port() -> u16 {
 
 #[derive(Default)]
 struct Log {
-    lines: Mutex<(Vec<String>, bool)>,
+    /// The lines so far, and how many of the two output streams (stdout, stderr) ended.
+    lines: Mutex<(Vec<String>, u8)>,
     changed: Condvar,
 }
 
@@ -82,7 +83,8 @@ impl Agent {
                     log.lines.lock().unwrap().0.push(line);
                     log.changed.notify_all();
                 }
-                log.lines.lock().unwrap().1 = true;
+                // Both streams must end before the log is complete.
+                log.lines.lock().unwrap().1 += 1;
                 log.changed.notify_all();
             });
         }
@@ -114,7 +116,7 @@ impl Agent {
                 return l.clone();
             }
             let now = Instant::now();
-            if now >= deadline || guard.1 {
+            if now >= deadline || guard.1 == 2 {
                 panic!(
                     "no log line containing {needle:?}; log:\n{}",
                     guard.0.join("\n")
@@ -152,7 +154,7 @@ impl Agent {
                 let _ = self
                     .log
                     .changed
-                    .wait_timeout_while(guard, Duration::from_secs(5), |l| !l.1);
+                    .wait_timeout_while(guard, Duration::from_secs(5), |l| l.1 < 2);
                 return s;
             }
             if Instant::now() >= deadline {

@@ -71,7 +71,8 @@ pub fn flume_lib() -> Option<PathBuf> {
 
 #[derive(Default)]
 struct Log {
-    lines: Mutex<(Vec<String>, bool)>,
+    /// The lines so far, and how many of the two output streams (stdout, stderr) ended.
+    lines: Mutex<(Vec<String>, u8)>,
     changed: Condvar,
 }
 
@@ -115,7 +116,8 @@ impl JavaProc {
                     log.lines.lock().unwrap().0.push(line);
                     log.changed.notify_all();
                 }
-                log.lines.lock().unwrap().1 = true;
+                // Both streams must end before the log is complete.
+                log.lines.lock().unwrap().1 += 1;
                 log.changed.notify_all();
             });
         }
@@ -148,7 +150,7 @@ impl JavaProc {
                 return;
             }
             let now = Instant::now();
-            if now >= deadline || guard.1 {
+            if now >= deadline || guard.1 == 2 {
                 panic!(
                     "Java log has no line containing {needle:?}:\n{}",
                     guard.0.join("\n")
@@ -186,5 +188,101 @@ impl Drop for JavaProc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Key and trust stores made by the JDK's keytool, as a Flume operator makes them: a
+/// PKCS12 keystore with a self-signed RSA key for CN=localhost, and its certificate in
+/// a PKCS12 and a JKS truststore. Made fresh per test; nothing is committed.
+pub struct KeytoolStores {
+    pub keystore: PathBuf,
+    pub truststore_p12: PathBuf,
+    pub truststore_jks: PathBuf,
+}
+
+pub const KEYSTORE_PASSWORD: &str = "keystore-pw";
+pub const TRUSTSTORE_PASSWORD: &str = "truststore-pw";
+
+fn keytool(dir: &Path, args: &[&str]) {
+    let out = Command::new("keytool")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("keytool runs (it comes with java)");
+    assert!(
+        out.status.success(),
+        "keytool {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn keytool_stores(dir: &Path) -> KeytoolStores {
+    let ks = dir.join("server.p12");
+    let cer = dir.join("server.cer");
+    let ts_p12 = dir.join("trust.p12");
+    let ts_jks = dir.join("trust.jks");
+    let p = |p: &PathBuf| p.to_str().unwrap().to_string();
+    keytool(
+        dir,
+        &[
+            "-genkeypair",
+            "-alias",
+            "server",
+            "-keyalg",
+            "RSA",
+            "-keysize",
+            "2048",
+            "-storetype",
+            "PKCS12",
+            "-keystore",
+            &p(&ks),
+            "-storepass",
+            KEYSTORE_PASSWORD,
+            "-dname",
+            "CN=localhost",
+            "-validity",
+            "2",
+            "-noprompt",
+        ],
+    );
+    keytool(
+        dir,
+        &[
+            "-exportcert",
+            "-alias",
+            "server",
+            "-keystore",
+            &p(&ks),
+            "-storepass",
+            KEYSTORE_PASSWORD,
+            "-file",
+            &p(&cer),
+        ],
+    );
+    for (ts, ty) in [(&ts_p12, "PKCS12"), (&ts_jks, "JKS")] {
+        keytool(
+            dir,
+            &[
+                "-importcert",
+                "-alias",
+                "server",
+                "-file",
+                &p(&cer),
+                "-storetype",
+                ty,
+                "-keystore",
+                &p(ts),
+                "-storepass",
+                TRUSTSTORE_PASSWORD,
+                "-noprompt",
+            ],
+        );
+    }
+    KeytoolStores {
+        keystore: ks,
+        truststore_p12: ts_p12,
+        truststore_jks: ts_jks,
     }
 }
