@@ -279,10 +279,7 @@ impl HdfsSink {
         } else {
             &self.cfg.suffix
         };
-        let dir = match dir.trim_end_matches('/') {
-            "" => "",
-            d => d,
-        };
+        let dir = dir.trim_end_matches('/');
         // Names only grow, and start from the clock, so a restart does not reuse one; an
         // existing name (a clock step back) moves on to the next counter.
         let mut attempts = 0;
@@ -345,7 +342,8 @@ impl HdfsSink {
             synced: 0,
             opened: now,
             flushed: now,
-            last_batch: self.batch,
+            // Not yet touched by any batch: the first append marks it for syncing.
+            last_batch: 0,
         })
     }
 
