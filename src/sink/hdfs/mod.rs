@@ -343,3 +343,68 @@ mod tests {
         assert!(split_url("hdfs://%{nn}/x").is_err());
     }
 }
+
+#[cfg(test)]
+mod config_tests {
+    use crate::config::{load_str, Substitutions};
+    use crate::sink::SinkKind;
+    use std::path::Path;
+
+    fn load(extra: &str) -> Result<super::HdfsConfig, String> {
+        let text = format!(
+            "a.sources = s\na.channels = c\na.sinks = k\na.sources.s.type = seq\n\
+             a.sources.s.channels = c\na.channels.c.type = memory\na.sinks.k.type = hdfs\n\
+             a.sinks.k.channel = c\n{extra}\n"
+        );
+        let cfg = load_str(Path::new("t.conf"), &text, None, &Substitutions::default())
+            .map_err(|e| e.to_string())?;
+        match &cfg.sinks[0].kind {
+            SinkKind::Hdfs(c) => Ok((**c).clone()),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn flume_defaults() {
+        let c = load("a.sinks.k.hdfs.path = hdfs://nn:8020/flume/%Y").unwrap();
+        assert_eq!(c.url.as_deref(), Some("hdfs://nn:8020"));
+        assert_eq!(
+            (c.rules.count, c.rules.size, c.rules.interval.as_secs()),
+            (10, 1024, 30)
+        );
+        assert_eq!((c.batch_size, c.max_open_files), (100, 5000));
+        assert_eq!(c.in_use_suffix, ".tmp");
+        assert_eq!(c.format.file_type, super::FileType::SequenceFile);
+        assert_eq!(c.format.value, super::ValueType::Bytes);
+        assert_eq!(c.call_timeout, Some(std::time::Duration::from_secs(30)));
+        assert_eq!((c.close_tries, c.retry_interval.as_secs()), (0, 180));
+    }
+
+    #[test]
+    fn refusals_name_the_key() {
+        let cases = [
+            ("a.sinks.k.hdfs.path = /x\na.sinks.k.hdfs.fileType = DataStream\na.sinks.k.hdfs.codeC = gzip", "hdfs.codeC"),
+            ("a.sinks.k.hdfs.path = /x\na.sinks.k.hdfs.fileType = CompressedStream", "hdfs.fileType"),
+            ("a.sinks.k.hdfs.path = /x\na.sinks.k.hdfs.codeC = snappy", "not supported"),
+            ("a.sinks.k.hdfs.path = /x\na.sinks.k.hdfs.timeZone = Mars/Base", "hdfs.timeZone"),
+            ("a.sinks.k.hdfs.path = /x\na.sinks.k.hdfs.round = true\na.sinks.k.hdfs.roundUnit = hour\na.sinks.k.hdfs.roundValue = 30", "hdfs.roundValue"),
+            ("a.sinks.k.hdfs.path = /x/%[nothing]", "%[nothing]"),
+            ("a.sinks.k.hdfs.path = file:///tmp/x", "not supported"),
+            ("a.sinks.k.hdfs.path = /x\na.sinks.k.serializer = avro_event\na.sinks.k.serializer.compressionCodec = snappy", "serializer.compressionCodec"),
+        ];
+        for (conf, needle) in cases {
+            let e = load(conf).unwrap_err();
+            assert!(e.contains(needle), "{conf}: {e}");
+        }
+        assert!(
+            load("a.sinks.k.type = hdfs").is_err(),
+            "hdfs.path is required"
+        );
+    }
+
+    #[test]
+    fn thread_pool_keys_are_accepted() {
+        let c = load("a.sinks.k.hdfs.path = /x\na.sinks.k.hdfs.threadsPoolSize = 20\na.sinks.k.hdfs.rollTimerPoolSize = 2");
+        assert!(c.is_ok());
+    }
+}
