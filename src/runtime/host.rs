@@ -36,3 +36,36 @@ pub fn local_host(use_ip: bool) -> String {
         hostname()
     }
 }
+
+/// The canonical (fully qualified) name of this host, as Java's
+/// `InetAddress.getLocalHost().getCanonicalHostName()`; the short name when the resolver
+/// knows no better.
+pub fn fqdn() -> String {
+    let name = hostname();
+    let Ok(c_name) = std::ffi::CString::new(name.clone()) else {
+        return name;
+    };
+    // SAFETY: zeroed addrinfo is a valid "no hints" value; getaddrinfo fills `res`, which
+    // is read only on success and freed once.
+    unsafe {
+        let mut hints: libc::addrinfo = std::mem::zeroed();
+        hints.ai_flags = libc::AI_CANONNAME;
+        hints.ai_family = libc::AF_UNSPEC;
+        let mut res: *mut libc::addrinfo = std::ptr::null_mut();
+        if libc::getaddrinfo(c_name.as_ptr(), std::ptr::null(), &hints, &mut res) != 0
+            || res.is_null()
+        {
+            return name;
+        }
+        let canon = (*res).ai_canonname;
+        let out = if canon.is_null() {
+            name
+        } else {
+            std::ffi::CStr::from_ptr(canon)
+                .to_string_lossy()
+                .into_owned()
+        };
+        libc::freeaddrinfo(res);
+        out
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod avro;
 pub mod file_roll;
+pub mod hdfs;
 pub mod logger;
 pub mod runner;
 pub mod serializer;
@@ -20,6 +21,7 @@ pub enum SinkKind {
     Logger(logger::LoggerConfig),
     Null { batch_size: usize },
     FileRoll(file_roll::FileRollConfig),
+    Hdfs(Box<hdfs::HdfsConfig>),
 }
 
 const NULL_KEYS: &[KeySpec] = &[KeySpec::new(
@@ -36,7 +38,13 @@ const NULL_TYPE: TypeInfo = TypeInfo {
     keys: NULL_KEYS,
 };
 
-pub static TYPES: &[TypeInfo] = &[avro::TYPE, logger::TYPE, NULL_TYPE, file_roll::TYPE];
+pub static TYPES: &[TypeInfo] = &[
+    avro::TYPE,
+    logger::TYPE,
+    NULL_TYPE,
+    file_roll::TYPE,
+    hdfs::TYPE,
+];
 
 pub fn configure(info: &TypeInfo, k: &mut Keys) -> Result<SinkKind, ConfigError> {
     Ok(match info.name() {
@@ -46,6 +54,7 @@ pub fn configure(info: &TypeInfo, k: &mut Keys) -> Result<SinkKind, ConfigError>
             batch_size: k.usize("batchSize")?,
         },
         "file_roll" => SinkKind::FileRoll(file_roll::FileRollConfig::from_keys(k)?),
+        "hdfs" => SinkKind::Hdfs(Box::new(hdfs::HdfsConfig::from_keys(k)?)),
         other => unreachable!("sink type {other} registered but not built"),
     })
 }
@@ -59,6 +68,8 @@ pub enum SinkError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Hdfs(#[from] hdfs::sink::HdfsSinkError),
 }
 
 impl SinkKind {
@@ -68,6 +79,7 @@ impl SinkKind {
             SinkKind::Logger(c) => c.batch_size,
             SinkKind::Null { batch_size } => *batch_size,
             SinkKind::FileRoll(c) => c.batch_size,
+            SinkKind::Hdfs(c) => c.batch_size,
         }
     }
 
@@ -78,6 +90,7 @@ impl SinkKind {
             SinkKind::Logger(c) => Sink::Logger(name.to_string(), c.clone()),
             SinkKind::Null { .. } => Sink::Null,
             SinkKind::FileRoll(c) => Sink::FileRoll(file_roll::FileRollSink::open(c, shard)?),
+            SinkKind::Hdfs(c) => Sink::Hdfs(Box::new(hdfs::sink::HdfsSink::open(c, shard)?)),
         })
     }
 }
@@ -88,6 +101,7 @@ pub enum Sink {
     Logger(String, logger::LoggerConfig),
     Null,
     FileRoll(file_roll::FileRollSink),
+    Hdfs(Box<hdfs::sink::HdfsSink>),
 }
 
 impl Sink {
@@ -101,6 +115,7 @@ impl Sink {
             }
             Sink::Null => Ok(()),
             Sink::FileRoll(s) => s.write(events).await,
+            Sink::Hdfs(s) => s.write(events).await,
         }
     }
 
@@ -108,13 +123,16 @@ impl Sink {
     pub fn next_tick(&self) -> Option<Instant> {
         match self {
             Sink::FileRoll(s) => s.next_roll(),
+            Sink::Hdfs(s) => s.next_tick(),
             _ => None,
         }
     }
 
     pub async fn tick(&mut self) {
-        if let Sink::FileRoll(s) = self {
-            s.roll_if_due().await;
+        match self {
+            Sink::FileRoll(s) => s.roll_if_due().await,
+            Sink::Hdfs(s) => s.tick().await,
+            _ => {}
         }
     }
 
@@ -122,6 +140,7 @@ impl Sink {
         match self {
             Sink::FileRoll(s) => s.close().await,
             Sink::Avro(s) => s.close(),
+            Sink::Hdfs(s) => s.close().await,
             _ => {}
         }
     }
