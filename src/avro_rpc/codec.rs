@@ -8,7 +8,7 @@
 //! array, then the 0 terminator), which is what Java's encoder and apache-avro produce.
 
 use super::binary::{put_bytes, put_long, DecodeError, Reader};
-use crate::event::{Event, Headers};
+use crate::event::Event;
 use bytes::{BufMut, BytesMut};
 
 /// The two messages of `AvroSourceProtocol`.
@@ -28,7 +28,14 @@ impl Message {
 }
 
 pub fn decode_event(r: &mut Reader) -> Result<Event, DecodeError> {
-    let mut headers = Headers::new();
+    let mut event = Event::default();
+    decode_event_into(r, &mut event)?;
+    Ok(event)
+}
+
+/// Decodes into an event already in place: an event is large enough (inline header slots)
+/// that returning it by value costs a copy per event on the hot path.
+fn decode_event_into(r: &mut Reader, event: &mut Event) -> Result<(), DecodeError> {
     loop {
         let n = r.read_block_count()?;
         if n == 0 {
@@ -37,11 +44,11 @@ pub fn decode_event(r: &mut Reader) -> Result<Event, DecodeError> {
         for _ in 0..n {
             let k = r.read_string()?;
             let v = r.read_string()?;
-            headers.set(k, v);
+            event.headers.set(k, v);
         }
     }
-    let body = r.read_bytes()?;
-    Ok(Event::with_headers(headers, body))
+    event.body = r.read_bytes()?;
+    Ok(())
 }
 
 /// Decodes an `array<AvroFlumeEvent>`.
@@ -56,7 +63,8 @@ pub fn decode_batch(r: &mut Reader) -> Result<Vec<Event>, DecodeError> {
         // reservation whatever count the peer declared.
         events.reserve(n.min(r.remaining() / 2 + 1));
         for _ in 0..n {
-            events.push(decode_event(r)?);
+            events.push(Event::default());
+            decode_event_into(r, events.last_mut().expect("just pushed"))?;
         }
     }
 }

@@ -21,6 +21,10 @@ use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
 const READ_SIZE: usize = 64 * 1024;
+/// The receive buffer grows to a few frames' worth for connections that send big batches,
+/// so a frame is read into one buffer instead of being copied into a larger one read after
+/// read; idle and small-batch connections keep the small buffer.
+const MAX_READ_SIZE: usize = 4 << 20;
 /// Output handed over per inflate step: bounds what one small compressed read can become
 /// before the next layer has looked at it.
 const INFLATE_STEP: usize = 256 * 1024;
@@ -76,6 +80,8 @@ pub struct Conn {
     /// Reused output buffers: TLS records to send, and their deflated form.
     sealed: Vec<u8>,
     deflated: Vec<u8>,
+    /// How much room a socket read asks for (see MAX_READ_SIZE).
+    read_size: usize,
 }
 
 impl Conn {
@@ -116,6 +122,7 @@ impl Conn {
             tls_closed: false,
             sealed: Vec::new(),
             deflated: Vec::new(),
+            read_size: READ_SIZE,
         })
     }
 
@@ -148,6 +155,8 @@ impl Conn {
     pub async fn next(&mut self) -> Result<Option<Frame>, ReadError> {
         loop {
             if let Some(frame) = self.dec.decode(&mut self.plain)? {
+                let len: usize = frame.buffers.iter().map(|b| b.len() + 4).sum();
+                self.read_size = (len * 4).clamp(READ_SIZE, MAX_READ_SIZE);
                 return Ok(Some(frame));
             }
             match self.pump() {
@@ -269,9 +278,10 @@ impl Conn {
 
     /// Reads from the socket into the lowest layer's input; 0 at end of stream.
     async fn read_wire(&mut self) -> io::Result<usize> {
+        let read_size = self.read_size;
         let target = self.wire_input();
-        if target.capacity() - target.len() < READ_SIZE / 4 {
-            target.reserve(READ_SIZE);
+        if target.capacity() - target.len() < read_size / 4 {
+            target.reserve(read_size);
         }
         let owned = std::mem::take(target);
         let start = owned.len();
