@@ -125,6 +125,7 @@ pub fn encode_error_response(out: &mut BytesMut, message: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Headers;
     use apache_avro::types::Value;
     use apache_avro::Schema;
     use bytes::Bytes;
