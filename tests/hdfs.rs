@@ -148,9 +148,17 @@ impl Peer {
     }
 
     fn list(&mut self, dir: &str) -> Vec<FileInfo> {
-        let mut v: Vec<FileInfo> = self
-            .cmd(&format!("LIST {dir}"))
-            .unwrap()
+        // Listing and asking whether each file is closed are separate calls: a file renamed
+        // in between (a roll, a recovery) fails the listing, which is then simply redone.
+        let mut tries = 0;
+        let lines = loop {
+            match self.cmd(&format!("LIST {dir}")) {
+                Ok(l) => break l,
+                Err(e) if e.contains("FileNotFoundException") && tries < 5 => tries += 1,
+                Err(e) => panic!("LIST {dir}: {e}"),
+            }
+        };
+        let mut v: Vec<FileInfo> = lines
             .iter()
             .map(|l| {
                 let p: Vec<&str> = l.split(' ').collect();
