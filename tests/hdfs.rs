@@ -932,3 +932,62 @@ a.sources.n.channels = c
         "journal directories left"
     );
 }
+
+#[test]
+fn recovery_at_start_waits_for_hdfs_without_holding_up_the_agent() {
+    let Some(mut p) = peer() else { return };
+    let dir = "/crash-nn-down";
+    let url = p.url.clone();
+    let journal = tempfile::tempdir().unwrap();
+    // Short calls, so attempts against the stopped namenode end soon after it is back.
+    let sink = crash_sink(&url, journal.path()).replace("/crash\n", &format!("{dir}\n"))
+        + "a.sinks.k.hdfs.callTimeout = 5000\n";
+    let conf = format!(
+        "a.sources = s0\na.channels = c\na.sinks = k\na.channels.c.type = memory\n\
+         a.sources.s0.type = seq\na.sources.s0.totalEvents = 40\na.sources.s0.batchSize = 10\n\
+         a.sources.s0.channels = c\n{sink}"
+    );
+    let mut first = Agent::start(&conf, &["--cores", "1"]);
+    let open_file = p.wait_for("all 40 events synced", Duration::from_secs(60), |p| {
+        let files = p.list(dir);
+        let n = files
+            .first()
+            .and_then(|f| p.seq(&f.path).ok())
+            .map_or(0, |(_, r)| r.len());
+        (files.len() == 1 && n == 40).then(|| files[0].clone())
+    });
+    first.signal(libc::SIGKILL);
+    assert!(!first.wait_exit(Duration::from_secs(10)).success());
+    assert!(open_file.path.ends_with(".tmp") && !open_file.closed);
+
+    // HDFS is down when the agent comes back: it is ready all the same (Agent::start
+    // waits for "started:"), and the recovery waits for the namenode on its own.
+    p.cmd("STOPNN").unwrap();
+    let port = free_port();
+    let conf = format!(
+        "a.sources = n\na.channels = c\na.sinks = k\na.channels.c.type = memory\n\
+         a.sources.n.type = netcat\na.sources.n.bind = 127.0.0.1\na.sources.n.port = {port}\n\
+         a.sources.n.channels = c\n{sink}"
+    );
+    let mut second = Agent::start(&conf, &["--cores", "1"]);
+    second.wait_for_log("will retry every", Duration::from_secs(60));
+    p.cmd("STARTNN").unwrap();
+    // After a namenode restart HDFS itself may take its block-recovery timeout (about 90 s
+    // seen here) before the lease recovery completes; the sink polls it meanwhile.
+    second.wait_for_log(
+        "waiting for the namenode to recover the lease",
+        Duration::from_secs(60),
+    );
+    second.wait_for_log(
+        "recovered all 1 in-use files left by an earlier run",
+        Duration::from_secs(240),
+    );
+    assert!(second.stop().success());
+    let files = p.list(dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].closed && files[0].path == open_file.path.trim_end_matches(".tmp"));
+    let (_, recs) = p.seq(&files[0].path).unwrap();
+    let bodies: Vec<Vec<u8>> = recs.into_iter().map(|(_, v)| v).collect();
+    let want: Vec<Vec<u8>> = (0..40).map(|i: i32| i.to_string().into_bytes()).collect();
+    assert_eq!(bodies, want);
+}

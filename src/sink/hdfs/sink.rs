@@ -103,6 +103,8 @@ struct Recovery {
     /// whole (closed cleanly, or left by an earlier run whose synced length is unknown).
     synced: Option<u64>,
     lease_done: bool,
+    /// The namenode has been asked and is still recovering the lease.
+    polling: bool,
     tries: u32,
     due: Instant,
 }
@@ -115,6 +117,7 @@ impl Recovery {
             target: p.target,
             synced: p.synced,
             lease_done: false,
+            polling: false,
             tries: 0,
             due: Instant::now(),
         }
@@ -553,6 +556,7 @@ impl HdfsSink {
             target,
             synced,
             lease_done: synced.is_none(),
+            polling: false,
             tries: 0,
             due: Instant::now(),
         });
@@ -724,6 +728,14 @@ impl Recoverer {
             match self.recover(&mut r).await {
                 Ok(true) => finished.push(r.tmp),
                 Ok(false) => {
+                    if !r.polling {
+                        r.polling = true;
+                        tracing::info!(
+                            shard = self.shard,
+                            "waiting for the namenode to recover the lease of {}",
+                            r.tmp
+                        );
+                    }
                     r.due = Instant::now() + LEASE_POLL;
                     keep.push(r);
                 }
@@ -737,10 +749,12 @@ impl Recoverer {
                             r.tries
                         );
                     } else {
-                        if r.tries == 1 {
+                        // Said again after 2, 4, 8... failures: heard, but not every second.
+                        if r.tries.is_power_of_two() {
                             tracing::warn!(
-                                "recovering {} failed, will retry every {:?}: {e}",
+                                "recovering {} failed ({} attempts), will retry every {:?}: {e}",
                                 r.tmp,
+                                r.tries,
                                 self.retry_interval
                             );
                         }
