@@ -464,6 +464,11 @@ impl Journal {
         &self.dir
     }
 
+    /// Whether the journal lists `tmp` (open, or left by an earlier run).
+    pub fn knows(&self, tmp: &str) -> bool {
+        self.live.contains_key(tmp)
+    }
+
     /// About to create `tmp` (to be renamed `target`): durable when this returns.
     pub async fn opened(&mut self, tmp: &str, target: &str) -> Result<(), JournalError> {
         self.buf.push_str(&line(&["open", tmp, target]));
@@ -692,6 +697,10 @@ mod tests {
             // The restart (same boot): `a` at its synced length, `b` finished.
             let (j, found) = open(dir.path(), 0, 1);
             assert_eq!(found, [pend("/d/a.tmp", Some(100))]);
+            assert!(
+                j.knows("/d/a.tmp") && !j.knows("/d/b.tmp"),
+                "no new file takes its name"
+            );
             drop(j);
             // Not recovered yet, so the next start still has it, as a `recover` record.
             let (mut j, found) = open(dir.path(), 0, 1);

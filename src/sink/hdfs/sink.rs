@@ -368,6 +368,10 @@ impl HdfsSink {
                 self.cfg.in_use_prefix, self.cfg.in_use_suffix
             );
             let target = format!("{dir}/{base}");
+            if self.journal.knows(&tmp) {
+                // A file of an earlier run still being recovered (the clock stepped back).
+                continue;
+            }
             self.journal.opened(&tmp, &target).await?;
             match call(
                 self.cfg.call_timeout,
