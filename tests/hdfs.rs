@@ -148,9 +148,17 @@ impl Peer {
     }
 
     fn list(&mut self, dir: &str) -> Vec<FileInfo> {
-        let mut v: Vec<FileInfo> = self
-            .cmd(&format!("LIST {dir}"))
-            .unwrap()
+        // Listing and asking whether each file is closed are separate calls: a file renamed
+        // in between (a roll, a recovery) fails the listing, which is then simply redone.
+        let mut tries = 0;
+        let lines = loop {
+            match self.cmd(&format!("LIST {dir}")) {
+                Ok(l) => break l,
+                Err(e) if e.contains("FileNotFoundException") && tries < 5 => tries += 1,
+                Err(e) => panic!("LIST {dir}: {e}"),
+            }
+        };
+        let mut v: Vec<FileInfo> = lines
             .iter()
             .map(|l| {
                 let p: Vec<&str> = l.split(' ').collect();
@@ -340,6 +348,7 @@ a.sinks.k.hdfs.fileType = DataStream
 a.sinks.k.hdfs.rollCount = 0
 a.sinks.k.hdfs.rollSize = 0
 a.sinks.k.serializer = HEADER_AND_TEXT
+a.sinks.k.hdfs.journalDir = {{dir}}/journal
 "#
     );
     let mut agent = Agent::start(&conf, &["--cores", "2"]);
@@ -410,6 +419,7 @@ a.sinks.k.channel = c
 a.sinks.k.hdfs.path = {url}{dir}
 a.sinks.k.hdfs.fileType = DataStream
 a.sinks.k.hdfs.batchSize = 10
+a.sinks.k.hdfs.journalDir = {{dir}}/journal
 {extra}
 "#,
         url = p.url
@@ -479,6 +489,7 @@ a.sinks.k.hdfs.rollCount = 0
 a.sinks.k.hdfs.rollSize = 0
 a.sinks.k.hdfs.retryInterval = 1
 a.sinks.k.hdfs.callTimeout = 5000
+a.sinks.k.hdfs.journalDir = {{dir}}/journal
 {extra}
 "#,
         url = p.url
@@ -585,7 +596,8 @@ a.sources.s.interceptors.h.value = eu
         conf.push_str(&format!(
             "a.channels.c_{name}.type = memory\na.sinks.{name}.type = hdfs\na.sinks.{name}.channel = c_{name}\n\
              a.sinks.{name}.hdfs.path = {url}/formats/{name}\na.sinks.{name}.hdfs.batchSize = 10\n\
-             a.sinks.{name}.hdfs.rollCount = 0\na.sinks.{name}.hdfs.rollSize = 0\n",
+             a.sinks.{name}.hdfs.rollCount = 0\na.sinks.{name}.hdfs.rollSize = 0\n\
+             a.sinks.{name}.hdfs.journalDir = {{dir}}/journal-{name}\n",
             url = p.url
         ));
         for kv in keys.lines() {
@@ -743,4 +755,239 @@ fn hdfs_going_away_mid_stream_loses_nothing() {
     let lines = p.all_lines(dir);
     // At-least-once: a batch that failed may have been written before the failure showed.
     expect_numbers(&lines, 120);
+}
+
+/// The sink config of the crash test's agent: long rolls keep its files in use.
+fn crash_sink(url: &str, journal: &Path) -> String {
+    format!(
+        r#"
+a.sinks.k.type = hdfs
+a.sinks.k.channel = c
+a.sinks.k.hdfs.path = {url}/crash
+a.sinks.k.hdfs.batchSize = 10
+a.sinks.k.hdfs.rollCount = 0
+a.sinks.k.hdfs.rollSize = 0
+a.sinks.k.hdfs.rollInterval = 0
+a.sinks.k.hdfs.retryInterval = 1
+a.sinks.k.hdfs.journalDir = {}
+"#,
+        journal.display()
+    )
+}
+
+#[test]
+fn in_use_files_left_by_a_crash_are_recovered_at_the_next_start() {
+    let Some(mut p) = peer() else { return };
+    let dir = "/crash";
+    let url = p.url.clone();
+    // Another writer in the same directory, with the same file prefix (so its in-use
+    // file looks like ours) and its own journal, holding its file open throughout.
+    let (mut other, mut other_conn) = netcat_agent(&p, dir, "a.sinks.k.hdfs.rollInterval = 0");
+    send(&mut other_conn, (0..10).map(|i| format!("other-{i}")));
+    let other_file = p.wait_for(
+        "the other writer's first batch",
+        Duration::from_secs(30),
+        |p| {
+            let files = p.list(dir);
+            (files.len() == 1 && p.all_lines(dir).len() == 10).then(|| files[0].path.clone())
+        },
+    );
+    assert!(other_file.ends_with(".tmp"));
+
+    // The agent that crashes: two shards, one seq source each (s0 hashes to shard 0, s1
+    // to shard 1), every file left open.
+    let journal = tempfile::tempdir().unwrap();
+    let conf = format!(
+        r#"
+a.sources = s0 s1
+a.channels = c
+a.sinks = k
+a.channels.c.type = memory
+a.channels.c.capacity = 10000
+a.sources.s0.type = seq
+a.sources.s0.totalEvents = 50
+a.sources.s0.batchSize = 10
+a.sources.s0.channels = c
+a.sources.s1.type = seq
+a.sources.s1.totalEvents = 30
+a.sources.s1.batchSize = 10
+a.sources.s1.channels = c
+{}"#,
+        crash_sink(&url, journal.path())
+    );
+    let mut first = Agent::start(&conf, &["--cores", "2"]);
+    let ours = |p: &mut Peer| -> Vec<FileInfo> {
+        p.list(dir)
+            .into_iter()
+            .filter(|f| f.path != other_file)
+            .collect()
+    };
+    // Every event hsync'd (and so committed): readable by Hadoop's reader while in use.
+    let open_files = p.wait_for("all 80 events synced", Duration::from_secs(60), |p| {
+        let files = ours(p);
+        let n: usize = files
+            .iter()
+            .map(|f| p.seq(&f.path).map(|(_, r)| r.len()).unwrap_or(0))
+            .sum();
+        (files.len() == 2 && n == 80).then_some(files)
+    });
+    first.signal(libc::SIGKILL);
+    assert!(!first.wait_exit(Duration::from_secs(10)).success());
+    for f in &open_files {
+        assert!(
+            f.path.ends_with(".tmp") && !f.closed,
+            "{f:?}: the crash must leave it in use for this test to mean anything"
+        );
+    }
+
+    // The restart: one shard (it adopts shard 1's journal), no events of its own.
+    let port = free_port();
+    let conf = format!(
+        r#"
+a.sources = n
+a.channels = c
+a.sinks = k
+a.channels.c.type = memory
+a.sources.n.type = netcat
+a.sources.n.bind = 127.0.0.1
+a.sources.n.port = {port}
+a.sources.n.channels = c
+{}"#,
+        crash_sink(&url, journal.path())
+    );
+    let mut second = Agent::start(&conf, &["--cores", "1"]);
+    second.wait_for_log(
+        "adopted the HDFS journal of shard 1",
+        Duration::from_secs(10),
+    );
+    second.wait_for_log(
+        "recovered all 2 in-use files left by an earlier run",
+        Duration::from_secs(60),
+    );
+    let recovered = ours(&mut p);
+    assert_eq!(recovered.len(), 2, "{recovered:?}");
+    for f in &recovered {
+        assert!(f.closed && !f.path.ends_with(".tmp"), "{f:?} not recovered");
+        assert!(
+            open_files
+                .iter()
+                .any(|o| o.path == format!("{}.tmp", f.path)),
+            "{f:?} is the rename of an in-use file"
+        );
+        let name = name_of(&f.path);
+        assert_flume_name(name, "FlumeData", "");
+        let n = if name.ends_with(".0") { 50 } else { 30 };
+        let (_, recs) = p
+            .seq(&f.path)
+            .unwrap_or_else(|e| panic!("{}: Hadoop could not read it: {e}", f.path));
+        let bodies: Vec<Vec<u8>> = recs.into_iter().map(|(_, v)| v).collect();
+        let want: Vec<Vec<u8>> = (0..n).map(|i: i32| i.to_string().into_bytes()).collect();
+        assert_eq!(
+            bodies, want,
+            "{}: every committed event once, in order",
+            f.path
+        );
+    }
+    // The other writer's file was not touched: still open under its in-use name, and its
+    // writer goes on writing to it.
+    let theirs: Vec<FileInfo> = p
+        .list(dir)
+        .into_iter()
+        .filter(|f| f.path == other_file)
+        .collect();
+    assert!(
+        theirs.len() == 1 && !theirs[0].closed,
+        "the other writer's file was recovered: {theirs:?}"
+    );
+    send(&mut other_conn, (10..20).map(|i| format!("other-{i}")));
+    p.wait_for(
+        "the other writer's second batch",
+        Duration::from_secs(30),
+        |p| {
+            let lines = p.text(&other_file).unwrap_or_default();
+            (lines.len() == 20).then_some(())
+        },
+    );
+    assert!(
+        !other.log_text().contains("abandoning"),
+        "the other writer lost its file"
+    );
+
+    assert!(second.stop().success());
+    assert!(other.stop().success());
+    let files = p.list(dir);
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert!(
+        files.iter().all(|f| f.closed && !f.path.ends_with(".tmp")),
+        "{files:?}"
+    );
+    let theirs = other_file.trim_end_matches(".tmp").to_string();
+    let lines = p.text(&theirs).unwrap();
+    let want: Vec<String> = (0..20).map(|i| format!("other-{i}")).collect();
+    assert_eq!(lines, want);
+    // The orphaned shard's journal was folded into shard 0's.
+    assert_eq!(
+        common::file_names(journal.path()),
+        ["shard-0"],
+        "journal directories left"
+    );
+}
+
+#[test]
+fn recovery_at_start_waits_for_hdfs_without_holding_up_the_agent() {
+    let Some(mut p) = peer() else { return };
+    let dir = "/crash-nn-down";
+    let url = p.url.clone();
+    let journal = tempfile::tempdir().unwrap();
+    // Short calls, so attempts against the stopped namenode end soon after it is back.
+    let sink = crash_sink(&url, journal.path()).replace("/crash\n", &format!("{dir}\n"))
+        + "a.sinks.k.hdfs.callTimeout = 5000\n";
+    let conf = format!(
+        "a.sources = s0\na.channels = c\na.sinks = k\na.channels.c.type = memory\n\
+         a.sources.s0.type = seq\na.sources.s0.totalEvents = 40\na.sources.s0.batchSize = 10\n\
+         a.sources.s0.channels = c\n{sink}"
+    );
+    let mut first = Agent::start(&conf, &["--cores", "1"]);
+    let open_file = p.wait_for("all 40 events synced", Duration::from_secs(60), |p| {
+        let files = p.list(dir);
+        let n = files
+            .first()
+            .and_then(|f| p.seq(&f.path).ok())
+            .map_or(0, |(_, r)| r.len());
+        (files.len() == 1 && n == 40).then(|| files[0].clone())
+    });
+    first.signal(libc::SIGKILL);
+    assert!(!first.wait_exit(Duration::from_secs(10)).success());
+    assert!(open_file.path.ends_with(".tmp") && !open_file.closed);
+
+    // HDFS is down when the agent comes back: it is ready all the same (Agent::start
+    // waits for "started:"), and the recovery waits for the namenode on its own.
+    p.cmd("STOPNN").unwrap();
+    let port = free_port();
+    let conf = format!(
+        "a.sources = n\na.channels = c\na.sinks = k\na.channels.c.type = memory\n\
+         a.sources.n.type = netcat\na.sources.n.bind = 127.0.0.1\na.sources.n.port = {port}\n\
+         a.sources.n.channels = c\n{sink}"
+    );
+    let mut second = Agent::start(&conf, &["--cores", "1"]);
+    second.wait_for_log("will retry every", Duration::from_secs(60));
+    p.cmd("STARTNN").unwrap();
+    // After a namenode restart HDFS itself may take its block-recovery timeout (about 90 s
+    // seen here) before the lease recovery completes; the sink polls it meanwhile.
+    second.wait_for_log(
+        "waiting for the namenode to recover the lease",
+        Duration::from_secs(60),
+    );
+    second.wait_for_log(
+        "recovered all 1 in-use files left by an earlier run",
+        Duration::from_secs(240),
+    );
+    assert!(second.stop().success());
+    let files = p.list(dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].closed && files[0].path == open_file.path.trim_end_matches(".tmp"));
+    let (_, recs) = p.seq(&files[0].path).unwrap();
+    let bodies: Vec<Vec<u8>> = recs.into_iter().map(|(_, v)| v).collect();
+    let want: Vec<Vec<u8>> = (0..40).map(|i: i32| i.to_string().into_bytes()).collect();
+    assert_eq!(bodies, want);
 }

@@ -190,6 +190,12 @@ impl<'a> Keys<'a> {
         }
     }
 
+    /// The component's full key prefix (`<agent>.<section>.<name>`), for defaults that
+    /// derive from the agent's and the component's names.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     fn spec(&self, key: &str) -> &'static KeySpec {
         self.spec
             .iter()

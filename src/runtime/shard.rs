@@ -41,7 +41,7 @@ pub(super) async fn run(
 
     let mut sinks = Vec::new();
     for s in &cfg.sinks {
-        match s.kind.open(&s.name, k) {
+        match s.kind.open(&s.name, k, shards) {
             Ok(sink) => sinks.push((s, sink)),
             Err(e) => return fail(format!("sink '{}'", s.name), e.to_string()),
         }

@@ -83,14 +83,16 @@ impl SinkKind {
         }
     }
 
-    /// Opens this shard's instance; errors here stop the agent at start.
-    pub fn open(&self, name: &str, shard: usize) -> Result<Sink, SinkError> {
+    /// Opens shard `shard`'s instance (of `shards`); errors here stop the agent at start.
+    pub fn open(&self, name: &str, shard: usize, shards: usize) -> Result<Sink, SinkError> {
         Ok(match self {
             SinkKind::Avro(c) => Sink::Avro(avro::AvroSink::new(c)),
             SinkKind::Logger(c) => Sink::Logger(name.to_string(), c.clone()),
             SinkKind::Null { .. } => Sink::Null,
             SinkKind::FileRoll(c) => Sink::FileRoll(file_roll::FileRollSink::open(c, shard)?),
-            SinkKind::Hdfs(c) => Sink::Hdfs(Box::new(hdfs::sink::HdfsSink::open(c, shard)?)),
+            SinkKind::Hdfs(c) => {
+                Sink::Hdfs(Box::new(hdfs::sink::HdfsSink::open(c, shard, shards)?))
+            }
         })
     }
 }

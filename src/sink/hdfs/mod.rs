@@ -10,6 +10,9 @@
 //! - the batch is `hsync`'d (Flume: `hflush`) before the take commits;
 //! - a file abandoned after an HDFS error is recovered in the background (lease recovery,
 //!   cut back to the last synced length, rename), not left as `.tmp`;
+//! - in-use files a crash left open are recovered at the next start, found in a local
+//!   journal of the files each shard has open (`hdfs.journalDir`, `journal.rs`), so no
+//!   other writer's file is ever touched;
 //! - keys Flume reads but that mean nothing without JVM thread pools are accepted and
 //!   ignored with a warning; values Flume silently replaces (an unknown time zone, an
 //!   unknown round unit) are refused.
@@ -18,6 +21,7 @@ pub mod avro;
 pub mod codec;
 pub mod escape;
 pub mod format;
+pub mod journal;
 pub mod roll;
 pub mod seqfile;
 pub mod sink;
@@ -31,6 +35,7 @@ use escape::{HostNames, RoundUnit, Template, TimeSettings};
 use format::{FileType, Format, StreamSerializer};
 use roll::RollRules;
 use seqfile::ValueType;
+use std::path::PathBuf;
 use std::time::Duration;
 
 const KEYS: &[KeySpec] = &[
@@ -88,18 +93,30 @@ const KEYS: &[KeySpec] = &[
     KeySpec::new("hdfs.closeTries", KeyKind::int(i32::MIN as i64, i32::MAX as i64), Some("0"), "Attempts to close/rename a file (<= 0: until it succeeds)"),
     KeySpec::new("hdfs.retryInterval", KeyKind::int(i32::MIN as i64, i32::MAX as i64), Some("180"), "Seconds between close/rename attempts (<= 0: one attempt)"),
     KeySpec::new("hdfs.callTimeout", KeyKind::NON_NEGATIVE, Some("30000"), "Milliseconds allowed for each HDFS operation (0: no limit)"),
+    KeySpec::new(
+        "hdfs.journalDir",
+        KeyKind::Str,
+        Some(DEFAULT_JOURNAL_DIR),
+        "Local directory of the per-shard journals of open in-use files, read at start to recover what a crash left open (flume-fast only)",
+    ),
     KeySpec::new("serializer", KeyKind::Str, Some("TEXT"), "DataStream/CompressedStream serializer: TEXT, HEADER_AND_TEXT, avro_event"),
     KeySpec::new("serializer.appendNewline", KeyKind::Bool, Some("true"), "TEXT/HEADER_AND_TEXT: end each event with a newline"),
     KeySpec::new("serializer.syncIntervalBytes", KeyKind::POSITIVE, Some("2048000"), "avro_event: bytes per Avro block at most"),
     KeySpec::new("serializer.compressionCodec", KeyKind::Str, Some("null"), "avro_event: Avro block codec, null or deflate"),
 ];
 
+/// `<agent>` and `<sink>` are replaced by the agent's and the sink's names.
+const DEFAULT_JOURNAL_DIR: &str = "~/.flume-fast/<agent>/<sink>/hdfs-journal";
+
 pub const TYPE: TypeInfo = TypeInfo {
     aliases: &["hdfs"],
     class: "org.apache.flume.sink.hdfs.HDFSEventSink",
     doc: "Writes events to HDFS (SequenceFile, text or Avro; bucketed by escapes in hdfs.path; \
           names <filePrefix>.<counter>.<shard>; batches hsync'd before commit; abandoned in-use \
-          files recovered by lease recovery and renamed).",
+          files recovered by lease recovery, cut to their synced length and renamed, and \
+          in-use files a crash left open recovered at the next start from a local journal \
+          of each shard's open files, hdfs.journalDir, so other writers' files are never \
+          touched).",
     keys: KEYS,
 };
 
@@ -126,6 +143,8 @@ pub struct HdfsConfig {
     pub kerberos_principal: Option<String>,
     pub kerberos_keytab: Option<String>,
     pub proxy_user: Option<String>,
+    /// The journals' directory (`shard-<k>` under it).
+    pub journal_dir: PathBuf,
 }
 
 /// Splits `hdfs://nn:8020/a/b` into (`Some("hdfs://nn:8020")`, `/a/b`).
@@ -262,6 +281,7 @@ impl HdfsConfig {
             0 => None,
             ms => Some(Duration::from_millis(ms as u64)),
         };
+        let journal_dir = journal_dir(k)?;
         let ser_name = k.str("serializer")?;
         let append_newline = k.bool("serializer.appendNewline")?;
         let sync_interval = k.usize("serializer.syncIntervalBytes")?;
@@ -316,8 +336,31 @@ impl HdfsConfig {
             kerberos_principal,
             kerberos_keytab,
             proxy_user,
+            journal_dir,
         })
     }
+}
+
+/// `hdfs.journalDir`, its default spelled out for this agent and sink (also in `check`).
+fn journal_dir(k: &mut Keys) -> Result<PathBuf, ConfigError> {
+    let raw = k.str("hdfs.journalDir")?;
+    let text = if raw == DEFAULT_JOURNAL_DIR {
+        let (agent, sink) = k
+            .prefix()
+            .split_once(".sinks.")
+            .unwrap_or(("agent", "sink"));
+        let text = raw.replace("<agent>", agent).replace("<sink>", sink);
+        if let Some(r) = k.resolved.iter_mut().find(|r| r.key == "hdfs.journalDir") {
+            r.value = text.clone();
+        }
+        text
+    } else {
+        raw
+    };
+    if text.is_empty() {
+        return Err(k.invalid("hdfs.journalDir", "must name a directory"));
+    }
+    Ok(crate::channel::wal::config::expand_home(&text))
 }
 
 #[cfg(test)]
@@ -378,6 +421,29 @@ mod config_tests {
         assert_eq!(c.format.value, super::ValueType::Bytes);
         assert_eq!(c.call_timeout, Some(std::time::Duration::from_secs(30)));
         assert_eq!((c.close_tries, c.retry_interval.as_secs()), (0, 180));
+    }
+
+    #[test]
+    fn the_journal_dir_defaults_to_the_agent_and_sink_and_check_shows_it() {
+        let c = load("a.sinks.k.hdfs.path = /x").unwrap();
+        let home = std::path::PathBuf::from(std::env::var_os("HOME").unwrap());
+        assert_eq!(c.journal_dir, home.join(".flume-fast/a/k/hdfs-journal"));
+        let text = "a.sources = s\na.channels = c\na.sinks = k\na.sources.s.type = seq\n\
+             a.sources.s.channels = c\na.channels.c.type = memory\na.sinks.k.type = hdfs\n\
+             a.sinks.k.channel = c\na.sinks.k.hdfs.path = /x\n";
+        let cfg = load_str(Path::new("t.conf"), text, None, &Substitutions::default()).unwrap();
+        let r = cfg.sinks[0]
+            .resolved
+            .iter()
+            .find(|r| r.key == "hdfs.journalDir")
+            .expect("check lists hdfs.journalDir");
+        assert_eq!(
+            (r.value.as_str(), r.defaulted),
+            ("~/.flume-fast/a/k/hdfs-journal", true)
+        );
+        let c =
+            load("a.sinks.k.hdfs.path = /x\na.sinks.k.hdfs.journalDir = /var/lib/ff/j").unwrap();
+        assert_eq!(c.journal_dir, std::path::PathBuf::from("/var/lib/ff/j"));
     }
 
     #[test]

@@ -13,18 +13,27 @@
 //! will be written again), its synced prefix is copied to the final name; otherwise it is
 //! renamed. A file that never had a batch synced is deleted. Attempts repeat every
 //! `hdfs.retryInterval` seconds, up to `hdfs.closeTries` (0: until they succeed).
+//!
+//! Every in-use file is in the shard's journal (`journal.rs`) from before its create until
+//! it is renamed, with its synced length noted before each take commits. At start the
+//! files an earlier run left in the journal are recovered the same way by a task of
+//! their own on the shard's runtime, so readiness and the first batches do not wait for
+//! HDFS; files not in the journal, other writers' among them, are never touched.
 
 use super::escape::{EscapeError, Renderer};
 use super::format::{BadKey, Encoder};
+use super::journal::{Journal, JournalError, Pending};
 use super::HdfsConfig;
 use crate::event::Event;
 use crate::sink::SinkError;
 use bytes::Bytes;
 use hdfs_native::file::FileWriter;
 use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
+use std::rc::Rc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -40,6 +49,8 @@ pub enum HdfsSinkError {
     Key(#[from] BadKey),
     #[error("cannot build the HDFS client: {0}")]
     Client(HdfsError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
 /// Runs one HDFS call under `hdfs.callTimeout`.
@@ -84,22 +95,55 @@ struct Bucket {
     last_batch: u64,
 }
 
-/// A file that could not be closed or renamed normally.
+/// A file that could not be closed or renamed normally, or that an earlier run left open.
 struct Recovery {
     tmp: String,
     target: String,
-    /// `Some(n)`: abandoned open; lease recovery needed, and `n` bytes are the synced data.
-    /// `None`: closed cleanly, only the rename is left.
+    /// `Some(n)`: `n` bytes are the synced data (the rest is cut off). `None`: keep it
+    /// whole (closed cleanly, or left by an earlier run whose synced length is unknown).
     synced: Option<u64>,
     lease_done: bool,
+    /// The namenode has been asked and is still recovering the lease.
+    polling: bool,
     tries: u32,
     due: Instant,
+}
+
+impl Recovery {
+    /// An in-use file an earlier run left open: lease recovery first.
+    fn left_open(p: Pending) -> Self {
+        Recovery {
+            tmp: p.tmp,
+            target: p.target,
+            synced: p.synced,
+            lease_done: false,
+            polling: false,
+            tries: 0,
+            due: Instant::now(),
+        }
+    }
+}
+
+/// What recovering files needs: the client and the sink's limits. The sink and its
+/// start-up recovery task each hold one.
+#[derive(Clone)]
+struct Recoverer {
+    client: Client,
+    timeout: Option<Duration>,
+    close_tries: u32,
+    retry_interval: Duration,
+    shard: usize,
 }
 
 pub struct HdfsSink {
     cfg: HdfsConfig,
     shard: usize,
     client: Client,
+    rec: Recoverer,
+    journal: Journal,
+    /// In-use names the start-up recovery task finished (for the journal).
+    finished: Rc<RefCell<Vec<String>>>,
+    startup: Option<tokio::task::JoinHandle<()>>,
     renderer: Renderer,
     slots: Vec<Option<Bucket>>,
     index: HashMap<Box<str>, usize>,
@@ -145,8 +189,10 @@ const LEASE_POLL: Duration = Duration::from_secs(1);
 
 impl HdfsSink {
     /// Builds the client on the current (shard's) runtime; nothing connects until the
-    /// first write, so an unreachable HDFS does not stop the agent from starting.
-    pub fn open(cfg: &HdfsConfig, shard: usize) -> Result<Self, SinkError> {
+    /// first write, so an unreachable HDFS does not stop the agent from starting. Reads
+    /// the shard's journal (adopting those of shards `>= shards`) and starts recovering
+    /// what an earlier run left open in a task of its own.
+    pub fn open(cfg: &HdfsConfig, shard: usize, shards: usize) -> Result<Self, SinkError> {
         let mut b = ClientBuilder::new().with_io_runtime(tokio::runtime::Handle::current());
         if let Some(url) = &cfg.url {
             b = b.with_url(url);
@@ -161,10 +207,35 @@ impl HdfsSink {
             b = b.with_user(u);
         }
         let client = b.build().map_err(HdfsSinkError::Client)?;
+        let namenode = cfg.url.as_deref().unwrap_or("fs.defaultFS");
+        let (journal, pending) = Journal::open(&cfg.journal_dir, shard, shards, namenode)
+            .map_err(HdfsSinkError::from)?;
+        let rec = Recoverer {
+            client: client.clone(),
+            timeout: cfg.call_timeout,
+            close_tries: cfg.close_tries,
+            retry_interval: cfg.retry_interval,
+            shard,
+        };
+        let finished = Rc::new(RefCell::new(Vec::new()));
+        let startup = (!pending.is_empty()).then(|| {
+            tracing::info!(
+                shard,
+                "recovering {} in-use files left by an earlier run (journal {})",
+                pending.len(),
+                journal.dir().display()
+            );
+            let list = pending.into_iter().map(Recovery::left_open).collect();
+            tokio_uring::spawn(recover_at_start(rec.clone(), list, finished.clone()))
+        });
         Ok(HdfsSink {
             cfg: cfg.clone(),
             shard,
             client,
+            rec,
+            journal,
+            finished,
+            startup,
             renderer: Renderer::new(cfg.time.clone()),
             slots: Vec::new(),
             index: HashMap::new(),
@@ -190,6 +261,12 @@ impl HdfsSink {
         let mut r = self.stage(events, now_ms).await;
         if r.is_ok() {
             r = self.sync_touched().await;
+        }
+        // The synced lengths reach the journal before the take commits; after a failure
+        // the records of files closed or rolled on the way still go.
+        let j = self.flush_journal().await;
+        if r.is_ok() {
+            r = j;
         }
         if r.is_err() {
             for i in std::mem::take(&mut self.touched) {
@@ -291,6 +368,11 @@ impl HdfsSink {
                 self.cfg.in_use_prefix, self.cfg.in_use_suffix
             );
             let target = format!("{dir}/{base}");
+            if self.journal.knows(&tmp) {
+                // A file of an earlier run still being recovered (the clock stepped back).
+                continue;
+            }
+            self.journal.opened(&tmp, &target).await?;
             match call(
                 self.cfg.call_timeout,
                 &tmp,
@@ -302,10 +384,22 @@ impl HdfsSink {
                 Err(HdfsSinkError::Hdfs {
                     source: HdfsError::AlreadyExists(_),
                     ..
-                }) if attempts < 3 => attempts += 1,
-                Err(e) => return Err(e),
+                }) if attempts < 3 => {
+                    // Someone's file, maybe another writer's: never ours to recover.
+                    self.journal.done(&tmp);
+                    attempts += 1;
+                }
+                Err(e) => {
+                    self.journal.done(&tmp);
+                    return Err(e);
+                }
             }
         };
+        if let Err(e) = self.journal.created(&tmp).await {
+            // Unconfirmed in the journal: recover it now, while this run knows it is ours.
+            self.abandon_writer(writer, tmp, target, 0);
+            return Err(e.into());
+        }
         let mut header = Vec::new();
         let enc = Encoder::start(
             &self.cfg.format,
@@ -374,6 +468,7 @@ impl HdfsSink {
         }
         call(timeout, &b.tmp, b.writer.hsync()).await?;
         b.synced = b.written;
+        self.journal.synced(&b.tmp, b.synced);
         b.enc.commit();
         b.committed = (b.events, b.bytes);
         b.flushed = Instant::now();
@@ -428,12 +523,13 @@ impl HdfsSink {
     async fn finish(&mut self, mut b: Bucket) {
         let timeout = self.cfg.call_timeout;
         match call(timeout, &b.tmp, b.writer.close()).await {
-            Ok(()) => {
-                if let Err(e) = self.rename(&b.tmp, &b.target).await {
+            Ok(()) => match self.rec.rename(&b.tmp, &b.target).await {
+                Ok(()) => self.journal.done(&b.tmp),
+                Err(e) => {
                     tracing::warn!("renaming {} failed, will retry: {e}", b.tmp);
                     self.queue(b.tmp, b.target, None);
                 }
-            }
+            },
             Err(e) => {
                 tracing::warn!("closing {} failed, will recover it: {e}", b.tmp);
                 let synced = b.synced;
@@ -441,19 +537,6 @@ impl HdfsSink {
                 drop(b.writer);
             }
         }
-    }
-
-    async fn rename(&self, tmp: &str, target: &str) -> Result<(), HdfsSinkError> {
-        if tmp != target {
-            call(
-                self.cfg.call_timeout,
-                tmp,
-                self.client.rename(tmp, target, false),
-            )
-            .await?;
-            tracing::info!(shard = self.shard, "closed {target}");
-        }
-        Ok(())
     }
 
     fn abandon_slot(&mut self, i: usize) {
@@ -477,101 +560,28 @@ impl HdfsSink {
             target,
             synced,
             lease_done: synced.is_none(),
+            polling: false,
             tries: 0,
             due: Instant::now(),
         });
     }
 
-    /// One recovery attempt: `Ok(true)` when finished, `Ok(false)` to poll again soon.
-    async fn recover(&self, r: &mut Recovery) -> Result<bool, HdfsSinkError> {
-        let t = self.cfg.call_timeout;
-        if !r.lease_done {
-            match call(t, &r.tmp, self.client.recover_lease(&r.tmp)).await {
-                Ok(true) => r.lease_done = true,
-                Ok(false) => return Ok(false),
-                Err(HdfsSinkError::Hdfs {
-                    source: HdfsError::FileNotFound(_),
-                    ..
-                }) => return Ok(true),
-                Err(e) => return Err(e),
-            }
+    async fn run_recoveries(&mut self, all: bool) {
+        let mut list = std::mem::take(&mut self.recovering);
+        for tmp in self.rec.run(&mut list, all).await {
+            self.journal.done(&tmp);
         }
-        let len = match call(t, &r.tmp, self.client.get_file_info(&r.tmp)).await {
-            Ok(s) => s.length as u64,
-            Err(HdfsSinkError::Hdfs {
-                source: HdfsError::FileNotFound(_),
-                ..
-            }) => return Ok(true),
-            Err(e) => return Err(e),
-        };
-        match r.synced {
-            // No batch was ever committed to it: nothing to keep.
-            Some(0) => {
-                call(t, &r.tmp, self.client.delete(&r.tmp, false)).await?;
-                tracing::info!(shard = self.shard, "deleted {} (no committed data)", r.tmp);
-            }
-            // Bytes of a failed batch follow the synced data: keep only the synced prefix.
-            Some(synced) if len > synced => {
-                let reader = call(t, &r.tmp, self.client.read(&r.tmp)).await?;
-                let data = call(t, &r.tmp, reader.read_range(0, synced as usize)).await?;
-                let opts = WriteOptions::default().overwrite(true);
-                let mut w = call(t, &r.target, self.client.create(&r.target, opts)).await?;
-                call(t, &r.target, w.write_bytes(data)).await?;
-                call(t, &r.target, w.close()).await?;
-                call(t, &r.tmp, self.client.delete(&r.tmp, false)).await?;
-                tracing::info!(
-                    shard = self.shard,
-                    "recovered {} ({synced} synced bytes of {len})",
-                    r.target
-                );
-            }
-            _ => {
-                self.rename(&r.tmp, &r.target).await?;
-            }
-        }
-        Ok(true)
+        list.append(&mut self.recovering);
+        self.recovering = list;
     }
 
-    async fn run_recoveries(&mut self, all: bool) {
-        let now = Instant::now();
-        let mut list = std::mem::take(&mut self.recovering);
-        let mut keep = Vec::new();
-        for mut r in list.drain(..) {
-            if !all && r.due > now {
-                keep.push(r);
-                continue;
-            }
-            match self.recover(&mut r).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    r.due = Instant::now() + LEASE_POLL;
-                    keep.push(r);
-                }
-                Err(e) => {
-                    r.tries += 1;
-                    let limit = self.cfg.close_tries;
-                    if (limit > 0 && r.tries >= limit) || self.cfg.retry_interval.is_zero() {
-                        tracing::warn!(
-                            "giving up on {} after {} attempts; it stays in use: {e}",
-                            r.tmp,
-                            r.tries
-                        );
-                    } else {
-                        if r.tries == 1 {
-                            tracing::warn!(
-                                "recovering {} failed, will retry every {:?}: {e}",
-                                r.tmp,
-                                self.cfg.retry_interval
-                            );
-                        }
-                        r.due = Instant::now() + self.cfg.retry_interval;
-                        keep.push(r);
-                    }
-                }
-            }
+    /// Writes the journal records noted since the last write, with the files the
+    /// start-up recovery finished meanwhile.
+    async fn flush_journal(&mut self) -> Result<(), HdfsSinkError> {
+        for tmp in self.finished.borrow_mut().drain(..) {
+            self.journal.done(&tmp);
         }
-        keep.append(&mut self.recovering);
-        self.recovering = keep;
+        Ok(self.journal.flush().await?)
     }
 
     /// The earliest roll/idle deadline or recovery attempt.
@@ -610,6 +620,9 @@ impl HdfsSink {
             let _ = self.close_slot(i).await;
         }
         self.run_recoveries(false).await;
+        if let Err(e) = self.flush_journal().await {
+            tracing::warn!("{e}");
+        }
     }
 
     /// Closes every open file (agent stop), then tries pending recoveries once.
@@ -624,9 +637,168 @@ impl HdfsSink {
         }
         for r in &self.recovering {
             tracing::warn!(
-                "{} is left in use: it could not be recovered before stopping",
+                "{} is left in use: it could not be recovered before stopping; the next start recovers it",
                 r.tmp
             );
         }
+        if let Some(t) = self.startup.take() {
+            if !t.is_finished() {
+                // Its files stay in the journal: the next start takes them up again.
+                tracing::warn!(
+                    shard = self.shard,
+                    "stopping before the in-use files of an earlier run were all recovered; the next start continues"
+                );
+                t.abort();
+            }
+            let _ = t.await;
+        }
+        if let Err(e) = self.flush_journal().await {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+impl Recoverer {
+    async fn rename(&self, tmp: &str, target: &str) -> Result<(), HdfsSinkError> {
+        if tmp != target {
+            call(self.timeout, tmp, self.client.rename(tmp, target, false)).await?;
+            tracing::info!(shard = self.shard, "closed {target}");
+        }
+        Ok(())
+    }
+
+    /// One recovery attempt: `Ok(true)` when finished, `Ok(false)` to poll again soon.
+    async fn recover(&self, r: &mut Recovery) -> Result<bool, HdfsSinkError> {
+        let t = self.timeout;
+        if !r.lease_done {
+            match call(t, &r.tmp, self.client.recover_lease(&r.tmp)).await {
+                Ok(true) => r.lease_done = true,
+                Ok(false) => return Ok(false),
+                Err(HdfsSinkError::Hdfs {
+                    source: HdfsError::FileNotFound(_),
+                    ..
+                }) => return Ok(true),
+                Err(e) => return Err(e),
+            }
+        }
+        let len = match call(t, &r.tmp, self.client.get_file_info(&r.tmp)).await {
+            Ok(s) => s.length as u64,
+            Err(HdfsSinkError::Hdfs {
+                source: HdfsError::FileNotFound(_),
+                ..
+            }) => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        match r.synced {
+            // No batch was ever committed to it: nothing to keep.
+            Some(0) => {
+                call(t, &r.tmp, self.client.delete(&r.tmp, false)).await?;
+                tracing::info!(shard = self.shard, "deleted {} (no committed data)", r.tmp);
+            }
+            // Bytes of a failed batch follow the synced data: keep only the synced prefix.
+            // (Not when the in-use name is the final name: the copy would replace itself.)
+            Some(synced) if len > synced && r.tmp != r.target => {
+                let reader = call(t, &r.tmp, self.client.read(&r.tmp)).await?;
+                let data = call(t, &r.tmp, reader.read_range(0, synced as usize)).await?;
+                let opts = WriteOptions::default().overwrite(true);
+                let mut w = call(t, &r.target, self.client.create(&r.target, opts)).await?;
+                call(t, &r.target, w.write_bytes(data)).await?;
+                call(t, &r.target, w.close()).await?;
+                call(t, &r.tmp, self.client.delete(&r.tmp, false)).await?;
+                tracing::info!(
+                    shard = self.shard,
+                    "recovered {} ({synced} synced bytes of {len})",
+                    r.target
+                );
+            }
+            _ => {
+                self.rename(&r.tmp, &r.target).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Attempts the due recoveries in `list` (every one with `all`), keeping those to try
+    /// again; returns the in-use names finished.
+    async fn run(&self, list: &mut Vec<Recovery>, all: bool) -> Vec<String> {
+        let now = Instant::now();
+        let mut finished = Vec::new();
+        let mut keep = Vec::new();
+        for mut r in list.drain(..) {
+            if !all && r.due > now {
+                keep.push(r);
+                continue;
+            }
+            match self.recover(&mut r).await {
+                Ok(true) => finished.push(r.tmp),
+                Ok(false) => {
+                    if !r.polling {
+                        r.polling = true;
+                        tracing::info!(
+                            shard = self.shard,
+                            "waiting for the namenode to recover the lease of {}",
+                            r.tmp
+                        );
+                    }
+                    r.due = Instant::now() + LEASE_POLL;
+                    keep.push(r);
+                }
+                Err(e) => {
+                    r.tries += 1;
+                    let limit = self.close_tries;
+                    if (limit > 0 && r.tries >= limit) || self.retry_interval.is_zero() {
+                        tracing::warn!(
+                            "giving up on {} after {} attempts; it stays in use until the next start: {e}",
+                            r.tmp,
+                            r.tries
+                        );
+                    } else {
+                        // Said again after 2, 4, 8... failures: heard, but not every second.
+                        if r.tries.is_power_of_two() {
+                            tracing::warn!(
+                                "recovering {} failed ({} attempts), will retry every {:?}: {e}",
+                                r.tmp,
+                                r.tries,
+                                self.retry_interval
+                            );
+                        }
+                        r.due = Instant::now() + self.retry_interval;
+                        keep.push(r);
+                    }
+                }
+            }
+        }
+        *list = keep;
+        finished
+    }
+}
+
+/// The start-up recovery task: recovers the in-use files an earlier run left open,
+/// polling lease recoveries and retrying failures, and reports each finished file.
+async fn recover_at_start(
+    rec: Recoverer,
+    mut list: Vec<Recovery>,
+    finished: Rc<RefCell<Vec<String>>>,
+) {
+    let total = list.len();
+    let mut recovered = 0;
+    while !list.is_empty() {
+        let done = rec.run(&mut list, false).await;
+        recovered += done.len();
+        finished.borrow_mut().extend(done);
+        if let Some(next) = list.iter().map(|r| r.due).min() {
+            tokio::time::sleep_until(next).await;
+        }
+    }
+    if recovered == total {
+        tracing::info!(
+            shard = rec.shard,
+            "recovered all {total} in-use files left by an earlier run"
+        );
+    } else {
+        tracing::warn!(
+            shard = rec.shard,
+            "recovered {recovered} of {total} in-use files left by an earlier run; the next start retries the rest"
+        );
     }
 }
