@@ -126,7 +126,7 @@ enum Command {
         count: Option<u64>,
         /// Seconds to run (default 10 when no --count)
         #[arg(short = 'd', long)]
-        duration: Option<u64>,
+        duration: Option<f64>,
         /// none or deflate (avro only)
         #[arg(long = "compression-type", default_value = "none", value_parser = ["none", "deflate"])]
         compression: String,
@@ -310,7 +310,7 @@ fn main() -> ExitCode {
                 count,
                 duration: match (count, duration) {
                     (Some(_), None) => None,
-                    (_, d) => Some(Duration::from_secs(d.unwrap_or(10))),
+                    (_, d) => Some(Duration::from_secs_f64(d.unwrap_or(10.0).max(0.0))),
                 },
                 compression: compression_of(&compression),
                 tls,
