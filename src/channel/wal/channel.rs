@@ -136,7 +136,7 @@ impl WalChannel {
         }
         let log = Log::new(data_dir.clone(), shard as u32, cfg.segment_size, segs, pos);
         let replayed = r.live.len();
-        let queue: VecDeque<(u64, Event)> = r.live.into_iter().collect();
+        let queue = r.live.into_queue();
         let chan = Rc::new(WalChannel {
             name: name.to_string(),
             cfg: cfg.clone(),
