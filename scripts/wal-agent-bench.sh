@@ -3,11 +3,12 @@
 # commit, Flume's default) -> null sink, for 100-byte and 1 KiB events, batches of 100 and
 # 1000, 1 and 8 connections; the agent (--cores 1) pinned to one core and loadgen to
 # another (taskset). In the same run, the disk's own sequential fdatasync bandwidth at the
-# same write sizes (benches/wal.rs, disk_fdatasync group), so the two compare directly.
+# same write sizes (benches/wal.rs, disk_fdatasync group), before and after the agent
+# runs, so the two compare directly.
 # Usage: scripts/wal-agent-bench.sh [SECONDS_PER_RUN] [DIR]
 #   DIR: where the channel's files go (default: a temporary directory under target/)
-# Prints one JSON line per agent run (loadgen's summary plus the case; mb_per_sec is 10^6
-# bytes of event bodies), then the disk's (criterion's units, MiB/s of the same bodies).
+# Prints one JSON line per measurement: the disk's (criterion's units, MiB/s of event
+# bodies), one per agent run (loadgen's summary; mb_per_sec is 10^6 bytes of bodies).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-5}"
@@ -50,8 +51,18 @@ wait_port() {
   return 1
 }
 
+# The disk's durable sequential bandwidth for the same write size, on the same disk, right
+# before and after the agent runs of that size: on a shared disk it drifts by minutes.
+disk() { # case (e.g. 100x1000) label
+  FLUME_FAST_BENCH_DIR="$work" cargo bench -q --bench wal -- --exact "disk_fdatasync/$1" 2>&1 | awk -v when="$2" '
+    /^disk_fdatasync\// { name = $1 }
+    /thrpt:/ && name != "" { sub(/.*thrpt: *\[/, ""); split($0, v, " "); printf "{\"disk_fdatasync\":\"%s\",\"when\":\"%s\",\"body_throughput\":\"%s %s\"}\n", name, when, v[3], v[4]; name = "" }
+  '
+}
+
 for size in 100 1024; do
   for batch in 100 1000; do
+    disk "${size}x${batch}" before
     for conns in 1 8; do
       port=$((20000 + RANDOM % 20000))
       rm -rf "$work/run"
@@ -68,11 +79,6 @@ for size in 100 1024; do
       wait "$agent" || true
       agent=""
     done
+    disk "${size}x${batch}" after
   done
 done
-
-# The disk's durable sequential bandwidth for the same write sizes, on the same disk.
-FLUME_FAST_BENCH_DIR="$work" cargo bench --bench wal -- disk_fdatasync 2>&1 | awk '
-  /^disk_fdatasync\// { name = $1 }
-  /thrpt:/ && name != "" { sub(/.*thrpt: *\[/, ""); split($0, v, " "); printf "{\"disk_fdatasync\":\"%s\",\"body_throughput\":\"%s %s\"}\n", name, v[3], v[4]; name = "" }
-'
