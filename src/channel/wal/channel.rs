@@ -113,11 +113,8 @@ impl WalChannel {
             }
         };
         let opened = open_segments(name, shard, &data_dir)?;
-        let r = replay::replay_with(&opened.inputs, ckpt.as_ref(), |i| {
-            read_ahead(&opened.files, i)
-        });
+        let r = replay::replay(&opened.inputs, ckpt.as_ref());
         report(name, shard, &r.issues);
-        done_replaying(&opened.files);
         let mut segs = VecDeque::new();
         for (file, summary) in opened.files.into_iter().zip(&r.segments) {
             segs.push_back(Seg::new(file, summary.max_seq).map_err(io_at(&data_dir))?);
@@ -800,9 +797,6 @@ fn open_segments(name: &str, shard: usize, dir: &Path) -> Result<Opened, WalErro
     let count = list.len();
     for (i, (start, path)) in list.into_iter().enumerate() {
         let f = SegmentFile::open(&path, start).map_err(io_at(&path))?;
-        // Replay reads each segment once, front to back: ask for deep readahead (taken
-        // back by `done_replaying`). Only advice; replay is correct without it.
-        let _ = f.map.advise(memmap2::Advice::Sequential);
         let name_s = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -849,27 +843,6 @@ fn open_segments(name: &str, shard: usize, dir: &Path) -> Result<Opened, WalErro
         inputs,
         last_end,
     })
-}
-
-/// As replay starts on segment `i`: the disk starts reading segment `i + 1`, so reading
-/// and decoding overlap. Only advice; one segment ahead bounds what it pulls into memory.
-fn read_ahead(files: &[SegmentFile], i: usize) {
-    if i == 0 {
-        if let Some(f) = files.first() {
-            let _ = f.map.advise(memmap2::Advice::WillNeed);
-        }
-    }
-    if let Some(f) = files.get(i + 1) {
-        let _ = f.map.advise(memmap2::Advice::WillNeed);
-    }
-}
-
-/// Back to normal paging once replay has read the segments: from now on the mappings are
-/// appended to and read where the queue's events lie.
-fn done_replaying(files: &[SegmentFile]) {
-    for f in files {
-        let _ = f.map.advise(memmap2::Advice::Normal);
-    }
 }
 
 fn report(name: &str, shard: usize, issues: &[replay::Issue]) {

@@ -176,21 +176,11 @@ impl Replayed {
 
 /// Replays `segments` (oldest first) from `checkpoint` (or from the segments alone).
 pub fn replay(segments: &[SegmentInput], checkpoint: Option<&Checkpoint>) -> Replayed {
-    replay_with(segments, checkpoint, |_| {})
-}
-
-/// `replay`, calling `starting(i)` as it begins reading segment `i` (the channel uses it
-/// to have the disk read the next segment while this one is decoded).
-pub fn replay_with(
-    segments: &[SegmentInput],
-    checkpoint: Option<&Checkpoint>,
-    mut starting: impl FnMut(usize),
-) -> Replayed {
     let log_end = segments.last().map_or(0, |s| s.start + s.data.len() as u64);
     if let Some(c) = checkpoint {
         // A checkpoint past the log's valid end describes a log we no longer have.
         if c.position > log_end && !segments.is_empty() {
-            let mut r = replay_with(segments, None, starting);
+            let mut r = replay(segments, None);
             r.issues.push(Issue {
                 segment: "checkpoint".into(),
                 offset: c.position,
@@ -217,8 +207,7 @@ pub fn replay_with(
     let position = checkpoint.map_or(0, |c| c.position);
     let mut found_live = 0u64;
     let mut prev_end: Option<u64> = None;
-    for (i, seg) in segments.iter().enumerate() {
-        starting(i);
+    for seg in segments {
         let mut summary = SegmentSummary {
             start: seg.start,
             len: seg.data.len() as u64,
