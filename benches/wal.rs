@@ -4,7 +4,8 @@
 //!   bytes, acknowledged only after its group commit's fdatasync (fsyncPerTransaction),
 //!   then taken and committed so the channel stays small. One producer: each put pays
 //!   for its own sync. `..._8_producers` runs eight producers at once, so one sync
-//!   covers several transactions (group commit).
+//!   covers several transactions (group commit). `..._4MiB_segments` uses 4 MiB segments,
+//!   so a new segment is needed every few transactions: what rolling costs shows.
 //! - `disk_fdatasync/<size>x<batch>`: the same number of bytes the WAL writes for that
 //!   batch (frames included), written sequentially with pwrite into a fallocated file
 //!   and fdatasync'ed each time: the disk's own durable sequential bandwidth.
@@ -32,14 +33,14 @@ fn bench_root() -> tempfile::TempDir {
     tempfile::tempdir_in(base).unwrap()
 }
 
-fn cfg(root: &Path) -> WalConfig {
+fn cfg(root: &Path, segment_size: usize) -> WalConfig {
     WalConfig {
         checkpoint_dir: root.join("ckpt"),
         data_dirs: vec![root.join("data")],
         capacity: 1_000_000,
         transaction_capacity: 1000,
         checkpoint_interval: Duration::from_secs(30),
-        segment_size: SEGMENT,
+        segment_size,
         minimum_required_space: 0,
         keep_alive: Duration::from_secs(3),
         checkpoint_on_close: true,
@@ -65,24 +66,28 @@ fn put_commit(c: &mut Criterion) {
     g.sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
-    for (size, n, producers) in [
-        (100, 100, 1),
-        (100, 1000, 1),
-        (1024, 100, 1),
-        (1024, 1000, 1),
-        (100, 100, 8),
-        (1024, 100, 8),
+    for (size, n, producers, segment) in [
+        (100, 100, 1, SEGMENT),
+        (100, 1000, 1, SEGMENT),
+        (1024, 100, 1, SEGMENT),
+        (1024, 1000, 1, SEGMENT),
+        (1024, 1000, 1, 4 << 20),
+        (100, 100, 8, SEGMENT),
+        (1024, 100, 8, SEGMENT),
     ] {
         g.throughput(Throughput::Bytes((size * n * producers) as u64));
-        let name = if producers == 1 {
+        let mut name = if producers == 1 {
             format!("{size}x{n}")
         } else {
             format!("{size}x{n}_{producers}_producers")
         };
+        if segment != SEGMENT {
+            name += &format!("_{}MiB_segments", segment >> 20);
+        }
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let root = bench_root();
-                let cfg = cfg(root.path());
+                let cfg = cfg(root.path(), segment);
                 tokio_uring::start(async move {
                     let ch = Channel::Wal(WalChannel::open("bench", &cfg, 0, 1).unwrap());
                     let events = batch(size, n);

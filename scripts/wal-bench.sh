@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 if [ $# -gt 0 ]; then export FLUME_FAST_BENCH_DIR="$1"; fi
 cargo bench --bench wal 2>&1 | awk '
   /^(wal_put_commit|disk_fdatasync)\// { name = $1 }
-  /thrpt:/ { sub(/.*thrpt: *\[/, ""); split($0, v, " "); printf "%-40s %10s %s\n", name, v[3], v[4] }
+  /thrpt:/ && name != "" { sub(/.*thrpt: *\[/, ""); split($0, v, " "); printf "%-45s %10s %s\n", name, v[3], v[4]; name = "" }
 '

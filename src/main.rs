@@ -135,6 +135,16 @@ enum Command {
         timeout: u64,
         #[command(flatten)]
         tls: TlsArgs,
+        /// Correctness mode (avro): every body unique (connection and sequence number,
+        /// padded to --size), each batch retried until acknowledged, reconnecting with
+        /// back-off when the connection breaks; survives agent restarts. Encodes every
+        /// batch anew, so not for benchmarks
+        #[arg(long)]
+        unique: bool,
+        /// With --unique: append one line per batch attempt to FILE,
+        /// "<ok|failed|unanswered> <connection> <first seq> <end seq>" (end exclusive)
+        #[arg(long, value_name = "FILE", requires = "unique")]
+        acked_log: Option<PathBuf>,
     },
     /// Inspect a file channel's data directory offline
     #[command(subcommand)]
@@ -287,6 +297,8 @@ fn main() -> ExitCode {
             compression,
             timeout,
             tls,
+            unique,
+            acked_log,
         }) => {
             if tls.ssl && protocol == "netcat" {
                 eprintln!("flume-fast loadgen: --ssl is for --protocol avro (netcat has no TLS)");
@@ -315,6 +327,9 @@ fn main() -> ExitCode {
                 compression: compression_of(&compression),
                 tls,
                 timeout: Duration::from_secs(timeout),
+                unique,
+                acked_log,
+                stop: Default::default(),
             })
         }
         Some(Command::Channel(cmd)) => channel_tool(cmd),
@@ -368,10 +383,19 @@ fn avro_client(opts: AvroClientOptions) -> ExitCode {
 
 fn loadgen(opts: LoadOptions) -> ExitCode {
     init_logging("warn");
+    // The first SIGINT/SIGTERM ends the run after the batches in flight (with a summary);
+    // a second one exits at once.
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let armed = signal_hook::flag::register_conditional_shutdown(sig, 1, opts.stop.clone())
+            .and_then(|_| signal_hook::flag::register(sig, opts.stop.clone()));
+        if let Err(e) = armed {
+            eprintln!("flume-fast loadgen: cannot handle signal {sig}: {e}");
+        }
+    }
     match flume_fast::tools::loadgen::run(&opts) {
         Ok(s) => {
             eprintln!(
-                "{} events acknowledged in {:.2}s: {:.0} events/s, {:.2} MB/s, batch latency p50 {:.3} ms, p99 {:.3} ms{}",
+                "{} events acknowledged in {:.2}s: {:.0} events/s, {:.2} MB/s, batch latency p50 {:.3} ms, p99 {:.3} ms{}{}",
                 s.acked,
                 s.seconds,
                 s.events_per_sec,
@@ -380,6 +404,14 @@ fn loadgen(opts: LoadOptions) -> ExitCode {
                 s.p99_ms,
                 if s.failed_batches > 0 {
                     format!(", {} batches not acknowledged", s.failed_batches)
+                } else {
+                    String::new()
+                },
+                if s.unanswered_batches + s.reconnects > 0 {
+                    format!(
+                        ", {} batches unanswered (connection lost), {} reconnects",
+                        s.unanswered_batches, s.reconnects
+                    )
                 } else {
                     String::new()
                 }

@@ -1,14 +1,14 @@
-//! The file channel in the real binary: netcat → file channel → file_roll, with the agent
-//! SIGKILLed at random moments and restarted (every line the agent answered "OK" for must
-//! reach the output; duplicates are allowed and counted), the disk-space floor, and the
-//! lock that keeps a second agent off the same directories.
+//! The file channel in the real binary: `flume-fast loadgen --unique` → avro → file channel
+//! → file_roll, with the agent SIGKILLed at random moments and restarted (every event the
+//! agent acknowledged must reach the output; duplicates are allowed and counted), the
+//! disk-space floor as Avro and netcat clients see it, and the lock that keeps a second
+//! agent off the same directories.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,11 +28,16 @@ fn free_port() -> u16 {
 }
 
 fn conf(root: &Path, port: u16, extra: &str) -> PathBuf {
+    conf_with(root, "netcat", port, extra)
+}
+
+/// The test agent with a `source` (netcat or avro) on `port`.
+fn conf_with(root: &Path, source: &str, port: u16, extra: &str) -> PathBuf {
     let text = format!(
         "a1.sources = r1
 a1.channels = c1
 a1.sinks = k1
-a1.sources.r1.type = netcat
+a1.sources.r1.type = {source}
 a1.sources.r1.bind = 127.0.0.1
 a1.sources.r1.port = {port}
 a1.sources.r1.channels = c1
@@ -120,6 +125,14 @@ impl Agent {
     }
 }
 
+impl Drop for Agent {
+    // A failing test must not leave its agent running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Every line in the output files, with how often it occurs.
 fn output(root: &Path) -> HashMap<String, usize> {
     let mut seen = HashMap::new();
@@ -138,31 +151,6 @@ fn line(id: u64) -> String {
     format!("ev-{id:010}")
 }
 
-/// Sends `ids` in batches and records each id the agent answered OK for (one "OK" per
-/// line, in order). Returns when done or when the connection breaks.
-fn client(port: u16, ids: std::ops::Range<u64>, acked: Arc<Mutex<Vec<u64>>>) {
-    let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    let ids: Vec<u64> = ids.collect();
-    for batch in ids.chunks(40) {
-        let text: String = batch.iter().map(|&i| line(i) + "\n").collect();
-        if writer.write_all(text.as_bytes()).is_err() {
-            return;
-        }
-        for &id in batch {
-            let mut reply = String::new();
-            match reader.read_line(&mut reply) {
-                Ok(n) if n > 0 && reply == "OK\n" => acked.lock().unwrap().push(id),
-                _ => return,
-            }
-        }
-    }
-}
-
 /// A small xorshift: the kill schedule is random but reproducible from the printed seed.
 struct Rng(u64);
 impl Rng {
@@ -174,8 +162,188 @@ impl Rng {
     }
 }
 
+/// Body bytes per event loadgen sends (its id, then padding).
+const SIZE: usize = 48;
+
+/// `flume-fast loadgen --unique` as a child process: it keeps sending through agent
+/// deaths and writes one line per batch outcome to `acked.log`.
+struct Loadgen {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Drop for Loadgen {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// One line of loadgen's acked log.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Batch {
+    ok: bool,
+    failed: bool,
+    conn: usize,
+    first: u64,
+    end: u64,
+}
+
+impl Loadgen {
+    fn start(root: &Path, port: u16, connections: u32, batch: u32) -> Loadgen {
+        let log = root.join("acked.log");
+        let child = Command::new(BIN)
+            .args([
+                "loadgen",
+                "-p",
+                &port.to_string(),
+                "--unique",
+                "--timeout",
+                "5",
+            ])
+            .args(["-c", &connections.to_string(), "-b", &batch.to_string()])
+            .args(["-s", &SIZE.to_string(), "-d", "600", "--acked-log"])
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Loadgen {
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn batches(&self) -> Vec<Batch> {
+        read_batches(&self.log)
+    }
+
+    /// Waits (bounded) until the acked log has a line past the first `after` lines that
+    /// satisfies `want`; returns the line count then. The log is a file: polled.
+    fn wait_for(&self, after: usize, what: &str, want: impl Fn(&Batch) -> bool) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let b = self.batches();
+            if b.iter().skip(after).any(&want) {
+                return b.len();
+            }
+            assert!(Instant::now() < deadline, "loadgen logged no {what} batch");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM (loadgen finishes the batches in flight), then its JSON summary.
+    fn stop(mut self) -> serde_json::Value {
+        // SAFETY: signalling our own child.
+        let child = self.child.take().unwrap();
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "loadgen failed: {err}");
+        println!("loadgen: {}", err.trim());
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+/// The lines of loadgen's acked log.
+fn read_batches(log: &Path) -> Vec<Batch> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    // Only whole lines: loadgen may be writing the last one right now.
+    let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    whole
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            assert_eq!(f.len(), 4, "acked log line {l:?}");
+            Batch {
+                ok: f[0] == "ok",
+                failed: f[0] == "failed",
+                conn: f[1].parse().unwrap(),
+                first: f[2].parse().unwrap(),
+                end: f[3].parse().unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// What the file_roll output holds, by (connection, seq): how often each event arrived.
+/// Lines that are not a whole loadgen body (a line torn by a kill) are counted apart.
+fn delivered(root: &Path) -> (HashMap<(usize, u64), usize>, usize) {
+    let mut seen = HashMap::new();
+    let mut malformed = 0;
+    for l in output(root)
+        .into_iter()
+        .flat_map(|(l, n)| std::iter::repeat_n(l, n))
+    {
+        let id = (l.len() == SIZE && l.as_bytes()[20..].iter().all(|&b| b == b'.'))
+            .then(|| l[..20].split_once('-'))
+            .flatten()
+            .and_then(|(c, s)| Some((c.parse().ok()?, s.parse().ok()?)));
+        match id {
+            Some(id) => *seen.entry(id).or_insert(0) += 1,
+            None => malformed += 1,
+        }
+    }
+    (seen, malformed)
+}
+
+/// Every event of every batch loadgen logged as acknowledged.
+fn acknowledged(batches: &[Batch]) -> Vec<(usize, u64)> {
+    let mut v: Vec<_> = batches
+        .iter()
+        .filter(|b| b.ok)
+        .flat_map(|b| (b.first..b.end).map(move |s| (b.conn, s)))
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Waits (bounded) until the output holds every id in `acked`; returns those missing.
+fn wait_delivered(root: &Path, acked: &[(usize, u64)]) -> Vec<(usize, u64)> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (out, _) = delivered(root);
+        let lost: Vec<_> = acked
+            .iter()
+            .copied()
+            .filter(|id| !out.contains_key(id))
+            .collect();
+        if lost.is_empty() || Instant::now() > deadline {
+            return lost;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits (bounded) until `port` can be bound as the agent's start-up check binds it. A
+/// SIGKILLed agent's listening sockets can outlive the process for a moment (io_uring
+/// tears its ring down asynchronously, and the ring holds the sockets of pending accepts);
+/// restarting before they are gone fails with "Address already in use".
+fn wait_port_free(port: u16) -> Duration {
+    let t = Instant::now();
+    loop {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.set_reuse_address(true).unwrap();
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        if s.bind(&addr.into()).is_ok() {
+            return t.elapsed();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "port {port} stays in use"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The issue's crash test: loadgen sends acknowledged batches over Avro to a two-shard
+/// agent (file channel -> file_roll) that is SIGKILLed at random moments and restarted;
+/// at the end every acknowledged event must be in the output.
 #[test]
-fn every_acknowledged_line_survives_repeated_sigkills() {
+fn every_acknowledged_avro_event_survives_repeated_sigkills() {
     let root = tempfile::tempdir().unwrap();
     let seed = std::env::var("FLUME_FAST_CRASH_SEED")
         .ok()
@@ -189,71 +357,131 @@ fn every_acknowledged_line_survives_repeated_sigkills() {
         });
     println!("crash test seed {seed} (set FLUME_FAST_CRASH_SEED to replay it)");
     let mut rng = Rng(seed);
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let next_id = AtomicU64::new(0);
+    // One port for the whole run: loadgen reconnects to it after every restart (the
+    // source binds with SO_REUSEADDR, so the killed agent's connections do not block it).
+    let port = free_port();
+    let conf = conf_with(root.path(), "avro", port, "");
+    let mut agent = start(&conf, 2);
+    let loadgen = Loadgen::start(root.path(), port, 4, 100);
     const KILLS: usize = 22;
+    let mut seen = 0;
     for round in 0..KILLS {
-        // A fresh port per run: the killed agent's connections linger in TIME_WAIT, and
-        // some kernels refuse to bind their port again while they do.
-        let port = free_port();
-        let agent = start(&conf(root.path(), port, ""), 2);
-        let clients: Vec<_> = (0..4)
-            .map(|_| {
-                let first = next_id.fetch_add(1_000_000, Ordering::Relaxed);
-                let acked = acked.clone();
-                std::thread::spawn(move || client(port, first..first + 1_000_000, acked))
-            })
-            .collect();
-        let wait = Duration::from_millis(30 + rng.next() % 300);
+        // Traffic reached this incarnation of the agent: the kill lands mid-stream.
+        seen = loadgen.wait_for(seen, "acknowledged", |b| b.ok);
+        let wait = Duration::from_millis(rng.next() % 250);
         std::thread::sleep(wait); // the random moment of the kill, not a wait for a condition
-        let before = acked.lock().unwrap().len();
         agent.kill9();
-        for c in clients {
-            c.join().unwrap();
-        }
-        println!("round {round}: killed after {wait:?}, {before}+ lines acknowledged so far");
+        let lingered = wait_port_free(port);
+        println!("round {round}: killed {wait:?} after an acknowledgement (its listener lingered {lingered:?})");
+        agent = start(&conf, 2);
     }
-    let acked: Vec<u64> = acked.lock().unwrap().clone();
-    assert!(
-        acked.len() > 1000,
-        "too little traffic to mean anything: {}",
-        acked.len()
+    // The last incarnation lives: let it acknowledge, then end the run.
+    loadgen.wait_for(seen, "acknowledged", |b| b.ok);
+    let log = loadgen.log.clone();
+    let summary = loadgen.stop();
+    let all = read_batches(&log);
+    let acked = acknowledged(&all);
+    assert_eq!(
+        summary["acked_events"].as_u64().unwrap(),
+        all.iter()
+            .filter(|b| b.ok)
+            .map(|b| b.end - b.first)
+            .sum::<u64>(),
+        "loadgen's count and its log disagree"
     );
+    assert!(
+        summary["reconnects"].as_u64().unwrap() >= KILLS as u64,
+        "the kills did not break loadgen's connections: {summary}"
+    );
+    assert!(acked.len() > 1000, "too little traffic: {}", acked.len());
 
-    // A last, clean run drains what the channel still holds.
-    let agent = start(&conf(root.path(), free_port(), ""), 2);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let lost = loop {
-        let out = output(root.path());
-        let lost: Vec<u64> = acked
-            .iter()
-            .copied()
-            .filter(|&i| !out.contains_key(&line(i)))
-            .collect();
-        if lost.is_empty() || Instant::now() > deadline {
-            break lost;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let lost = wait_delivered(root.path(), &acked);
     agent.stop();
-    let out = output(root.path());
+    let (out, malformed) = delivered(root.path());
     let duplicates: usize = out.values().map(|n| n - 1).sum();
     println!(
-        "{KILLS} SIGKILLs: {} lines acknowledged, {} distinct lines delivered, {duplicates} duplicates, {} lost",
+        "{KILLS} SIGKILLs: {} events acknowledged ({} batches unanswered and retried), {} distinct events delivered, {duplicates} duplicates, {malformed} torn lines, {} lost",
         acked.len(),
+        summary["unanswered_batches"],
         out.len(),
         lost.len()
     );
     assert!(
         lost.is_empty(),
-        "{} acknowledged lines lost, e.g. {:?}",
+        "{} acknowledged events lost, e.g. {:?}",
         lost.len(),
         &lost[..lost.len().min(5)]
     );
 }
 
+/// The disk-space floor seen from an Avro client: below minimumRequiredSpace the agent
+/// answers FAILED, nothing acknowledged is lost, and ingestion resumes with the space.
+#[test]
+fn avro_clients_get_failed_below_minimum_required_space_and_resume() {
+    let _disk = DISK.lock().unwrap_or_else(|e| e.into_inner());
+    let root = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let free = free_bytes(root.path());
+    let floor = free.saturating_sub(256 << 20);
+    let conf = conf_with(
+        root.path(),
+        "avro",
+        port,
+        &format!("a1.channels.c1.minimumRequiredSpace = {floor}"),
+    );
+    let agent = start(&conf, 1);
+    let loadgen = Loadgen::start(root.path(), port, 1, 50);
+    let seen = loadgen.wait_for(0, "acknowledged", |b| b.ok);
+
+    let ballast = Ballast::fill(root.path());
+    assert!(
+        free_bytes(root.path()) < floor,
+        "the ballast did not bring free space below the floor"
+    );
+    let seen = loadgen.wait_for(seen, "FAILED", |b| b.failed);
+    agent.wait_log("below minimumRequiredSpace");
+    drop(ballast);
+    loadgen.wait_for(seen, "acknowledged (after the space returned)", |b| b.ok);
+    let log = loadgen.log.clone();
+    let summary = loadgen.stop();
+    let all = read_batches(&log);
+    assert!(
+        summary["failed_batches"].as_u64().unwrap() > 0,
+        "loadgen saw no FAILED: {summary}"
+    );
+    let acked = acknowledged(&all);
+    let lost = wait_delivered(root.path(), &acked);
+    agent.stop();
+    assert!(lost.is_empty(), "{} acknowledged events lost", lost.len());
+}
+
+/// The disk-space tests move the filesystem's free space around: one at a time.
+static DISK: Mutex<()> = Mutex::new(());
+
+/// A 1 GiB file that pushes the filesystem's free space down while it exists.
+struct Ballast(PathBuf);
+
+impl Ballast {
+    fn fill(dir: &Path) -> Ballast {
+        let path = dir.join("ballast");
+        let f = std::fs::File::create(&path).unwrap();
+        // SAFETY: fallocate on a file we own.
+        let rc =
+            unsafe { libc::fallocate(std::os::unix::io::AsRawFd::as_raw_fd(&f), 0, 0, 1 << 30) };
+        assert_eq!(rc, 0, "cannot allocate the ballast file");
+        Ballast(path)
+    }
+}
+
+impl Drop for Ballast {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 #[test]
 fn puts_pause_below_minimum_required_space_and_resume_when_space_returns() {
+    let _disk = DISK.lock().unwrap_or_else(|e| e.into_inner());
     let root = tempfile::tempdir().unwrap();
     let port = free_port();
     // The floor sits just below the free space now: a 1 GiB ballast file on the same

@@ -43,7 +43,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let r = replay(&segs, ckpt.as_ref());
     assert_eq!(r.segments.len(), segs.len());
+    let mut prev = None;
     for seq in r.live.keys() {
-        assert!(*seq < r.next_seq || *seq == u64::MAX, "live seq {seq} >= next_seq {}", r.next_seq);
+        assert!(seq < r.next_seq || seq == u64::MAX, "live seq {seq} >= next_seq {}", r.next_seq);
+        assert!(prev < Some(seq), "live seqs out of order: {prev:?} then {seq}");
+        prev = Some(seq);
     }
 });

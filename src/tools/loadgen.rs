@@ -7,6 +7,13 @@
 //! It runs on one thread and one io_uring loop. Each avro connection encodes its batch
 //! once and resends the same bytes with a new serial, so generating load costs next to
 //! nothing beside the syscalls and the receiver is what gets measured.
+//!
+//! `--unique` is the correctness mode (crash and disk-space tests): every body names its
+//! connection and sequence number, so a reader of the output can tell which events
+//! arrived, how often; a batch is retried until it is acknowledged, and a broken
+//! connection (the agent died) counts as "not acknowledged" and is reopened with back-off,
+//! so one run outlives any number of agent restarts. `--acked-log` records the outcome
+//! of every attempt, one line per batch. Each batch is encoded anew: not for benchmarks.
 
 use super::ToolError;
 use crate::avro_rpc::client::{ClientConn, ClientReply};
@@ -15,8 +22,12 @@ use crate::avro_rpc::protocol::Status;
 use crate::event::Event;
 use bytes::{Bytes, BytesMut};
 use std::cell::{Cell, RefCell};
-use std::io::IsTerminal;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
+use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_uring::buf::BoundedBuf;
 
@@ -42,7 +53,19 @@ pub struct LoadOptions {
     /// TLS for avro connections (netcat is always plain).
     pub tls: Tls,
     pub timeout: Duration,
+    /// Unique bodies, retry until acknowledged, reconnect (avro only).
+    pub unique: bool,
+    /// With `unique`: append one line per batch attempt here.
+    pub acked_log: Option<PathBuf>,
+    /// Set (by SIGINT/SIGTERM) to end the run after the batches in flight.
+    pub stop: Arc<AtomicBool>,
 }
+
+/// Length of the id that starts every `--unique` body: `CCCCCC-SSSSSSSSSSSSS`, the
+/// connection and the event's sequence number on it, both zero-padded decimal.
+pub const UNIQUE_ID_LEN: usize = 20;
+const BACKOFF_MIN: Duration = Duration::from_millis(10);
+const BACKOFF_MAX: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
@@ -54,6 +77,10 @@ pub struct Summary {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub batches: u64,
+    /// Batches whose connection broke before the answer (`--unique` retries them).
+    pub unanswered_batches: u64,
+    /// Connections opened again after one broke.
+    pub reconnects: u64,
 }
 
 impl Summary {
@@ -62,7 +89,8 @@ impl Summary {
             concat!(
                 r#"{{"protocol":"{}","connections":{},"batch":{},"size":{},"acked_events":{},"#,
                 r#""failed_batches":{},"batches":{},"seconds":{:.3},"events_per_sec":{:.0},"#,
-                r#""mb_per_sec":{:.2},"p50_ms":{:.3},"p99_ms":{:.3}}}"#
+                r#""mb_per_sec":{:.2},"p50_ms":{:.3},"p99_ms":{:.3},"unanswered_batches":{},"#,
+                r#""reconnects":{}}}"#
             ),
             match o.protocol {
                 Protocol::Avro => "avro",
@@ -79,6 +107,8 @@ impl Summary {
             self.mb_per_sec,
             self.p50_ms,
             self.p99_ms,
+            self.unanswered_batches,
+            self.reconnects,
         )
     }
 }
@@ -90,14 +120,18 @@ struct Shared {
     deadline: Option<Instant>,
     acked: Cell<u64>,
     failed_batches: Cell<u64>,
+    unanswered_batches: Cell<u64>,
+    reconnects: Cell<u64>,
     latencies_us: RefCell<Vec<u32>>,
     error: RefCell<Option<String>>,
+    stop: Arc<AtomicBool>,
+    acked_log: RefCell<Option<std::fs::File>>,
 }
 
 impl Shared {
     /// Claims the next batch: its size, or None when the run is over.
     fn claim(&self, batch: usize) -> Option<usize> {
-        if self.error.borrow().is_some() || self.deadline.is_some_and(|d| Instant::now() >= d) {
+        if self.over() {
             return None;
         }
         let left = self.unclaimed.get();
@@ -107,6 +141,26 @@ impl Shared {
         let n = (batch as u64).min(left);
         self.unclaimed.set(left - n);
         Some(n as usize)
+    }
+
+    /// The run ends: an error, the deadline, or a stop signal.
+    fn over(&self) -> bool {
+        self.error.borrow().is_some()
+            || self.deadline.is_some_and(|d| Instant::now() >= d)
+            || self.stop.load(Ordering::Relaxed)
+    }
+
+    /// One `--acked-log` line: `<outcome> <connection> <first seq> <end seq>` (end
+    /// exclusive); outcome is ok, failed (the agent answered FAILED) or unanswered.
+    fn log_batch(&self, outcome: &str, conn: usize, first: u64, n: usize) -> Result<(), String> {
+        if let Some(f) = self.acked_log.borrow_mut().as_mut() {
+            // One write per line, unbuffered: a reader polling the file mid-run sees
+            // every outcome as soon as loadgen knows it.
+            let line = format!("{outcome} {conn} {first} {}\n", first + n as u64);
+            f.write_all(line.as_bytes())
+                .map_err(|e| format!("cannot write the acked log: {e}"))?;
+        }
+        Ok(())
     }
 
     fn record(&self, started: Instant) {
@@ -125,6 +179,18 @@ fn body(size: usize, salt: usize) -> Bytes {
 }
 
 pub fn run(o: &LoadOptions) -> Result<Summary, ToolError> {
+    if o.unique {
+        if o.protocol != Protocol::Avro {
+            return Err(ToolError::Input(
+                "--unique drives avro only (netcat has no batch acknowledgement)".into(),
+            ));
+        }
+        if o.size < UNIQUE_ID_LEN {
+            return Err(ToolError::Input(format!(
+                "--unique needs --size of at least {UNIQUE_ID_LEN} (the id in each body)"
+            )));
+        }
+    }
     tokio_uring::start(async {
         // Connect everything first, so the clock measures sending, not connecting.
         let (compression, tls) = match o.protocol {
@@ -138,13 +204,27 @@ pub fn run(o: &LoadOptions) -> Result<Summary, ToolError> {
                 .map_err(|e| ToolError::Connect(format!("{}:{}: {e}", o.host, o.port)))?;
             streams.push(c);
         }
+        let acked_log = match &o.acked_log {
+            Some(p) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| ToolError::Input(format!("{}: {e}", p.display())))?,
+            ),
+            None => None,
+        };
         let shared = Rc::new(Shared {
             unclaimed: Cell::new(o.count.unwrap_or(u64::MAX)),
             deadline: o.duration.map(|d| Instant::now() + d),
             acked: Cell::new(0),
             failed_batches: Cell::new(0),
+            unanswered_batches: Cell::new(0),
+            reconnects: Cell::new(0),
             latencies_us: RefCell::new(Vec::new()),
             error: RefCell::new(None),
+            stop: o.stop.clone(),
+            acked_log: RefCell::new(acked_log),
         });
         let start = Instant::now();
         let mut tasks = Vec::new();
@@ -152,6 +232,7 @@ pub fn run(o: &LoadOptions) -> Result<Summary, ToolError> {
             let (shared, o) = (shared.clone(), o.clone());
             tasks.push(tokio_uring::spawn(async move {
                 let r = match o.protocol {
+                    Protocol::Avro if o.unique => avro_unique_conn(s, &o, &shared, i).await,
                     Protocol::Avro => avro_conn(s, &o, &shared, i).await,
                     Protocol::Netcat => netcat_conn(s, &o, &shared, i).await,
                 };
@@ -206,6 +287,8 @@ pub fn run(o: &LoadOptions) -> Result<Summary, ToolError> {
             p50_ms: pct(0.5),
             p99_ms: pct(0.99),
             batches: lat.len() as u64,
+            unanswered_batches: shared.unanswered_batches.get(),
+            reconnects: shared.reconnects.get(),
         })
     })
 }
@@ -258,6 +341,136 @@ async fn avro_conn(mut s: Conn, o: &LoadOptions, sh: &Shared, i: usize) -> Resul
             sh.acked.set(sh.acked.get() + n as u64);
         } else {
             sh.failed_batches.set(sh.failed_batches.get() + 1);
+        }
+    }
+    Ok(())
+}
+
+/// `n` events whose bodies are `CCCCCC-SSSSSSSSSSSSS` (connection `conn`, sequence
+/// numbers from `first`) padded with dots to `size` bytes: one buffer per batch, each body
+/// a slice of it.
+pub fn unique_batch(conn: usize, first: u64, n: usize, size: usize) -> Vec<Event> {
+    let mut buf = BytesMut::with_capacity(n * size);
+    for seq in first..first + n as u64 {
+        let at = buf.len();
+        write!(buf, "{conn:06}-{seq:013}").expect("BytesMut grows");
+        buf.resize(at + size, b'.');
+    }
+    let buf = buf.freeze();
+    (0..n)
+        .map(|j| Event::new(Bytes::slice(&buf, j * size..(j + 1) * size)))
+        .collect()
+}
+
+/// One avro connection's protocol state, made afresh for every reconnect (a new
+/// connection starts with a new handshake).
+struct AvroConn {
+    conn: Conn,
+    client: ClientConn,
+}
+
+/// Why a batch was not acknowledged.
+enum Unanswered {
+    /// The connection broke (write, read, end of stream or timeout): reconnect and retry.
+    Broken,
+    /// The server is not speaking Flume's protocol: retrying cannot help.
+    Fatal(String),
+}
+
+impl AvroConn {
+    fn new(conn: Conn) -> AvroConn {
+        AvroConn {
+            conn,
+            client: ClientConn::new(false),
+        }
+    }
+
+    /// Sends `events` as one appendBatch and waits for the answer.
+    async fn send(
+        &mut self,
+        events: &[Event],
+        buf: &mut BytesMut,
+        timeout: Duration,
+    ) -> Result<Status, Unanswered> {
+        loop {
+            buf.clear();
+            self.client.encode_batch(events, buf);
+            let sent = self.conn.send(std::mem::take(buf)).await;
+            *buf = sent.map_err(|_| Unanswered::Broken)?;
+            let frame = match tokio::time::timeout(timeout, self.conn.next()).await {
+                Ok(Ok(Some(frame))) => frame,
+                _ => return Err(Unanswered::Broken),
+            };
+            match self.client.on_frame(&frame) {
+                Ok(ClientReply::Status { status, .. }) => return Ok(status),
+                Ok(ClientReply::Resend) => continue,
+                Err(e) => return Err(Unanswered::Fatal(e.to_string())),
+            }
+        }
+    }
+}
+
+/// The `--unique` connection: each claimed batch gets the next sequence numbers of this
+/// connection and is sent until acknowledged (or the run ends), whatever happens to the
+/// agent in between.
+async fn avro_unique_conn(c: Conn, o: &LoadOptions, sh: &Shared, i: usize) -> Result<(), String> {
+    let mut conn = Some(AvroConn::new(c));
+    let mut buf = BytesMut::new();
+    let mut next_seq = 0u64;
+    let mut backoff = BACKOFF_MIN;
+    while let Some(n) = sh.claim(o.batch) {
+        let first = next_seq;
+        next_seq += n as u64;
+        let events = unique_batch(i, first, n, o.size);
+        loop {
+            let c = match &mut conn {
+                Some(c) => c,
+                None => {
+                    match conn::open(&o.host, o.port, o.timeout, 1 << 20, o.compression, &o.tls)
+                        .await
+                    {
+                        Ok(c) => {
+                            sh.reconnects.set(sh.reconnects.get() + 1);
+                            conn.insert(AvroConn::new(c))
+                        }
+                        Err(_) => {
+                            if sh.over() {
+                                return Ok(());
+                            }
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(BACKOFF_MAX);
+                            continue;
+                        }
+                    }
+                }
+            };
+            let started = Instant::now();
+            match c.send(&events, &mut buf, o.timeout).await {
+                Ok(Status::Ok) => {
+                    sh.record(started);
+                    sh.acked.set(sh.acked.get() + n as u64);
+                    sh.log_batch("ok", i, first, n)?;
+                    backoff = BACKOFF_MIN;
+                    break;
+                }
+                Ok(_) => {
+                    sh.failed_batches.set(sh.failed_batches.get() + 1);
+                    sh.log_batch("failed", i, first, n)?;
+                }
+                Err(Unanswered::Broken) => {
+                    sh.unanswered_batches.set(sh.unanswered_batches.get() + 1);
+                    sh.log_batch("unanswered", i, first, n)?;
+                    conn = None;
+                }
+                Err(Unanswered::Fatal(e)) => return Err(e),
+            }
+            // Not acknowledged: the same events again, after a pause that grows while
+            // the agent keeps refusing or stays away.
+            if sh.over() {
+                return Ok(());
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
     Ok(())

@@ -1,10 +1,12 @@
 //! The append side of one shard's log: the list of open segments (the last one is
-//! active), appending frames into the active mapping, rolling to a new preallocated
-//! segment when it is full, handing out the segments a group sync must cover, and deleting
-//! the consumed prefix after a checkpoint. Single-threaded; the channel owns it.
+//! active), appending frames into the active mapping, rolling to the next segment when it
+//! is full (the spare made ahead of time when there is one, else a blocking creation),
+//! handing out what a group sync must cover, and deleting the consumed prefix after a
+//! checkpoint. Single-threaded; the channel owns it.
 
 use super::record::{self, Record};
 use super::segment::{self, SegmentFile, HEADER_LEN};
+use crate::channel::LocalNotify;
 use crate::event::Event;
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -23,11 +25,19 @@ pub struct Seg {
 impl Seg {
     pub fn new(file: SegmentFile, max_seq: Option<u64>) -> io::Result<Rc<Seg>> {
         let uring = tokio_uring::fs::File::from_std(file.file.try_clone()?);
-        Ok(Rc::new(Seg {
+        Ok(Seg::with_uring(file, uring, max_seq))
+    }
+
+    fn with_uring(
+        file: SegmentFile,
+        uring: tokio_uring::fs::File,
+        max_seq: Option<u64>,
+    ) -> Rc<Seg> {
+        Rc::new(Seg {
             file,
             uring,
             max_seq: Cell::new(max_seq),
-        }))
+        })
     }
 
     fn saw_seq(&self, seq: u64) {
@@ -46,6 +56,20 @@ pub struct Log {
     pub pos: usize,
     /// Segments rolled away from that still hold unsynced frames.
     dirty: Vec<Rc<Seg>>,
+    /// The next segment, made ahead of need (see `segment::SegmentFile::create_spare`).
+    pub spare: Option<(SegmentFile, tokio_uring::fs::File)>,
+    /// Woken when the log rolled, so the next spare gets made.
+    pub want_spare: Rc<LocalNotify>,
+    /// A spare was renamed into the log since the last sync: the directory needs one.
+    dir_dirty: bool,
+    /// Rolls that had no spare ready and created the segment on the loop (blocking).
+    pub blocking_rolls: u64,
+}
+
+/// What one group sync must cover.
+pub struct SyncTargets {
+    pub segs: Vec<Rc<Seg>>,
+    pub dir: Option<PathBuf>,
 }
 
 impl Log {
@@ -64,6 +88,10 @@ impl Log {
             segs,
             pos,
             dirty: Vec::new(),
+            spare: None,
+            want_spare: Rc::new(LocalNotify::default()),
+            dir_dirty: false,
+            blocking_rolls: 0,
         }
     }
 
@@ -91,8 +119,36 @@ impl Log {
             ));
         }
         let start = self.active().file.end_lsn();
-        let file = SegmentFile::create(&self.dir, self.shard, start, self.segment_size)?;
-        let seg = Seg::new(file, None)?;
+        let seg = match self.spare.take() {
+            Some((mut f, uring)) if f.start == start && f.len() == self.segment_size => {
+                match f.activate(&self.dir) {
+                    Ok(()) => {
+                        self.dir_dirty = true;
+                        Some(Seg::with_uring(f, uring, None))
+                    }
+                    Err(_) => {
+                        // Made no difference to the log: fall back to creating it here.
+                        let _ = std::fs::remove_file(&f.path);
+                        None
+                    }
+                }
+            }
+            other => {
+                if let Some((f, _)) = other {
+                    let _ = std::fs::remove_file(&f.path);
+                }
+                None
+            }
+        };
+        let seg = match seg {
+            Some(s) => s,
+            None => {
+                self.blocking_rolls += 1;
+                let file = SegmentFile::create(&self.dir, self.shard, start, self.segment_size)?;
+                Seg::new(file, None)?
+            }
+        };
+        self.want_spare.notify_all();
         let old = self.active().clone();
         self.dirty.push(old);
         self.segs.push_back(seg);
@@ -138,18 +194,23 @@ impl Log {
         Ok(())
     }
 
-    /// The segments a sync must cover now: those rolled away from since the last sync,
-    /// and the active one.
-    pub fn sync_targets(&mut self) -> Vec<Rc<Seg>> {
-        let mut v = std::mem::take(&mut self.dirty);
-        v.push(self.active().clone());
-        v
+    /// What a sync must cover now: the segments rolled away from since the last sync and
+    /// the active one, and the directory when a spare joined the log.
+    pub fn sync_targets(&mut self) -> SyncTargets {
+        let mut segs = std::mem::take(&mut self.dirty);
+        segs.push(self.active().clone());
+        let dir = std::mem::take(&mut self.dir_dirty).then(|| self.dir.clone());
+        SyncTargets { segs, dir }
     }
 
     /// Blocking sync of everything written (start-up and orphan adoption only).
     pub fn sync_blocking(&mut self) -> io::Result<()> {
-        for s in self.sync_targets() {
+        let t = self.sync_targets();
+        for s in t.segs {
             s.file.sync_blocking()?;
+        }
+        if let Some(dir) = t.dir {
+            segment::sync_dir(&dir)?;
         }
         Ok(())
     }

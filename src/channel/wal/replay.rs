@@ -15,7 +15,7 @@ use super::record::{self, Item, Record};
 use super::segment::{self, HEADER_LEN};
 use crate::event::Event;
 use bytes::Bytes;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 
 /// One segment as replay sees it.
@@ -64,10 +64,94 @@ pub struct Counts {
     pub pads: u64,
 }
 
+/// The live events replay finds, in seq order (the order they are served in). The log
+/// hands out seqs in order, so a put nearly always lands at the back, and takes come in
+/// order, so removals are nearly always at the front: both are O(1) here. A removal
+/// behind the front is remembered and swept once at the end. No per-event tree work, and
+/// the channel takes the result as its queue without copying it.
+#[derive(Debug, Default)]
+pub struct Live {
+    q: VecDeque<(u64, Event)>,
+    /// Seqs removed behind the front; all of them are in `q` until swept.
+    dead: HashSet<u64>,
+}
+
+impl Live {
+    pub fn len(&self) -> usize {
+        self.q.len() - self.dead.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn insert(&mut self, seq: u64, event: Event) {
+        if self.q.back().is_none_or(|&(last, _)| seq > last) {
+            self.q.push_back((seq, event));
+            return;
+        }
+        match self.q.binary_search_by_key(&seq, |&(s, _)| s) {
+            Ok(i) => {
+                self.q[i].1 = event;
+                self.dead.remove(&seq);
+            }
+            Err(i) => self.q.insert(i, (seq, event)),
+        }
+    }
+
+    /// Removes the events with seqs `start..start + n` that are here.
+    pub fn remove_range(&mut self, start: u64, n: u32) {
+        let end = start.saturating_add(u64::from(n));
+        while let Some(&(s, _)) = self.q.front() {
+            let was_dead = !self.dead.is_empty() && self.dead.remove(&s);
+            if !was_dead && !(start..end).contains(&s) {
+                break;
+            }
+            self.q.pop_front();
+        }
+        let i = self.q.partition_point(|&(s, _)| s < start);
+        for &(s, _) in self.q.range(i..) {
+            if s >= end {
+                break;
+            }
+            self.dead.insert(s);
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &(u64, Event)> {
+        self.q
+            .iter()
+            .filter(|(s, _)| self.dead.is_empty() || !self.dead.contains(s))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = u64> + '_ {
+        self.iter().map(|&(s, _)| s)
+    }
+
+    /// The live events, seq-ordered, as the channel's queue.
+    pub fn into_queue(mut self) -> VecDeque<(u64, Event)> {
+        if !self.dead.is_empty() {
+            let dead = std::mem::take(&mut self.dead);
+            self.q.retain(|(s, _)| !dead.contains(s));
+        }
+        self.q
+    }
+
+    pub fn into_values(self) -> impl Iterator<Item = Event> {
+        self.into_queue().into_iter().map(|(_, e)| e)
+    }
+}
+
+impl PartialEq for Live {
+    fn eq(&self, other: &Live) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Replayed {
     /// Live events by seq (ascending = the order they are served in).
-    pub live: BTreeMap<u64, Event>,
+    pub live: Live,
     pub next_seq: u64,
     pub next_tx: u64,
     pub segments: Vec<SegmentSummary>,
@@ -86,7 +170,7 @@ pub struct Replayed {
 
 impl Replayed {
     pub fn live_bytes(&self) -> u64 {
-        self.live.values().map(|e| e.body.len() as u64).sum()
+        self.live.iter().map(|(_, e)| e.body.len() as u64).sum()
     }
 }
 
@@ -288,12 +372,14 @@ impl State {
             Record::Take { tx, runs } => self.takes.entry(tx).or_default().extend(runs),
             Record::Commit { tx } => {
                 if let Some(evs) = self.puts.remove(&tx) {
-                    self.out.live.extend(evs);
+                    for (seq, e) in evs {
+                        self.out.live.insert(seq, e);
+                    }
                 }
                 self.suspect.remove(&tx);
                 if let Some(runs) = self.takes.remove(&tx) {
                     for (start, n) in runs {
-                        remove_range(&mut self.out.live, start, n);
+                        self.out.live.remove_range(start, n);
                     }
                 }
             }
@@ -301,7 +387,7 @@ impl State {
                 self.puts.remove(&tx);
                 self.takes.remove(&tx);
                 self.suspect.remove(&tx);
-                remove_range(&mut self.out.live, first, count);
+                self.out.live.remove_range(first, count);
             }
         }
     }
@@ -310,7 +396,9 @@ impl State {
         for (tx, evs) in self.puts.drain() {
             if self.suspect.contains(&tx) {
                 self.out.recovered_events += evs.len() as u64;
-                self.out.live.extend(evs);
+                for (seq, e) in evs {
+                    self.out.live.insert(seq, e);
+                }
             } else {
                 self.out.discarded_txs += 1;
                 self.out.discarded_events += evs.len() as u64;
@@ -318,21 +406,6 @@ impl State {
         }
         self.out.discarded_txs += self.takes.len() as u64;
         self.out
-    }
-}
-
-fn remove_range(live: &mut BTreeMap<u64, Event>, start: u64, n: u32) {
-    let end = start.saturating_add(u64::from(n));
-    // Short runs (the usual take) by key; long ones by walking what is actually there.
-    if n <= 64 {
-        for s in start..end {
-            live.remove(&s);
-        }
-    } else {
-        let keys: Vec<u64> = live.range(start..end).map(|(k, _)| *k).collect();
-        for k in keys {
-            live.remove(&k);
-        }
     }
 }
 
@@ -377,9 +450,33 @@ mod tests {
             put(3, 2, "c"), // never committed
         ]);
         let r = replay(&[seg], None);
-        assert_eq!(r.live.keys().copied().collect::<Vec<_>>(), [0]);
+        assert_eq!(r.live.keys().collect::<Vec<_>>(), [0]);
         assert_eq!((r.discarded_txs, r.discarded_events), (1, 1));
         assert_eq!((r.next_seq, r.next_tx), (3, 4));
+    }
+
+    #[test]
+    fn live_keeps_seq_order_through_removals_anywhere_and_late_inserts() {
+        let ev = || Event::new(Bytes::from_static(b"x"));
+        let mut l = Live::default();
+        for s in 0..10 {
+            l.insert(s, ev());
+        }
+        l.remove_range(4, 2); // behind the front: remembered
+        l.remove_range(0, 2); // at the front: popped
+        l.insert(3, ev()); // already there: replaced
+        l.insert(20, ev());
+        l.insert(15, ev()); // out of order: placed
+        assert_eq!(l.keys().collect::<Vec<_>>(), [2, 3, 6, 7, 8, 9, 15, 20]);
+        assert_eq!(l.len(), 8);
+        // Covers the front and the remembered 4 and 5: nothing stale may stay counted.
+        l.remove_range(2, 5);
+        assert_eq!(l.keys().collect::<Vec<_>>(), [7, 8, 9, 15, 20]);
+        assert_eq!(l.len(), 5);
+        l.remove_range(8, 1);
+        l.insert(4, ev());
+        let q: Vec<u64> = l.into_queue().into_iter().map(|(s, _)| s).collect();
+        assert_eq!(q, [4, 7, 9, 15, 20]);
     }
 
     /// Extreme ids in a well-formed log (what a fuzzer writes) must not overflow.

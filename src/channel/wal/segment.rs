@@ -7,6 +7,12 @@
 //! Preallocation (`fallocate`) means writing through the mapping can never hit ENOSPC
 //! (which would be a SIGBUS); running out of space shows up when a segment is created,
 //! where it is an ordinary error.
+//!
+//! The next segment is normally made ahead of need, off the event path, as a *spare*:
+//! `<lsn:020>.spare`, created, preallocated, headed and synced through io_uring. Rolling
+//! to it is a rename (the directory is synced with the next group commit). The spare's
+//! own name keeps it out of the log until then, so a blocking creation of the same
+//! segment never collides with one in flight, and a spare left by a crash is just removed.
 
 use memmap2::MmapRaw;
 use std::fs::{File, OpenOptions};
@@ -19,9 +25,31 @@ pub const HEADER_LEN: usize = 64;
 const MAGIC: &[u8; 8] = b"FFWALSEG";
 const VERSION: u32 = 1;
 pub const SUFFIX: &str = ".wal";
+pub const SPARE_SUFFIX: &str = ".spare";
 
 pub fn file_name(start: u64) -> String {
     format!("{start:020}{SUFFIX}")
+}
+
+pub fn spare_name(start: u64) -> String {
+    format!("{start:020}{SPARE_SUFFIX}")
+}
+
+/// Removes spare segments a previous run left (they were never part of its log).
+pub fn remove_spares(dir: &Path) -> io::Result<usize> {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(digits) = name.to_str().and_then(|n| n.strip_suffix(SPARE_SUFFIX)) else {
+            continue;
+        };
+        if digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()) {
+            std::fs::remove_file(entry.path())?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// The start LSN a segment file name stands for.
@@ -140,6 +168,70 @@ impl SegmentFile {
                 Err(e)
             }
         }
+    }
+
+    /// Creates the spare for the segment starting at `start` through io_uring: created,
+    /// preallocated, mapped, headed and synced without blocking the shard's loop. Returns
+    /// the file and its io_uring handle. It joins the log with `activate`.
+    pub async fn create_spare(
+        dir: &Path,
+        shard: u32,
+        start: u64,
+        len: usize,
+    ) -> io::Result<(SegmentFile, tokio_uring::fs::File)> {
+        let path = dir.join(spare_name(start));
+        let uring = tokio_uring::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await?;
+        let made = async {
+            // SAFETY: dup of a descriptor we own; the new one is owned by `file`.
+            let fd = unsafe { libc::dup(uring.as_raw_fd()) };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: fd is a fresh descriptor nobody else owns.
+            let file = unsafe { <File as std::os::unix::io::FromRawFd>::from_raw_fd(fd) };
+            match uring.fallocate(0, len as u64, 0).await {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => file.set_len(len as u64)?,
+                Err(e) => return Err(e),
+            }
+            let map = MmapRaw::map_raw(&file)?;
+            let header = encode_header(shard, start);
+            // SAFETY: the map is len >= HEADER_LEN bytes, freshly created and not shared yet.
+            unsafe { std::ptr::copy_nonoverlapping(header.as_ptr(), map.as_mut_ptr(), HEADER_LEN) };
+            uring.sync_all().await?;
+            Ok((file, map))
+        }
+        .await;
+        match made {
+            Ok((file, map)) => Ok((
+                SegmentFile {
+                    start,
+                    path,
+                    file,
+                    map: Arc::new(map),
+                },
+                uring,
+            )),
+            Err(e) => {
+                let _ = tokio_uring::fs::remove_file(&path).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives a spare its segment name, making it part of the log. The rename is durable
+    /// only once the directory is synced, which the caller must arrange before anything
+    /// written to the segment is acknowledged.
+    pub fn activate(&mut self, dir: &Path) -> io::Result<()> {
+        let to = dir.join(file_name(self.start));
+        std::fs::rename(&self.path, &to)?;
+        self.path = to;
+        Ok(())
     }
 
     /// Opens and maps an existing segment read-write.

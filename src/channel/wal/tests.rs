@@ -235,6 +235,69 @@ fn consumed_segments_are_deleted_at_checkpoint_and_replay_spans_segments() {
     });
 }
 
+/// Waits (bounded) until the channel's preallocator has the next segment ready.
+async fn spare_ready(w: &WalChannel) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !w.spare_ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no spare segment made"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn spares(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(super::segment::SPARE_SUFFIX))
+        .collect()
+}
+
+#[test]
+fn rolls_take_the_spare_made_ahead_and_a_crash_leaves_no_spare_behind() {
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    let dir = shard0(root.path());
+    let d = dir.clone();
+    with_channel(&c, 0, 1, |ch| async move {
+        let Channel::Wal(w) = &ch else { unreachable!() };
+        let mut segments = 1;
+        for i in 0..40 {
+            spare_ready(w).await;
+            put(&ch, i * 100..(i + 1) * 100).await; // ~ 8 segments of 64 KiB
+            segments = super::segment::list(&d).unwrap().len();
+        }
+        assert!(segments >= 4, "expected several segments, got {segments}");
+        assert_eq!(
+            w.blocking_rolls(),
+            0,
+            "a roll created its segment on the loop"
+        );
+        spare_ready(w).await;
+        assert_eq!(spares(&d).len(), 1);
+        // The runtime ends without close: a crash, with a spare on disk.
+    });
+    with_channel(&c, 0, 1, |ch| async move {
+        let mut got = Vec::new();
+        while !ch.is_empty() {
+            got.extend(drain(&ch).await);
+        }
+        assert_eq!(got, names(0..4000));
+        // Only possible once the crashed run's spare (same name) is gone.
+        let Channel::Wal(w) = &ch else { unreachable!() };
+        spare_ready(w).await;
+        ch.close().await;
+    });
+    assert_eq!(
+        spares(&dir),
+        Vec::<String>::new(),
+        "close removes the spare"
+    );
+}
+
 /// The byte offset of the put record holding `body` in the only segment of `dir`.
 fn find(dir: &Path, body: &str) -> (PathBuf, usize) {
     for (_, path) in super::segment::list(dir).unwrap() {
