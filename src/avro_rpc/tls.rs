@@ -383,7 +383,7 @@ impl ServerCertVerifier for JavaLikeVerifier {
 
 // ---- Flume's keys, shared by the avro source and sink -------------------------------
 
-use crate::config::keys::Keys;
+use crate::config::keys::{KeyKind, KeySpec, Keys};
 use crate::config::ConfigError;
 
 static JAVA_PROPERTIES: std::sync::OnceLock<std::collections::HashMap<String, String>> =
@@ -490,6 +490,32 @@ pub fn config_error(k: &Keys, e: &TlsError, store_keys: [&'static str; 3]) -> Co
     };
     k.invalid(key, e.to_string())
 }
+
+/// The protocol and cipher-suite filters, the same keys on the avro source and sink.
+pub const EXCLUDE_PROTOCOLS: KeySpec = KeySpec::new(
+    "exclude-protocols",
+    KeyKind::List,
+    None,
+    "Protocols to disable (Java names: TLSv1.2 TLSv1.3); SSLv3 is always excluded; when unset: -Dflume.ssl.exclude.protocols, else $FLUME_SSL_EXCLUDE_PROTOCOLS",
+);
+pub const INCLUDE_PROTOCOLS: KeySpec = KeySpec::new(
+    "include-protocols",
+    KeyKind::List,
+    None,
+    "Protocols to allow (unset: TLSv1.2 and TLSv1.3, all rustls speaks); when unset: -Dflume.ssl.include.protocols, else $FLUME_SSL_INCLUDE_PROTOCOLS",
+);
+pub const EXCLUDE_CIPHER_SUITES: KeySpec = KeySpec::new(
+    "exclude-cipher-suites",
+    KeyKind::List,
+    None,
+    "Cipher suites to disable (IANA/Java names); when unset: -Dflume.ssl.exclude.cipherSuites, else $FLUME_SSL_EXCLUDE_CIPHERSUITES",
+);
+pub const INCLUDE_CIPHER_SUITES: KeySpec = KeySpec::new(
+    "include-cipher-suites",
+    KeyKind::List,
+    None,
+    "Cipher suites to allow (unset: every suite rustls offers); when unset: -Dflume.ssl.include.cipherSuites, else $FLUME_SSL_INCLUDE_CIPHERSUITES",
+);
 
 #[cfg(test)]
 mod tests {

@@ -54,30 +54,10 @@ const KEYS: &[KeySpec] = &[
         None,
         "PKCS12, or JKS (Flume's default) naming a PKCS12 file as Java 9+ reads it; a real JKS file is refused with the keytool command that converts it; when unset: -Djavax.net.ssl.trustStoreType, else $FLUME_SSL_TRUSTSTORE_TYPE",
     ),
-    KeySpec::new(
-        "exclude-protocols",
-        KeyKind::List,
-        None,
-        "Protocols to disable (Java names: TLSv1.2 TLSv1.3); SSLv3 is always excluded; when unset: -Dflume.ssl.exclude.protocols, else $FLUME_SSL_EXCLUDE_PROTOCOLS",
-    ),
-    KeySpec::new(
-        "include-protocols",
-        KeyKind::List,
-        None,
-        "Protocols to allow (unset: TLSv1.2 and TLSv1.3, all rustls speaks); when unset: -Dflume.ssl.include.protocols, else $FLUME_SSL_INCLUDE_PROTOCOLS",
-    ),
-    KeySpec::new(
-        "exclude-cipher-suites",
-        KeyKind::List,
-        None,
-        "Cipher suites to disable (IANA/Java names); when unset: -Dflume.ssl.exclude.cipherSuites, else $FLUME_SSL_EXCLUDE_CIPHERSUITES",
-    ),
-    KeySpec::new(
-        "include-cipher-suites",
-        KeyKind::List,
-        None,
-        "Cipher suites to allow (unset: every suite rustls offers); when unset: -Dflume.ssl.include.cipherSuites, else $FLUME_SSL_INCLUDE_CIPHERSUITES",
-    ),
+    crate::avro_rpc::tls::EXCLUDE_PROTOCOLS,
+    crate::avro_rpc::tls::INCLUDE_PROTOCOLS,
+    crate::avro_rpc::tls::EXCLUDE_CIPHER_SUITES,
+    crate::avro_rpc::tls::INCLUDE_CIPHER_SUITES,
     KeySpec::ignored("maxIoWorkers", "Netty I/O threads (flume-fast uses the shard's own loop)"),
 ];
 
