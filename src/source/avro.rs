@@ -284,17 +284,10 @@ async fn reverse_lookup(ip: IpAddr) -> Option<String> {
     .flatten()
 }
 
-pub struct Listening {
-    listener: std::net::TcpListener,
-    cfg: AvroSourceConfig,
-}
+pub type Listening = super::TcpListening<AvroSourceConfig>;
 
 pub fn bind(cfg: &AvroSourceConfig) -> std::io::Result<Listening> {
-    let addr = crate::runtime::socket::resolve(&cfg.bind, cfg.port)?;
-    Ok(Listening {
-        listener: crate::runtime::socket::tcp_listener(addr)?,
-        cfg: cfg.clone(),
-    })
+    super::TcpListening::bind(&cfg.bind, cfg.port, cfg)
 }
 
 /// Releases a connection slot when the connection task ends, however it ends.

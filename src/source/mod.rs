@@ -81,6 +81,23 @@ impl SourceKind {
     }
 }
 
+/// A TCP source's listening socket (bound with SO_REUSEPORT before the shard reports
+/// ready) and the configuration its connections are served with.
+pub struct TcpListening<C> {
+    pub listener: std::net::TcpListener,
+    pub cfg: C,
+}
+
+impl<C: Clone> TcpListening<C> {
+    pub fn bind(host: &str, port: u16, cfg: &C) -> std::io::Result<Self> {
+        let addr = crate::runtime::socket::resolve(host, port)?;
+        Ok(TcpListening {
+            listener: crate::runtime::socket::tcp_listener(addr)?,
+            cfg: cfg.clone(),
+        })
+    }
+}
+
 /// A source of one shard, ready to run.
 pub enum Bound {
     Avro(avro::Listening),

@@ -68,17 +68,10 @@ impl NetcatConfig {
     }
 }
 
-pub struct Listening {
-    listener: std::net::TcpListener,
-    cfg: NetcatConfig,
-}
+pub type Listening = super::TcpListening<NetcatConfig>;
 
 pub fn bind(cfg: &NetcatConfig) -> std::io::Result<Listening> {
-    let addr = crate::runtime::socket::resolve(&cfg.bind, cfg.port)?;
-    Ok(Listening {
-        listener: crate::runtime::socket::tcp_listener(addr)?,
-        cfg: cfg.clone(),
-    })
+    super::TcpListening::bind(&cfg.bind, cfg.port, cfg)
 }
 
 const READ_SIZE: usize = 64 * 1024;
