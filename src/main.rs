@@ -48,6 +48,11 @@ struct RunArgs {
     /// Seconds sinks may keep draining channels after SIGINT/SIGTERM
     #[arg(long, default_value_t = 10)]
     drain_timeout: u64,
+    /// Microseconds each shard keeps polling after its last socket read before it sleeps;
+    /// saves the wake-up latency and CPU of a sleep per batch, costs CPU while traffic is
+    /// steady; 0 always sleeps
+    #[arg(long, default_value_t = 50)]
+    spin_us: u64,
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides
     #[arg(long)]
     log_level: Option<String>,
@@ -145,6 +150,10 @@ enum Command {
         /// "<ok|failed|unanswered> <connection> <first seq> <end seq>" (end exclusive)
         #[arg(long, value_name = "FILE", requires = "unique")]
         acked_log: Option<PathBuf>,
+        /// Microseconds to keep polling for answers before sleeping: the generator busy-polls
+        /// so that waking it is not part of what the agent under test pays; 0 always sleeps
+        #[arg(long, default_value_t = 1000)]
+        spin_us: u64,
     },
     /// Inspect a file channel's data directory offline
     #[command(subcommand)]
@@ -299,6 +308,7 @@ fn main() -> ExitCode {
             tls,
             unique,
             acked_log,
+            spin_us,
         }) => {
             if tls.ssl && protocol == "netcat" {
                 eprintln!("flume-fast loadgen: --ssl is for --protocol avro (netcat has no TLS)");
@@ -329,6 +339,7 @@ fn main() -> ExitCode {
                 timeout: Duration::from_secs(timeout),
                 unique,
                 acked_log,
+                spin: Duration::from_micros(spin_us),
                 stop: Default::default(),
             })
         }
@@ -522,6 +533,7 @@ fn run_agent(run: &RunArgs, conf: &std::path::Path) -> ExitCode {
     let opts = RunOptions {
         shards: run.cores as usize,
         drain_timeout: Duration::from_secs(run.drain_timeout),
+        spin: Duration::from_micros(run.spin_us),
     };
     match runtime::run(cfg, opts) {
         Ok(totals) => {

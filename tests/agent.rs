@@ -489,6 +489,38 @@ a1.sinkgroups.g1.processor.priority.k2 = 5
     );
 }
 
+/// CPU time (utime + stime, in clock ticks) a process has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after_name.split(' ').collect();
+    // Fields 14 and 15 of stat(5); after the name, the first field is field 3.
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn shards_stop_polling_soon_after_traffic_stops() {
+    let port = free_port();
+    let mut agent = Agent::start(
+        &netcat_conf(port, ""),
+        &["--cores", "2", "--spin-us", "2000"],
+    );
+    let pid = agent.child.id();
+    let lines: Vec<String> = (0..50_000).map(|i| format!("line-{i}")).collect();
+    assert_eq!(send_lines(port, &lines), lines.len());
+    // The spinner parks 2 ms after the last read; give it that, then watch a quiet second.
+    std::thread::sleep(Duration::from_millis(50));
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = cpu_ticks(pid) - before;
+    // Two shards polling would use 2 s of CPU in that second (200 ticks at 100 Hz).
+    assert!(
+        idle <= 5,
+        "an idle agent used {idle} CPU ticks in one second"
+    );
+    assert!(agent.stop().success());
+}
+
 /// The CPUs a thread of `pid` may run on, by thread name.
 fn thread_cpus(pid: u32) -> Vec<(String, String)> {
     let mut out = Vec::new();

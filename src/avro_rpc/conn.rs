@@ -286,6 +286,7 @@ impl Conn {
         let owned = std::mem::take(target);
         let start = owned.len();
         let (result, slice) = self.stream.read(BoundedBuf::slice(owned, start..)).await;
+        crate::runtime::spin::activity();
         *self.wire_input() = slice.into_inner();
         result
     }

@@ -2,7 +2,7 @@
 //! instance of every channel; a put or take is a transaction on that shard only.
 
 pub mod memory;
-mod notify;
+pub(crate) mod notify;
 pub mod wal;
 
 pub use memory::{MemoryChannel, MemoryConfig};

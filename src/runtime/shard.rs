@@ -57,6 +57,7 @@ pub(super) async fn run(
         }
     }
 
+    tokio_uring::spawn(super::spin::run(opts.spin));
     let drain = Stop::new();
     let abort = Stop::new();
     let mut sink_tasks = Vec::new();

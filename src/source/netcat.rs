@@ -129,6 +129,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, cfg: &NetcatConfig, ctx
             r = stream.read(BoundedBuf::slice(buf, start..)) => r,
         };
         let (result, slice) = read;
+        crate::runtime::spin::activity();
         buf = slice.into_inner();
         match result {
             Ok(0) => break Ending::Eof,

@@ -76,6 +76,7 @@ pub async fn run(l: Listening, ctx: Rc<SourceCtx>) {
             _ = ctx.stop.wait() => return,
             r = socket.readable() => if r.is_err() { return },
         }
+        crate::runtime::spin::activity();
         let mut batch = Vec::new();
         while batch.len() < max_batch {
             if buf.capacity() - buf.len() < MAX_DATAGRAM {

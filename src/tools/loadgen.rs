@@ -57,6 +57,8 @@ pub struct LoadOptions {
     pub unique: bool,
     /// With `unique`: append one line per batch attempt here.
     pub acked_log: Option<PathBuf>,
+    /// Busy-poll window after each read (`runtime::spin`).
+    pub spin: Duration,
     /// Set (by SIGINT/SIGTERM) to end the run after the batches in flight.
     pub stop: Arc<AtomicBool>,
 }
@@ -191,7 +193,7 @@ pub fn run(o: &LoadOptions) -> Result<Summary, ToolError> {
             )));
         }
     }
-    tokio_uring::start(async {
+    crate::runtime::start_uring(async {
         // Connect everything first, so the clock measures sending, not connecting.
         let (compression, tls) = match o.protocol {
             Protocol::Avro => (o.compression, o.tls.clone()),
@@ -226,6 +228,7 @@ pub fn run(o: &LoadOptions) -> Result<Summary, ToolError> {
             stop: o.stop.clone(),
             acked_log: RefCell::new(acked_log),
         });
+        let spinner = tokio_uring::spawn(crate::runtime::spin::run(o.spin));
         let start = Instant::now();
         let mut tasks = Vec::new();
         for (i, s) in streams.into_iter().enumerate() {
@@ -260,6 +263,7 @@ pub fn run(o: &LoadOptions) -> Result<Summary, ToolError> {
         for t in tasks {
             let _ = t.await;
         }
+        spinner.abort();
         if let Some(p) = progress {
             p.abort();
             eprintln!();
