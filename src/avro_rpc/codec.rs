@@ -36,18 +36,22 @@ pub fn decode_event(r: &mut Reader) -> Result<Event, DecodeError> {
 /// Decodes into an event already in place: an event is large enough (inline header slots)
 /// that returning it by value costs a copy per event on the hot path.
 fn decode_event_into(r: &mut Reader, event: &mut Event) -> Result<(), DecodeError> {
-    loop {
-        let n = r.read_block_count()?;
-        if n == 0 {
-            break;
-        }
+    let n = r.read_block_count()?;
+    decode_headers(r, n, event)?;
+    event.body = r.read_bytes()?;
+    Ok(())
+}
+
+/// The header map whose first block count, `n`, has been read.
+fn decode_headers(r: &mut Reader, mut n: usize, event: &mut Event) -> Result<(), DecodeError> {
+    while n != 0 {
         for _ in 0..n {
-            let k = r.read_string()?;
+            let k = r.read_key()?;
             let v = r.read_string()?;
             event.headers.set(k, v);
         }
+        n = r.read_block_count()?;
     }
-    event.body = r.read_bytes()?;
     Ok(())
 }
 
@@ -63,8 +67,17 @@ pub fn decode_batch(r: &mut Reader) -> Result<Vec<Event>, DecodeError> {
         // reservation whatever count the peer declared.
         events.reserve(n.min(r.remaining() / 2 + 1));
         for _ in 0..n {
-            events.push(Event::default());
-            decode_event_into(r, events.last_mut().expect("just pushed"))?;
+            let headers = r.read_block_count()?;
+            if headers == 0 {
+                // No headers (the common case).
+                let body = r.read_bytes()?;
+                Event::push_bodied(&mut events, body);
+            } else {
+                Event::push_bodied(&mut events, bytes::Bytes::new());
+                let e = events.last_mut().expect("just pushed");
+                decode_headers(r, headers, e)?;
+                e.body = r.read_bytes()?;
+            }
         }
     }
 }
