@@ -1,6 +1,6 @@
 //! The file channel on one shard: Flume's transactions over the shard's log.
 //!
-//! A put appends its put records and a commit record to the mapped segment (no await in
+//! A put appends its put records and a commit record to the active segment (no await in
 //! between, so a transaction's records are contiguous), then waits until a sync covers
 //! them, and only then makes the events visible and returns: a put that returned `Ok` is
 //! on disk. Syncs are group commits: a background task on the shard issues one io_uring

@@ -1,8 +1,15 @@
 //! The append side of one shard's log: the list of open segments (the last one is
-//! active), appending frames into the active mapping, rolling to the next segment when it
+//! active), appending frames to the active segment, rolling to the next segment when it
 //! is full (the spare made ahead of time when there is one, else a blocking creation),
 //! handing out what a group sync must cover, and deleting the consumed prefix after a
 //! checkpoint. Single-threaded; the channel owns it.
+//!
+//! Frames are encoded into a staging buffer and written with `pwrite`, not stored through
+//! the mapping (which is only read). A page dirtied through a shared mapping must be
+//! write-protected again when fdatasync writes it back, and every first store to a page
+//! takes a fault: on ext4 here an mmap store + fdatasync of 12.8 KB took 544 µs against
+//! 283 µs for pwrite + fdatasync of the same bytes (128 KB: 609 µs against 352 µs). The
+//! page cache is shared, so the mapping sees what was written at once.
 
 use super::record::{self, Record};
 use super::segment::{self, SegmentFile, HEADER_LEN};
@@ -11,6 +18,7 @@ use crate::event::Event;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -64,7 +72,12 @@ pub struct Log {
     dir_dirty: bool,
     /// Rolls that had no spare ready and created the segment on the loop (blocking).
     pub blocking_rolls: u64,
+    /// Put frames encoded for one `pwrite` (kept for its capacity).
+    stage: Vec<u8>,
 }
+
+/// Staging capacity kept between appends; a larger batch's buffer is freed after use.
+const STAGE_KEEP: usize = 4 << 20;
 
 /// What one group sync must cover.
 pub struct SyncTargets {
@@ -92,6 +105,7 @@ impl Log {
             want_spare: Rc::new(LocalNotify::default()),
             dir_dirty: false,
             blocking_rolls: 0,
+            stage: Vec::new(),
         }
     }
 
@@ -159,8 +173,10 @@ impl Log {
     pub fn append_record(&mut self, r: &Record) -> io::Result<()> {
         let frame = record::encode_small(r);
         self.room(frame.len())?;
-        // SAFETY: pos.. is beyond every byte handed out as a slice of this mapping.
-        unsafe { self.active().file.region_mut(self.pos, frame.len()) }.copy_from_slice(&frame);
+        self.active()
+            .file
+            .file
+            .write_all_at(&frame, self.pos as u64)?;
         self.pos += frame.len();
         Ok(())
     }
@@ -168,27 +184,59 @@ impl Log {
     /// Appends one put record per event (seqs `first..`), then re-points each event's
     /// body at its copy in the mapping, so the queue holds page cache rather than the
     /// source's receive buffers.
+    ///
+    /// On an error the frames of the failed run are not in the log and `pos` is where they
+    /// would have started; the caller rolls the transaction back.
     pub fn append_puts(&mut self, tx: u64, first: u64, events: &mut [Event]) -> io::Result<()> {
-        // (index, body offset, body len) of the events written to the current segment.
+        let mut stage = std::mem::take(&mut self.stage);
+        let r = self.append_puts_via(&mut stage, tx, first, events);
+        stage.clear();
+        if stage.capacity() <= STAGE_KEEP {
+            self.stage = stage;
+        }
+        r
+    }
+
+    fn append_puts_via(
+        &mut self,
+        stage: &mut Vec<u8>,
+        tx: u64,
+        first: u64,
+        events: &mut [Event],
+    ) -> io::Result<()> {
+        // (index, body offset) of the events staged for the current segment.
         let mut placed: Vec<(usize, usize)> = Vec::with_capacity(events.len());
         let mut run_start = self.pos;
         let mut run_seg = self.active().clone();
+        stage.clear();
         for i in 0..events.len() {
             let n = record::frame_len(record::put_payload_len(&events[i]));
-            self.room(n)?;
+            if let Err(e) = self.room(n) {
+                // No roll happened: the staged run was never written.
+                self.pos = run_start;
+                return Err(e);
+            }
             if !Rc::ptr_eq(&run_seg, self.active()) {
+                // Rolled: the run so far belongs to the previous segment. Should writing it
+                // fail, that segment just ends early (zeros); nothing of it is committed.
+                run_seg.file.file.write_all_at(stage, run_start as u64)?;
                 repoint(&run_seg, run_start, &placed, events);
                 placed.clear();
+                stage.clear();
                 run_seg = self.active().clone();
                 run_start = self.pos;
             }
             let seq = first + i as u64;
-            // SAFETY: pos..pos+n is unwritten space of the active mapping.
-            let buf = unsafe { self.active().file.region_mut(self.pos, n) };
-            let (len, body_at) = record::encode_put(buf, tx, seq, &events[i]);
+            let at = stage.len();
+            stage.resize(at + n, 0);
+            let (len, body_at) = record::encode_put(&mut stage[at..], tx, seq, &events[i]);
             placed.push((i, self.pos + body_at));
             self.pos += len;
             self.active().saw_seq(seq);
+        }
+        if let Err(e) = run_seg.file.file.write_all_at(stage, run_start as u64) {
+            self.pos = run_start;
+            return Err(e);
         }
         repoint(&run_seg, run_start, &placed, events);
         Ok(())
