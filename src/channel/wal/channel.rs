@@ -415,6 +415,7 @@ impl WalChannel {
             }
             Err(_) => {}
         }
+        s.log.trim_consumed(s.queue.front().map(|(_, e)| &e.body));
         drop(s);
         self.space.notify_all();
     }

@@ -28,6 +28,8 @@ pub struct Seg {
     pub uring: tokio_uring::fs::File,
     /// Highest put seq appended to or replayed from this segment.
     pub max_seq: Cell<Option<u64>>,
+    /// Offset below which this process's mapping has been trimmed (`Log::trim_consumed`).
+    trimmed: Cell<usize>,
 }
 
 impl Seg {
@@ -45,6 +47,7 @@ impl Seg {
             file,
             uring,
             max_seq: Cell::new(max_seq),
+            trimmed: Cell::new(0),
         })
     }
 
@@ -75,6 +78,9 @@ pub struct Log {
     /// Put frames encoded for one `pwrite` (kept for its capacity).
     stage: Vec<u8>,
 }
+
+const PAGE: usize = 4096;
+const TRIM_STEP: usize = 4 << 20;
 
 /// Staging capacity kept between appends; a larger batch's buffer is freed after use.
 const STAGE_KEEP: usize = 4 << 20;
@@ -276,6 +282,39 @@ impl Log {
             self.segs.pop_front();
         }
         gone
+    }
+
+    /// Unmaps (from this process only) the log pages before `front`, the body of the
+    /// oldest event still queued, or all written pages when the queue is empty. Sinks read
+    /// bodies through the mapping, and every page read stays in the process's resident
+    /// set until its segment is deleted at a checkpoint; the page cache keeps the data, so
+    /// a body read again later (a rolled-back take) faults back in. Trims in steps of at
+    /// least `TRIM_STEP`, as each one costs a TLB flush on every CPU running a shard.
+    pub fn trim_consumed(&self, front: Option<&bytes::Bytes>) {
+        let (upto_seg, upto_off) = match front {
+            None => (self.segs.len() - 1, self.pos),
+            Some(b) => {
+                let p = b.as_ptr() as usize;
+                let found = self.segs.iter().position(|s| {
+                    let base = s.file.map.as_ptr() as usize;
+                    p >= base && p < base + s.file.len()
+                });
+                match found {
+                    Some(i) => (i, p - self.segs[i].file.map.as_ptr() as usize),
+                    // An empty body, or one not in the log: no position to go by.
+                    None => return,
+                }
+            }
+        };
+        for (i, seg) in self.segs.iter().enumerate().take(upto_seg + 1) {
+            let whole = i < upto_seg;
+            let end = if whole { seg.file.len() } else { upto_off } & !(PAGE - 1);
+            let from = seg.trimmed.get();
+            if end > from && (whole || end - from >= TRIM_STEP) {
+                seg.file.unmap_pages(from, end - from);
+                seg.trimmed.set(end);
+            }
+        }
     }
 
     pub fn segment_infos(&self) -> Vec<super::checkpoint::SegmentInfo> {

@@ -264,6 +264,21 @@ impl SegmentFile {
         std::slice::from_raw_parts_mut(self.map.as_mut_ptr().add(off), len)
     }
 
+    /// Drops this process's page-table entries for `off..off + len` (page-aligned); the
+    /// mapping stays valid and faults the pages back in from the page cache if read.
+    pub fn unmap_pages(&self, off: usize, len: usize) {
+        assert!(off + len <= self.map.len() && off % 4096 == 0);
+        // SAFETY: the range is inside our mapping; MADV_DONTNEED on a shared file mapping
+        // discards no data (it is in the page cache and the file), it only unmaps.
+        unsafe {
+            libc::madvise(
+                self.map.as_mut_ptr().add(off).cast(),
+                len,
+                libc::MADV_DONTNEED,
+            );
+        }
+    }
+
     /// `fdatasync` on the calling thread: writes back pages dirtied through the mapping.
     pub fn sync_blocking(&self) -> io::Result<()> {
         self.file.sync_data()

@@ -566,3 +566,70 @@ fn flume_keys_defaults_aliases_and_ignored_keys() {
         cfg.warnings
     );
 }
+
+/// Resident kB of this process's mappings of `path`, from /proc/self/smaps.
+fn mapped_rss_kb(path: &Path) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let name = path.to_str().unwrap();
+    let mut inside = false;
+    let mut kb = 0;
+    for line in smaps.lines() {
+        if line.contains('-') && line.split_whitespace().count() >= 5 {
+            inside = line.ends_with(name);
+        } else if inside {
+            if let Some(v) = line.strip_prefix("Rss:") {
+                kb += v
+                    .trim()
+                    .trim_end_matches(" kB")
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap();
+            }
+        }
+    }
+    kb
+}
+
+#[test]
+fn pages_sinks_have_read_leave_the_resident_set_and_a_rollback_still_reads_them() {
+    let root = tempfile::tempdir().unwrap();
+    let mut c = cfg(root.path());
+    c.segment_size = 64 << 20;
+    let seg = shard0(root.path()).join("00000000000000000000.wal");
+    with_channel(&c, 0, 1, |ch| async move {
+        let body = |i: usize| Bytes::from(format!("{i:08}").repeat(128)); // 1 KiB
+        for b in 0..16 {
+            ch.put((0..1000).map(|i| Event::new(body(b * 1000 + i))).collect())
+                .await
+                .unwrap();
+        }
+        let mut read = 0usize;
+        for b in 0..16 {
+            let tx = ch.take(1000);
+            // Read every body through the mapping, as a sink does.
+            read += tx
+                .events
+                .iter()
+                .map(|e| e.body.iter().map(|&x| x as usize).sum::<usize>())
+                .sum::<usize>();
+            if b == 3 {
+                tx.rollback();
+                let again = ch.take(1000);
+                assert_eq!(
+                    again.events[0].body,
+                    body(3000),
+                    "a rolled-back take reads back"
+                );
+                assert_eq!(again.events[999].body, body(3999));
+                again.commit();
+            } else {
+                tx.commit();
+            }
+        }
+        assert!(read > 0);
+        assert!(ch.is_empty());
+        let kb = mapped_rss_kb(&seg);
+        // 16 MiB were written and read; without trimming all of it stays resident.
+        assert!(kb < 5 * 1024, "{kb} kB of the segment still mapped");
+    });
+}
