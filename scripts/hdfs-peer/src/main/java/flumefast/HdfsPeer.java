@@ -45,6 +45,7 @@ import org.apache.hadoop.util.ReflectionUtils;
  *                       open ones up to their visible length; each file is read from where the
  *                       last COUNT of that path stopped, so polling a growing file is cheap;
  *                       a file renamed between listing and reading counts 0 this time)
+ *   REPLICATION path    REPLICATION n  (the namenode's default replication, for files under path)
  *   SEQ path            META keyClass valueClass compressed blockCompressed codec, REC key base64(value)
  *   TEXT path           LINE base64(line)  (decompressed by extension, as `hadoop fs -text`)
  *   AVRO path           REC base64(k=v&k=v) base64(body)  (decompressed by extension first)
@@ -154,6 +155,10 @@ public class HdfsPeer {
                     }
                 }
                 out.println("COUNT " + lines + " " + files);
+                return;
+            }
+            case "REPLICATION": {
+                out.println("REPLICATION " + fs.getServerDefaults(path).getReplication());
                 return;
             }
             case "SEQ": {
