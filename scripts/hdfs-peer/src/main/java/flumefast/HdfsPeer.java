@@ -24,6 +24,7 @@ import org.apache.hadoop.fs.RemoteIterator;
 import org.apache.hadoop.hdfs.DistributedFileSystem;
 import org.apache.hadoop.hdfs.HdfsConfiguration;
 import org.apache.hadoop.hdfs.MiniDFSCluster;
+import org.apache.hadoop.hdfs.client.HdfsDataInputStream;
 import org.apache.hadoop.io.BytesWritable;
 import org.apache.hadoop.io.LongWritable;
 import org.apache.hadoop.io.SequenceFile;
@@ -40,6 +41,11 @@ import org.apache.hadoop.util.ReflectionUtils;
  *
  * <pre>
  *   LIST dir            FILE path length closed  (recursive, every file)
+ *   COUNT dir           COUNT lines files  (newline bytes in every file under dir, recursive,
+ *                       open ones up to their visible length; each file is read from where the
+ *                       last COUNT of that path stopped, so polling a growing file is cheap;
+ *                       a file renamed between listing and reading counts 0 this time)
+ *   REPLICATION path    REPLICATION n  (the namenode's default replication, for files under path)
  *   SEQ path            META keyClass valueClass compressed blockCompressed codec, REC key base64(value)
  *   TEXT path           LINE base64(line)  (decompressed by extension, as `hadoop fs -text`)
  *   AVRO path           REC base64(k=v&k=v) base64(body)  (decompressed by extension first)
@@ -48,6 +54,8 @@ import org.apache.hadoop.util.ReflectionUtils;
  * </pre>
  *
  * Arguments: base directory, namenode port (0: any). Prints "READY hdfs://127.0.0.1:port".
+ * Given an hdfs:// URL instead of a port, it starts no cluster and only reads that HDFS
+ * (then prints "READY url"; STOPNN and STARTNN fail).
  */
 public class HdfsPeer {
     public static void main(String[] args) throws Exception {
@@ -55,19 +63,24 @@ public class HdfsPeer {
         // Hadoop logs to System.out; only the protocol goes to the real stdout.
         System.setOut(System.err);
         File base = new File(args[0]);
-        int port = Integer.parseInt(args[1]);
-        Configuration conf = new HdfsConfiguration();
-        conf.set("dfs.replication", "1");
-        conf.set("dfs.blocksize", "16777216");
-        // Recovery of an abandoned file should not wait for the default lease limits.
-        conf.set("dfs.namenode.lease-recheck-interval-ms", "1000");
-        MiniDFSCluster cluster = new MiniDFSCluster.Builder(conf, base)
-                .nameNodePort(port)
-                .numDataNodes(1)
-                .build();
-        cluster.waitActive();
-        int actual = cluster.getNameNodePort();
-        String url = "hdfs://127.0.0.1:" + actual;
+        MiniDFSCluster cluster = null;
+        String url;
+        if (args[1].startsWith("hdfs://")) {
+            url = args[1];
+        } else {
+            int port = Integer.parseInt(args[1]);
+            Configuration conf = new HdfsConfiguration();
+            conf.set("dfs.replication", "1");
+            conf.set("dfs.blocksize", "16777216");
+            // Recovery of an abandoned file should not wait for the default lease limits.
+            conf.set("dfs.namenode.lease-recheck-interval-ms", "1000");
+            cluster = new MiniDFSCluster.Builder(conf, base)
+                    .nameNodePort(port)
+                    .numDataNodes(1)
+                    .build();
+            cluster.waitActive();
+            url = "hdfs://127.0.0.1:" + cluster.getNameNodePort();
+        }
         out.println("READY " + url);
 
         Configuration client = new Configuration();
@@ -85,6 +98,9 @@ public class HdfsPeer {
                 break;
             }
             try {
+                if (cluster == null && (cmd[0].equals("STOPNN") || cmd[0].equals("STARTNN"))) {
+                    throw new IllegalStateException("no MiniDFSCluster: reading " + url);
+                }
                 switch (cmd[0]) {
                     case "STOPNN":
                         cluster.shutdownNameNode(0);
@@ -103,7 +119,9 @@ public class HdfsPeer {
                 out.println("ERR " + t.toString().replace('\n', ' '));
             }
         }
-        cluster.shutdown();
+        if (cluster != null) {
+            cluster.shutdown();
+        }
         System.exit(0);
     }
 
@@ -124,6 +142,23 @@ public class HdfsPeer {
                     boolean closed = ((DistributedFileSystem) fs).isFileClosed(s.getPath());
                     out.println("FILE " + s.getPath().toUri().getPath() + " " + s.getLen() + " " + closed);
                 }
+                return;
+            }
+            case "COUNT": {
+                long lines = 0;
+                long files = 0;
+                if (fs.exists(path)) {
+                    RemoteIterator<LocatedFileStatus> it = fs.listFiles(path, true);
+                    while (it.hasNext()) {
+                        lines += countLines(fs, it.next().getPath());
+                        files++;
+                    }
+                }
+                out.println("COUNT " + lines + " " + files);
+                return;
+            }
+            case "REPLICATION": {
+                out.println("REPLICATION " + fs.getServerDefaults(path).getReplication());
                 return;
             }
             case "SEQ": {
@@ -179,6 +214,44 @@ public class HdfsPeer {
             default:
                 throw new IllegalArgumentException("unknown command " + cmd);
         }
+    }
+
+    /** Per path: bytes already counted, and the newlines in them (for COUNT). */
+    static final Map<String, long[]> counted = new java.util.HashMap<>();
+
+    /**
+     * Newlines in the file, reading only the bytes past what an earlier COUNT read; 0 for a
+     * file renamed or deleted since it was listed (a roll: a later COUNT finds its new name).
+     */
+    static long countLines(FileSystem fs, Path path) throws Exception {
+        long[] done = counted.computeIfAbsent(path.toUri().getPath(), k -> new long[2]);
+        byte[] buf = new byte[1 << 20];
+        FSDataInputStream opened;
+        try {
+            opened = fs.open(path);
+        } catch (java.io.FileNotFoundException e) {
+            return 0;
+        }
+        try (FSDataInputStream in = opened) {
+            long visible = in instanceof HdfsDataInputStream
+                    ? ((HdfsDataInputStream) in).getVisibleLength()
+                    : fs.getFileStatus(path).getLen();
+            if (visible < done[0]) {  // cut shorter (a recovery): count it again
+                done[0] = 0;
+                done[1] = 0;
+            }
+            in.seek(done[0]);
+            int n;
+            while ((n = in.read(buf)) > 0) {
+                for (int i = 0; i < n; i++) {
+                    if (buf[i] == '\n') {
+                        done[1]++;
+                    }
+                }
+                done[0] += n;
+            }
+        }
+        return done[1];
     }
 
     static Map<String, String> stringKeys(Map<Object, Object> m) {
