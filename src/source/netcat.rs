@@ -187,29 +187,47 @@ pub fn split_lines(buf: &mut BytesMut, max_line_length: usize) -> (Vec<Event>, b
 
 /// Delivers the batch, waiting out a full channel (the socket is not read meanwhile).
 /// Returns how many events were delivered: all of them, unless the agent is stopping.
+///
+/// Flume's netcat source commits each line alone, so a nearly full channel still takes
+/// the lines that fit. A refused batch is therefore retried in halves, down to single
+/// events, before waiting: the channel fills to exactly its capacity.
 async fn deliver_with_backpressure(events: Vec<Event>, ctx: &SourceCtx, peer: SocketAddr) -> usize {
     let total = events.len();
     let mut pending = events;
+    let mut delivered = 0;
+    let mut chunk = total;
     let mut backoff = Backoff::default();
     let mut warned = false;
     loop {
+        let rest = pending.split_off(chunk.min(pending.len()));
         let n = pending.len();
         match ctx.delivery.deliver(pending).await {
             Ok(()) => {
                 ctx.accepted.add(n as u64);
-                return total;
+                delivered += n;
+                if rest.is_empty() {
+                    return total;
+                }
+                pending = rest;
+                chunk = chunk.saturating_mul(2);
             }
             Err(refused) => {
                 let left = refused.events.len();
                 ctx.accepted.add((n - left) as u64);
+                delivered += n - left;
+                pending = refused.events;
+                pending.extend(rest);
+                if chunk > 1 {
+                    chunk = (chunk / 2).max(1);
+                    continue;
+                }
                 ctx.refused.add(left as u64);
                 if !warned {
-                    tracing::warn!(source = %ctx.name, %peer, "{}; holding {left} events and pausing reads until they fit", refused.error);
+                    tracing::warn!(source = %ctx.name, %peer, "{}; holding {} events and pausing reads until they fit", refused.error, pending.len());
                     warned = true;
                 }
-                pending = refused.events;
                 if ctx.stop.is_stopped() {
-                    return total - left;
+                    return delivered;
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(backoff.next_delay()) => {}
