@@ -151,6 +151,12 @@ impl MemoryChannel {
         self.len() == 0
     }
 
+    /// Events a put could add now (by count; `byteCapacity` may still refuse them).
+    pub fn room(&self) -> usize {
+        let s = self.state.borrow();
+        self.cfg.capacity.saturating_sub(s.queued + s.in_flight)
+    }
+
     fn fits(&self, n: usize, bytes: u64) -> Result<(), ChannelError> {
         let s = self.state.borrow();
         if s.queued + s.in_flight + n > self.cfg.capacity {

@@ -149,6 +149,14 @@ impl Channel {
         }
     }
 
+    /// Events a put could add now without waiting, by count.
+    pub fn room(&self) -> usize {
+        match self {
+            Channel::Memory(c) => c.room(),
+            Channel::Wal(c) => c.room(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Channel::Memory(c) => c.len(),

@@ -52,6 +52,11 @@ impl Delivery {
             .unwrap_or(1)
     }
 
+    /// Events every channel could take now without waiting (by count).
+    pub fn room(&self) -> usize {
+        self.channels.iter().map(Channel::room).min().unwrap_or(0)
+    }
+
     /// Delivers a batch; `Ok` means every required channel committed it.
     pub async fn deliver(&self, mut batch: Vec<Event>) -> Result<(), Refused> {
         if !self.interceptors.is_empty() {

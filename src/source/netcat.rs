@@ -189,8 +189,8 @@ pub fn split_lines(buf: &mut BytesMut, max_line_length: usize) -> (Vec<Event>, b
 /// Returns how many events were delivered: all of them, unless the agent is stopping.
 ///
 /// Flume's netcat source commits each line alone, so a nearly full channel still takes
-/// the lines that fit. A refused batch is therefore retried in halves, down to single
-/// events, before waiting: the channel fills to exactly its capacity.
+/// the lines that fit. After a refusal the lines that fit now (`Delivery::room`) go in at
+/// once, and the rest waits: the channel fills to exactly its capacity.
 async fn deliver_with_backpressure(events: Vec<Event>, ctx: &SourceCtx, peer: SocketAddr) -> usize {
     let total = events.len();
     let mut pending = events;
@@ -209,7 +209,7 @@ async fn deliver_with_backpressure(events: Vec<Event>, ctx: &SourceCtx, peer: So
                     return total;
                 }
                 pending = rest;
-                chunk = chunk.saturating_mul(2);
+                chunk = pending.len();
             }
             Err(refused) => {
                 let left = refused.events.len();
@@ -217,10 +217,12 @@ async fn deliver_with_backpressure(events: Vec<Event>, ctx: &SourceCtx, peer: So
                 delivered += n - left;
                 pending = refused.events;
                 pending.extend(rest);
-                if chunk > 1 {
-                    chunk = (chunk / 2).max(1);
+                let room = ctx.delivery.room();
+                if room > 0 && room < chunk.min(pending.len()) {
+                    chunk = room;
                     continue;
                 }
+                chunk = pending.len();
                 ctx.refused.add(left as u64);
                 if !warned {
                     tracing::warn!(source = %ctx.name, %peer, "{}; holding {} events and pausing reads until they fit", refused.error, pending.len());

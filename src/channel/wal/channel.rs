@@ -48,7 +48,7 @@ fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
 
 struct Inner {
     log: Log,
-    queue: VecDeque<(u64, Event)>,
+    queue: VecDeque<Queued>,
     /// Open take transactions: the seqs they hold.
     takes: HashMap<u64, Vec<u64>>,
     in_flight: usize,
@@ -62,6 +62,32 @@ struct Inner {
     sync_error: Option<String>,
     /// Set when appending a take failed, so the warning is logged once, not per batch.
     take_log_failing: bool,
+}
+
+/// A queued event, kept compact: the queue may hold `capacity` events (a million in the
+/// usual configurations) and an `Event` is 168 bytes, mostly inline header slots that most
+/// events leave empty; this is 48. Bodies stay slices of the log's mapping.
+struct Queued {
+    seq: u64,
+    body: bytes::Bytes,
+    headers: Option<Box<crate::event::Headers>>,
+}
+
+const _: () = assert!(std::mem::size_of::<Queued>() <= 48);
+
+impl Queued {
+    fn new(seq: u64, e: Event) -> Queued {
+        Queued {
+            seq,
+            headers: (!e.headers.is_empty()).then(|| Box::new(e.headers)),
+            body: e.body,
+        }
+    }
+
+    fn into_event(self) -> (u64, Event) {
+        let headers = self.headers.map(|h| *h).unwrap_or_default();
+        (self.seq, Event::with_headers(headers, self.body))
+    }
 }
 
 pub struct WalChannel {
@@ -136,7 +162,12 @@ impl WalChannel {
         }
         let log = Log::new(data_dir.clone(), shard as u32, cfg.segment_size, segs, pos);
         let replayed = r.live.len();
-        let queue = r.live.into_queue();
+        let queue = r
+            .live
+            .into_queue()
+            .into_iter()
+            .map(|(seq, e)| Queued::new(seq, e))
+            .collect();
         let chan = Rc::new(WalChannel {
             name: name.to_string(),
             cfg: cfg.clone(),
@@ -369,7 +400,7 @@ impl WalChannel {
             events
                 .into_iter()
                 .enumerate()
-                .map(|(i, e)| (first + i as u64, e)),
+                .map(|(i, e)| Queued::new(first + i as u64, e)),
         );
         drop(s);
         self.data.notify_all();
@@ -386,7 +417,7 @@ impl WalChannel {
         s.next_tx += 1;
         let mut seqs = Vec::with_capacity(n);
         let mut events = Vec::with_capacity(n);
-        for (seq, e) in s.queue.drain(..n) {
+        for (seq, e) in s.queue.drain(..n).map(Queued::into_event) {
             seqs.push(seq);
             events.push(e);
         }
@@ -394,6 +425,14 @@ impl WalChannel {
         s.in_flight += n;
         drop(s);
         TakeTx::with_tx(events, Channel::Wal(self.clone()), tx)
+    }
+
+    /// Events a put could add now (by count; disk space may still refuse them).
+    pub fn room(&self) -> usize {
+        let s = self.inner.borrow();
+        self.cfg
+            .capacity
+            .saturating_sub(s.queue.len() + s.in_flight + s.reserved)
     }
 
     pub(crate) fn commit_take(&self, tx: u64) {
@@ -415,7 +454,7 @@ impl WalChannel {
             }
             Err(_) => {}
         }
-        s.log.trim_consumed(s.queue.front().map(|(_, e)| &e.body));
+        s.log.trim_consumed(s.queue.front().map(|q| &q.body));
         drop(s);
         self.space.notify_all();
     }
@@ -427,7 +466,7 @@ impl WalChannel {
         };
         s.in_flight -= seqs.len();
         for (seq, e) in seqs.into_iter().zip(events).rev() {
-            s.queue.push_front((seq, e));
+            s.queue.push_front(Queued::new(seq, e));
         }
         drop(s);
         self.data.notify_all();
@@ -444,7 +483,7 @@ impl WalChannel {
     fn snapshot(&self) -> (Checkpoint, u64) {
         let s = self.inner.borrow();
         let mut live: Vec<u64> = Vec::with_capacity(s.queue.len() + s.in_flight);
-        live.extend(s.queue.iter().map(|(q, _)| *q));
+        live.extend(s.queue.iter().map(|q| q.seq));
         for seqs in s.takes.values() {
             live.extend_from_slice(seqs);
         }
@@ -579,7 +618,7 @@ impl WalChannel {
                     batch
                         .into_iter()
                         .enumerate()
-                        .map(|(i, e)| (first + i as u64, e)),
+                        .map(|(i, e)| Queued::new(first + i as u64, e)),
                 );
             }
             s.log.sync_blocking().map_err(io_at(&dir))?;
