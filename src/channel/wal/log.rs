@@ -12,7 +12,7 @@
 //! page cache is shared, so the mapping sees what was written at once.
 
 use super::record::{self, Record};
-use super::segment::{self, SegmentFile, HEADER_LEN};
+use super::segment::{self, SegmentFile, HEADER_LEN, PAGE};
 use crate::channel::LocalNotify;
 use crate::event::Event;
 use std::cell::Cell;
@@ -79,7 +79,6 @@ pub struct Log {
     stage: Vec<u8>,
 }
 
-const PAGE: usize = 4096;
 const TRIM_STEP: usize = 4 << 20;
 
 /// Staging capacity kept between appends; a larger batch's buffer is freed after use.

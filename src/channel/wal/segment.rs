@@ -4,9 +4,11 @@
 //! frames follow from `HEADER_LEN`. The next segment starts at `start + len`, so an LSN
 //! names one byte of the shard's log for its whole life, across deletions and restarts.
 //!
-//! Preallocation (`fallocate`) means writing through the mapping can never hit ENOSPC
-//! (which would be a SIGBUS); running out of space shows up when a segment is created,
-//! where it is an ordinary error.
+//! Preallocation (`fallocate`) means appends (`pwrite`, see `log`) never hit ENOSPC in
+//! the middle of a segment; running out of space shows up when a segment is created,
+//! where it is an ordinary error. Log frames are never stored through the mapping; it
+//! is written only for a fresh segment's header and by the offline
+//! `channel verify --quarantine`.
 //!
 //! The next segment is normally made ahead of need, off the event path, as a *spare*:
 //! `<lsn:020>.spare`, created, preallocated, headed and synced through io_uring. Rolling
@@ -22,6 +24,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub const HEADER_LEN: usize = 64;
+/// The unit `unmap_pages` works in.
+pub const PAGE: usize = 4096;
 const MAGIC: &[u8; 8] = b"FFWALSEG";
 const VERSION: u32 = 1;
 pub const SUFFIX: &str = ".wal";
@@ -267,7 +271,7 @@ impl SegmentFile {
     /// Drops this process's page-table entries for `off..off + len` (page-aligned); the
     /// mapping stays valid and faults the pages back in from the page cache if read.
     pub fn unmap_pages(&self, off: usize, len: usize) {
-        assert!(off + len <= self.map.len() && off % 4096 == 0);
+        assert!(off + len <= self.map.len() && off % PAGE == 0);
         // SAFETY: the range is inside our mapping; MADV_DONTNEED on a shared file mapping
         // discards no data (it is in the page cache and the file), it only unmaps.
         unsafe {
@@ -279,7 +283,7 @@ impl SegmentFile {
         }
     }
 
-    /// `fdatasync` on the calling thread: writes back pages dirtied through the mapping.
+    /// `fdatasync` on the calling thread.
     pub fn sync_blocking(&self) -> io::Result<()> {
         self.file.sync_data()
     }
