@@ -638,3 +638,81 @@ fn channel_stat_and_verify_read_a_stopped_agents_directories() {
     assert!(verify.status.success(), "{text}");
     assert!(text.contains("0 damaged"), "{text}");
 }
+
+/// Resident kB of the agent's mappings of each WAL segment, by file name.
+fn mapped_segments_kb(pid: u32) -> Vec<(String, u64)> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    let mut out: Vec<(String, u64)> = Vec::new();
+    let mut inside = false;
+    for line in smaps.lines() {
+        if line.contains('-') && line.split_whitespace().count() >= 5 {
+            inside = line.ends_with(".wal");
+            if inside {
+                let name = line.rsplit('/').next().unwrap().to_string();
+                out.push((name, 0));
+            }
+        } else if let (true, Some(v)) = (inside, line.strip_prefix("Rss:")) {
+            out.last_mut().unwrap().1 += v
+                .trim()
+                .trim_end_matches(" kB")
+                .trim()
+                .parse::<u64>()
+                .unwrap();
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn log_pages_the_sink_has_read_leave_the_agents_resident_set() {
+    // Sinks read bodies through the log's mapping, and the channel unmaps the pages behind
+    // the oldest event still wanted. Puts synced by one group commit used to be queued in
+    // the order their tasks woke, not in log order, so the queue's front was not the
+    // oldest page: trims unmapped pages still to be read, the sink mapped them again
+    // behind the trimmed mark, and they stayed resident for as long as their segment
+    // lived (about a fifth of everything written, with 8 connections).
+    let root = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let path = conf_with(root.path(), "avro", port, "");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("maxFileSize = 1048576", "maxFileSize = 268435456");
+    std::fs::write(&path, text).unwrap();
+    let agent = start(&path, 1);
+    let events = 100_000u64; // 100 MiB of bodies, in one segment
+    let sent = Command::new(BIN)
+        .args([
+            "loadgen",
+            "-p",
+            &port.to_string(),
+            "-c",
+            "8",
+            "-b",
+            "100",
+            "-s",
+            "1024",
+        ])
+        .args(["-n", &events.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while output(root.path()).values().sum::<usize>() < events as usize {
+        assert!(
+            Instant::now() < deadline,
+            "not all delivered:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let segs = mapped_segments_kb(agent.child.id());
+    let kb: u64 = segs.iter().map(|s| s.1).sum();
+    // What may stay: one trim step (4 MiB) and the pages read past it.
+    assert!(kb <= 6 * 1024, "{kb} kB of the log still mapped: {segs:?}");
+    agent.stop();
+}

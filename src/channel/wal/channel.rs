@@ -49,12 +49,14 @@ fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
 struct Inner {
     log: Log,
     queue: VecDeque<Queued>,
-    /// Open take transactions: the seqs they hold.
-    takes: HashMap<u64, Vec<u64>>,
+    /// Open take transactions: the seqs they hold, and the LSN of the lowest body among
+    /// them (the sink may still read from there).
+    takes: HashMap<u64, (Vec<u64>, Option<u64>)>,
     in_flight: usize,
-    /// Put transactions appended but not yet visible (waiting for their sync): first seq
-    /// and count. They hold capacity and a checkpoint counts them as live.
-    pending: BTreeMap<u64, (u64, usize)>,
+    /// Put transactions appended but not yet visible (waiting for their sync): first seq,
+    /// count and the LSN their frames start at. They hold capacity and a checkpoint
+    /// counts them as live.
+    pending: BTreeMap<u64, (u64, usize, u64)>,
     reserved: usize,
     next_seq: u64,
     next_tx: u64,
@@ -328,6 +330,7 @@ impl WalChannel {
             let mut s = self.inner.borrow_mut();
             let tx = s.next_tx;
             let first = s.next_seq;
+            let at = s.log.written_lsn();
             s.next_tx += 1;
             s.next_seq += n as u64;
             let appended = s
@@ -344,7 +347,7 @@ impl WalChannel {
                 return Err((self.log_error(e), events));
             }
             s.reserved += n;
-            s.pending.insert(tx, (first, n));
+            s.pending.insert(tx, (first, n, at));
             (tx, first, s.log.written_lsn())
         };
         let mut guard = Pending {
@@ -396,14 +399,46 @@ impl WalChannel {
         let mut s = self.inner.borrow_mut();
         s.reserved -= events.len();
         s.pending.remove(&tx);
-        s.queue.extend(
-            events
-                .into_iter()
-                .enumerate()
-                .map(|(i, e)| Queued::new(first + i as u64, e)),
-        );
+        let queued = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| Queued::new(first + i as u64, e));
+        // The queue stays in seq order, which is log order, so its front is the oldest
+        // page anyone still reads (`trim_bound`). Puts synced by one group commit wake
+        // in any order; a late one goes before the later seqs already queued.
+        let at = s.queue.partition_point(|q| q.seq < first);
+        if at == s.queue.len() {
+            s.queue.extend(queued);
+        } else {
+            let tail: Vec<Queued> = s.queue.drain(at..).collect();
+            s.queue.extend(queued);
+            s.queue.extend(tail);
+        }
         drop(s);
         self.data.notify_all();
+    }
+
+    /// The LSN below which no one reads the log any more: the oldest of the queue's
+    /// front, the open takes and the puts waiting for their sync; `None` when all of
+    /// them are empty.
+    fn trim_bound(s: &Inner) -> Option<u64> {
+        let front = s
+            .queue
+            .iter()
+            .take(16)
+            .find_map(|q| s.log.lsn_of(q.body.as_ptr()));
+        let taken = s.takes.values().filter_map(|t| t.1);
+        let pending = s.pending.values().map(|p| p.2);
+        front
+            .into_iter()
+            .chain(taken)
+            .chain(pending)
+            .min()
+            .or_else(|| {
+                // Events whose bodies are all empty hold no page; nothing else does either.
+                (s.queue.is_empty() && s.takes.is_empty() && s.pending.is_empty())
+                    .then(|| s.log.written_lsn())
+            })
     }
 
     pub fn take_from(self: &Rc<Self>, max: usize) -> TakeTx {
@@ -421,7 +456,11 @@ impl WalChannel {
             seqs.push(seq);
             events.push(e);
         }
-        s.takes.insert(tx, seqs);
+        let lowest = events
+            .iter()
+            .take(16)
+            .find_map(|e| s.log.lsn_of(e.body.as_ptr()));
+        s.takes.insert(tx, (seqs, lowest));
         s.in_flight += n;
         drop(s);
         TakeTx::with_tx(events, Channel::Wal(self.clone()), tx)
@@ -437,7 +476,7 @@ impl WalChannel {
 
     pub(crate) fn commit_take(&self, tx: u64) {
         let mut s = self.inner.borrow_mut();
-        let Some(seqs) = s.takes.remove(&tx) else {
+        let Some((seqs, _)) = s.takes.remove(&tx) else {
             return;
         };
         s.in_flight -= seqs.len();
@@ -454,19 +493,29 @@ impl WalChannel {
             }
             Err(_) => {}
         }
-        s.log.trim_consumed(s.queue.front().map(|q| &q.body));
+        let bound = Self::trim_bound(&s);
+        s.log.trim_consumed(bound);
         drop(s);
         self.space.notify_all();
     }
 
     pub(crate) fn rollback_take(&self, tx: u64, events: Vec<Event>) {
         let mut s = self.inner.borrow_mut();
-        let Some(seqs) = s.takes.remove(&tx) else {
+        let Some((seqs, _)) = s.takes.remove(&tx) else {
             return;
         };
         s.in_flight -= seqs.len();
-        for (seq, e) in seqs.into_iter().zip(events).rev() {
-            s.queue.push_front(Queued::new(seq, e));
+        let last = seqs.last().copied().unwrap_or(0);
+        if s.queue.front().is_none_or(|q| q.seq > last) {
+            for (seq, e) in seqs.into_iter().zip(events).rev() {
+                s.queue.push_front(Queued::new(seq, e));
+            }
+        } else {
+            // Another take was rolled back first: keep seq order (see `publish`).
+            for (seq, e) in seqs.into_iter().zip(events) {
+                let at = s.queue.partition_point(|q| q.seq < seq);
+                s.queue.insert(at, Queued::new(seq, e));
+            }
         }
         drop(s);
         self.data.notify_all();
@@ -484,10 +533,10 @@ impl WalChannel {
         let s = self.inner.borrow();
         let mut live: Vec<u64> = Vec::with_capacity(s.queue.len() + s.in_flight);
         live.extend(s.queue.iter().map(|q| q.seq));
-        for seqs in s.takes.values() {
+        for (seqs, _) in s.takes.values() {
             live.extend_from_slice(seqs);
         }
-        for &(first, n) in s.pending.values() {
+        for &(first, n, _) in s.pending.values() {
             live.extend(first..first + n as u64);
         }
         live.sort_unstable();

@@ -81,6 +81,11 @@ pub struct Log {
 
 const TRIM_STEP: usize = 4 << 20;
 
+/// How far below the last trim a trim starts again. A read fault maps the page cache's
+/// pages around the faulting one (fault-around, whole folios), some of them before it:
+/// the first read past a trim maps part of the trimmed range again.
+const REFAULT_SLACK: usize = 2 << 20;
+
 /// Staging capacity kept between appends; a larger batch's buffer is freed after use.
 const STAGE_KEEP: usize = 4 << 20;
 
@@ -283,33 +288,47 @@ impl Log {
         gone
     }
 
-    /// Unmaps (from this process only) the log pages before `front`, the body of the
-    /// oldest event still queued, or all written pages when the queue is empty. Sinks read
-    /// bodies through the mapping, and every page read stays in the process's resident
-    /// set until its segment is deleted at a checkpoint; the page cache keeps the data, so
-    /// a body read again later (a rolled-back take) faults back in. Trims in steps of at
-    /// least `TRIM_STEP`, as each one costs a TLB flush on every CPU running a shard.
-    pub fn trim_consumed(&self, front: Option<&bytes::Bytes>) {
-        let (upto_seg, upto_off) = match front {
-            None => (self.segs.len() - 1, self.pos),
-            Some(b) => {
-                let p = b.as_ptr() as usize;
-                let found = self.segs.iter().position(|s| {
-                    let base = s.file.map.as_ptr() as usize;
-                    p >= base && p < base + s.file.len()
-                });
-                match found {
-                    Some(i) => (i, p - self.segs[i].file.map.as_ptr() as usize),
-                    // An empty body, or one not in the log: no position to go by.
-                    None => return,
-                }
-            }
+    /// The LSN of a byte of the mapping (a body the log holds), or `None` for memory
+    /// outside the log (an empty body).
+    pub fn lsn_of(&self, p: *const u8) -> Option<u64> {
+        let p = p as usize;
+        self.segs.iter().find_map(|s| {
+            let base = s.file.map.as_ptr() as usize;
+            (p >= base && p < base + s.file.len()).then(|| s.file.start + (p - base) as u64)
+        })
+    }
+
+    /// Unmaps (from this process only) the log pages before `upto`, the LSN of the first
+    /// byte anyone may still read: the oldest event queued, taken or waiting for its
+    /// sync; `None` means all written pages. Sinks read bodies through the mapping, and
+    /// every page read stays in the process's resident set until its segment is deleted
+    /// at a checkpoint; the page cache keeps the data, so a body read again later (a
+    /// rolled-back take) faults back in. Trims in steps of at least `TRIM_STEP`, as each
+    /// one costs a TLB flush on every CPU running a shard.
+    pub fn trim_consumed(&self, upto: Option<u64>) {
+        let upto = upto.unwrap_or_else(|| self.written_lsn());
+        let Some(upto_seg) = self.segs.iter().position(|s| upto < s.file.end_lsn()) else {
+            return;
         };
+        let upto_off = (upto - self.segs[upto_seg].file.start) as usize;
         for (i, seg) in self.segs.iter().enumerate().take(upto_seg + 1) {
-            let whole = i < upto_seg;
-            let end = if whole { seg.file.len() } else { upto_off } & !(PAGE - 1);
-            let from = seg.trimmed.get();
-            if end > from && (whole || end - from >= TRIM_STEP) {
+            let len = seg.file.len();
+            let done = seg.trimmed.get();
+            if i < upto_seg {
+                // Left behind: all of it, from the start, as pages below `done` can have
+                // been mapped again since they were trimmed (see `REFAULT_SLACK`).
+                if done < len {
+                    seg.file.unmap_pages(0, len);
+                    seg.trimmed.set(len);
+                }
+                continue;
+            }
+            let end = upto_off & !(PAGE - 1);
+            if end < done {
+                // A rollback moved the bound back: trim from there again later.
+                seg.trimmed.set(end);
+            } else if end - done >= TRIM_STEP {
+                let from = done.saturating_sub(REFAULT_SLACK);
                 seg.file.unmap_pages(from, end - from);
                 seg.trimmed.set(end);
             }
