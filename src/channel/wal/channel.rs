@@ -23,6 +23,7 @@ use super::checkpoint::{self, Checkpoint};
 use super::config::WalConfig;
 use super::layout::{self, DirLock, LayoutError};
 use super::log::{Log, Seg};
+use super::queue::{Queue, Span, Taken};
 use super::record::{self, Record};
 use super::replay::{self, SegmentInput};
 use super::segment::{self, SegmentFile, HEADER_LEN};
@@ -48,10 +49,10 @@ fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
 
 struct Inner {
     log: Log,
-    queue: VecDeque<Queued>,
-    /// Open take transactions: the seqs they hold, and the LSN of the lowest body among
-    /// them (the sink may still read from there).
-    takes: HashMap<u64, (Vec<u64>, Option<u64>)>,
+    queue: Queue,
+    /// Open take transactions: the seqs they hold, the runs to put back on rollback, and
+    /// the LSN of the oldest of their frames (the sink may still read from there).
+    takes: HashMap<u64, TakeRec>,
     in_flight: usize,
     /// Put transactions appended but not yet visible (waiting for their sync): first seq,
     /// count and the LSN their frames start at. They hold capacity and a checkpoint
@@ -66,30 +67,10 @@ struct Inner {
     take_log_failing: bool,
 }
 
-/// A queued event, kept compact: the queue may hold `capacity` events (a million in the
-/// usual configurations) and an `Event` is 168 bytes, mostly inline header slots that most
-/// events leave empty; this is 48. Bodies stay slices of the log's mapping.
-struct Queued {
-    seq: u64,
-    body: bytes::Bytes,
-    headers: Option<Box<crate::event::Headers>>,
-}
-
-const _: () = assert!(std::mem::size_of::<Queued>() <= 48);
-
-impl Queued {
-    fn new(seq: u64, e: Event) -> Queued {
-        Queued {
-            seq,
-            headers: (!e.headers.is_empty()).then(|| Box::new(e.headers)),
-            body: e.body,
-        }
-    }
-
-    fn into_event(self) -> (u64, Event) {
-        let headers = self.headers.map(|h| *h).unwrap_or_default();
-        (self.seq, Event::with_headers(headers, self.body))
-    }
+struct TakeRec {
+    seqs: Vec<u64>,
+    taken: Vec<Taken>,
+    lowest: Option<u64>,
 }
 
 pub struct WalChannel {
@@ -164,12 +145,10 @@ impl WalChannel {
         }
         let log = Log::new(data_dir.clone(), shard as u32, cfg.segment_size, segs, pos);
         let replayed = r.live.len();
-        let queue = r
-            .live
-            .into_queue()
-            .into_iter()
-            .map(|(seq, e)| Queued::new(seq, e))
-            .collect();
+        let mut queue = Queue::default();
+        for (seq, e) in r.live.into_queue() {
+            queue.push_one(seq, e);
+        }
         let chan = Rc::new(WalChannel {
             name: name.to_string(),
             cfg: cfg.clone(),
@@ -326,39 +305,42 @@ impl WalChannel {
         if let Err(e) = self.wait_for_space(n).await {
             return Err((e, events));
         }
-        let (tx, first, target) = {
+        let (tx, first, target, spans) = {
             let mut s = self.inner.borrow_mut();
             let tx = s.next_tx;
             let first = s.next_seq;
             let at = s.log.written_lsn();
             s.next_tx += 1;
             s.next_seq += n as u64;
-            let appended = s
-                .log
-                .append_puts(tx, first, &mut events)
-                .and_then(|()| s.log.append_record(&Record::Commit { tx }));
-            if let Err(e) = appended {
-                // Best effort: replay would discard the open transaction anyway.
-                let _ = s.log.append_record(&Record::Rollback {
-                    tx,
-                    first,
-                    count: 0,
-                });
-                return Err((self.log_error(e), events));
-            }
+            let appended = s.log.append_puts(tx, first, &mut events).and_then(|spans| {
+                s.log.append_record(&Record::Commit { tx })?;
+                Ok(spans)
+            });
+            let spans = match appended {
+                Ok(spans) => spans,
+                Err(e) => {
+                    // Best effort: replay would discard the open transaction anyway.
+                    let _ = s.log.append_record(&Record::Rollback {
+                        tx,
+                        first,
+                        count: 0,
+                    });
+                    return Err((self.log_error(e), events));
+                }
+            };
             s.reserved += n;
             s.pending.insert(tx, (first, n, at));
-            (tx, first, s.log.written_lsn())
+            (tx, first, s.log.written_lsn(), spans)
         };
         let mut guard = Pending {
             chan: self,
             tx,
             first,
-            events: Some(events),
+            events: Some((events, spans)),
         };
         if self.cfg.fsync_per_transaction {
             if let Err(e) = self.wait_synced(target).await {
-                let events = guard.events.take().unwrap_or_default();
+                let events = guard.events.take().map(|(e, _)| e).unwrap_or_default();
                 let mut s = self.inner.borrow_mut();
                 s.reserved -= n;
                 s.pending.remove(&tx);
@@ -395,25 +377,14 @@ impl WalChannel {
         }
     }
 
-    fn publish(&self, tx: u64, first: u64, events: Vec<Event>) {
+    fn publish(&self, tx: u64, first: u64, events: Vec<Event>, spans: Vec<Span>) {
         let mut s = self.inner.borrow_mut();
         s.reserved -= events.len();
         s.pending.remove(&tx);
-        let queued = events
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| Queued::new(first + i as u64, e));
-        // The queue stays in seq order, which is log order, so its front is the oldest
-        // page anyone still reads (`trim_bound`). Puts synced by one group commit wake
-        // in any order; a late one goes before the later seqs already queued.
-        let at = s.queue.partition_point(|q| q.seq < first);
-        if at == s.queue.len() {
-            s.queue.extend(queued);
-        } else {
-            let tail: Vec<Queued> = s.queue.drain(at..).collect();
-            s.queue.extend(queued);
-            s.queue.extend(tail);
-        }
+        // Puts synced by one group commit wake in any order; the queue puts a late one
+        // before the later seqs already queued, so its front stays the oldest page
+        // anyone still reads (`trim_bound`).
+        s.queue.push_batch(first, events, spans);
         drop(s);
         self.data.notify_all();
     }
@@ -422,12 +393,8 @@ impl WalChannel {
     /// front, the open takes and the puts waiting for their sync; `None` when all of
     /// them are empty.
     fn trim_bound(s: &Inner) -> Option<u64> {
-        let front = s
-            .queue
-            .iter()
-            .take(16)
-            .find_map(|q| s.log.lsn_of(q.body.as_ptr()));
-        let taken = s.takes.values().filter_map(|t| t.1);
+        let front = s.queue.front_ptr().and_then(|p| s.log.lsn_of(p));
+        let taken = s.takes.values().filter_map(|t| t.lowest);
         let pending = s.pending.values().map(|p| p.2);
         front
             .into_iter()
@@ -450,17 +417,16 @@ impl WalChannel {
         }
         let tx = s.next_tx;
         s.next_tx += 1;
-        let mut seqs = Vec::with_capacity(n);
-        let mut events = Vec::with_capacity(n);
-        for (seq, e) in s.queue.drain(..n).map(Queued::into_event) {
-            seqs.push(seq);
-            events.push(e);
-        }
-        let lowest = events
-            .iter()
-            .take(16)
-            .find_map(|e| s.log.lsn_of(e.body.as_ptr()));
-        s.takes.insert(tx, (seqs, lowest));
+        let lowest = s.queue.front_ptr().and_then(|p| s.log.lsn_of(p));
+        let (seqs, events, taken) = s.queue.take(n);
+        s.takes.insert(
+            tx,
+            TakeRec {
+                seqs,
+                taken,
+                lowest,
+            },
+        );
         s.in_flight += n;
         drop(s);
         TakeTx::with_tx(events, Channel::Wal(self.clone()), tx)
@@ -476,7 +442,7 @@ impl WalChannel {
 
     pub(crate) fn commit_take(&self, tx: u64) {
         let mut s = self.inner.borrow_mut();
-        let Some((seqs, _)) = s.takes.remove(&tx) else {
+        let Some(TakeRec { seqs, .. }) = s.takes.remove(&tx) else {
             return;
         };
         s.in_flight -= seqs.len();
@@ -501,22 +467,11 @@ impl WalChannel {
 
     pub(crate) fn rollback_take(&self, tx: u64, events: Vec<Event>) {
         let mut s = self.inner.borrow_mut();
-        let Some((seqs, _)) = s.takes.remove(&tx) else {
+        let Some(TakeRec { seqs, taken, .. }) = s.takes.remove(&tx) else {
             return;
         };
         s.in_flight -= seqs.len();
-        let last = seqs.last().copied().unwrap_or(0);
-        if s.queue.front().is_none_or(|q| q.seq > last) {
-            for (seq, e) in seqs.into_iter().zip(events).rev() {
-                s.queue.push_front(Queued::new(seq, e));
-            }
-        } else {
-            // Another take was rolled back first: keep seq order (see `publish`).
-            for (seq, e) in seqs.into_iter().zip(events) {
-                let at = s.queue.partition_point(|q| q.seq < seq);
-                s.queue.insert(at, Queued::new(seq, e));
-            }
-        }
+        s.queue.put_back(taken, events);
         drop(s);
         self.data.notify_all();
     }
@@ -532,9 +487,9 @@ impl WalChannel {
     fn snapshot(&self) -> (Checkpoint, u64) {
         let s = self.inner.borrow();
         let mut live: Vec<u64> = Vec::with_capacity(s.queue.len() + s.in_flight);
-        live.extend(s.queue.iter().map(|q| q.seq));
-        for (seqs, _) in s.takes.values() {
-            live.extend_from_slice(seqs);
+        live.extend(s.queue.seqs());
+        for t in s.takes.values() {
+            live.extend_from_slice(&t.seqs);
         }
         for &(first, n, _) in s.pending.values() {
             live.extend(first..first + n as u64);
@@ -659,16 +614,14 @@ impl WalChannel {
                 let first = s.next_seq;
                 s.next_tx += 1;
                 s.next_seq += batch.len() as u64;
-                s.log
+                let spans = s
+                    .log
                     .append_puts(tx, first, &mut batch)
-                    .and_then(|()| s.log.append_record(&Record::Commit { tx }))
                     .map_err(io_at(&dir))?;
-                s.queue.extend(
-                    batch
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, e)| Queued::new(first + i as u64, e)),
-                );
+                s.log
+                    .append_record(&Record::Commit { tx })
+                    .map_err(io_at(&dir))?;
+                s.queue.push_batch(first, batch, spans);
             }
             s.log.sync_blocking().map_err(io_at(&dir))?;
             drop(s);
@@ -694,13 +647,13 @@ struct Pending<'a> {
     chan: &'a WalChannel,
     tx: u64,
     first: u64,
-    events: Option<Vec<Event>>,
+    events: Option<(Vec<Event>, Vec<Span>)>,
 }
 
 impl Pending<'_> {
     fn publish(&mut self) {
-        if let Some(ev) = self.events.take() {
-            self.chan.publish(self.tx, self.first, ev);
+        if let Some((events, spans)) = self.events.take() {
+            self.chan.publish(self.tx, self.first, events, spans);
         }
     }
 }

@@ -4,7 +4,7 @@
 //! Layout, per shard k: `<dataDir>/shard-k/<lsn>.wal` segments (`segment`), framed records
 //! (`record`), `<checkpointDir>/shard-k/checkpoint` (`checkpoint`), an `in_use.lock` in
 //! each (`layout`). `log` appends and rolls segments, `channel` runs Flume's transactions
-//! and the group commit on top, `replay` rebuilds the live events at start-up, and `tools`
+//! and the group commit on top, `queue` holds what is committed and untaken, `replay` rebuilds the live events at start-up, and `tools`
 //! backs `flume-fast channel verify|stat`.
 
 pub mod channel;
@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod layout;
 mod log;
+mod queue;
 pub mod record;
 pub mod replay;
 pub mod segment;
