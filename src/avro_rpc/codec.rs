@@ -67,6 +67,7 @@ pub fn decode_batch(r: &mut Reader) -> Result<Vec<Event>, DecodeError> {
         // reservation whatever count the peer declared.
         events.reserve(n.min(r.remaining() / 2 + 1));
         for _ in 0..n {
+            let before = r.remaining();
             let headers = r.read_block_count()?;
             if headers == 0 {
                 // No headers (the common case).
@@ -78,6 +79,11 @@ pub fn decode_batch(r: &mut Reader) -> Result<Vec<Event>, DecodeError> {
                 decode_headers(r, headers, e)?;
                 e.body = r.read_bytes()?;
             }
+            // A big batch was received into memory the kernel's copy left out of the
+            // cache, and each event's first byte is a miss the decode waits for. Events
+            // of a batch tend to be alike in size: start loading where the event four
+            // ahead probably begins.
+            r.prefetch(4 * (before - r.remaining()));
         }
     }
 }
