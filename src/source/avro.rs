@@ -15,7 +15,6 @@ use crate::avro_rpc::tls;
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
 use crate::config::ConfigError;
 use bytes::BytesMut;
-use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -300,32 +299,16 @@ impl Drop for Slot {
 }
 
 pub async fn run(l: Listening, ctx: Rc<SourceCtx>) {
-    let listener = tokio_uring::net::TcpListener::from_std(l.listener);
     let cfg = Rc::new(l.cfg);
-    let open = Rc::new(Cell::new(0usize));
-    let closed = Rc::new(crate::channel::LocalNotify::default());
-    loop {
-        let accepted = tokio::select! {
-            _ = ctx.stop.wait() => break,
-            r = listener.accept() => r,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(source = %ctx.name, "accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    super::accept_loop(l.listener, &ctx.clone(), |stream, peer| {
         let now = cfg.open.fetch_add(1, Ordering::Relaxed) + 1;
         let slot = Slot(cfg.open.clone());
         if cfg.max_connections > 0 && now > cfg.max_connections {
             tracing::warn!(source = %ctx.name, %peer, "refusing connection: {} connections already open (threads = {})", now - 1, cfg.max_connections);
-            continue;
+            return None;
         }
-        open.set(open.get() + 1);
-        let (ctx, cfg, open, closed) = (ctx.clone(), cfg.clone(), open.clone(), closed.clone());
-        tokio_uring::spawn(async move {
+        let (ctx, cfg) = (ctx.clone(), cfg.clone());
+        Some(async move {
             let _slot = slot;
             let admitted = match &cfg.ip_rules {
                 Some(rules) => allowed(rules, peer.ip()).await,
@@ -336,14 +319,9 @@ pub async fn run(l: Listening, ctx: Rc<SourceCtx>) {
             } else {
                 tracing::warn!(source = %ctx.name, %peer, "connection refused by ipFilterRules");
             }
-            open.set(open.get() - 1);
-            closed.notify_all();
-        });
-    }
-    drop(listener);
-    while open.get() > 0 {
-        closed.notified().await;
-    }
+        })
+    })
+    .await;
 }
 
 /// As Netty's `SslHandler` default: a client that does not finish its handshake in this

@@ -98,6 +98,47 @@ impl<C: Clone> TcpListening<C> {
     }
 }
 
+/// Accepts connections until the source stops, runs each on its own task (`serve` makes
+/// the task, or `None` to turn the connection away), then waits for the connections still
+/// open to end (they see the stop too) before returning.
+pub async fn accept_loop<F, Fut>(listener: std::net::TcpListener, ctx: &SourceCtx, mut serve: F)
+where
+    F: FnMut(tokio_uring::net::TcpStream, SocketAddr) -> Option<Fut>,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let listener = tokio_uring::net::TcpListener::from_std(listener);
+    let open = Rc::new(std::cell::Cell::new(0usize));
+    let closed = Rc::new(crate::channel::LocalNotify::default());
+    loop {
+        let accepted = tokio::select! {
+            _ = ctx.stop.wait() => break,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(source = %ctx.name, "accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(task) = serve(stream, peer) else {
+            continue;
+        };
+        open.set(open.get() + 1);
+        let (open, closed) = (open.clone(), closed.clone());
+        tokio_uring::spawn(async move {
+            task.await;
+            open.set(open.get() - 1);
+            closed.notify_all();
+        });
+    }
+    drop(listener);
+    while open.get() > 0 {
+        closed.notified().await;
+    }
+}
+
 /// A source of one shard, ready to run.
 pub enum Bound {
     Avro(avro::Listening),

@@ -11,7 +11,6 @@ use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
 use crate::config::ConfigError;
 use crate::event::Event;
 use bytes::{Bytes, BytesMut};
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use tokio_uring::buf::BoundedBuf;
@@ -77,36 +76,12 @@ pub fn bind(cfg: &NetcatConfig) -> std::io::Result<Listening> {
 const READ_SIZE: usize = 64 * 1024;
 
 pub async fn run(l: Listening, ctx: Rc<SourceCtx>) {
-    let listener = tokio_uring::net::TcpListener::from_std(l.listener);
     let cfg = Rc::new(l.cfg);
-    let open = Rc::new(Cell::new(0usize));
-    let closed = Rc::new(crate::channel::LocalNotify::default());
-    loop {
-        let accepted = tokio::select! {
-            _ = ctx.stop.wait() => break,
-            r = listener.accept() => r,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                open.set(open.get() + 1);
-                let (ctx, cfg, open, closed) =
-                    (ctx.clone(), cfg.clone(), open.clone(), closed.clone());
-                tokio_uring::spawn(async move {
-                    connection(stream, peer, &cfg, &ctx).await;
-                    open.set(open.get() - 1);
-                    closed.notify_all();
-                });
-            }
-            Err(e) => {
-                tracing::warn!(source = %ctx.name, "accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
-    }
-    drop(listener);
-    while open.get() > 0 {
-        closed.notified().await;
-    }
+    super::accept_loop(l.listener, &ctx.clone(), |stream, peer| {
+        let (ctx, cfg) = (ctx.clone(), cfg.clone());
+        Some(async move { connection(stream, peer, &cfg, &ctx).await })
+    })
+    .await;
 }
 
 /// Why a connection ended early, as told to the client.
