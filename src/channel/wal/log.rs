@@ -78,7 +78,14 @@ pub struct Log {
     pub blocking_rolls: u64,
     /// Put frames encoded for one `pwrite` (kept for its capacity).
     stage: Vec<u8>,
+    /// When the active segment became active, and how fast (bytes/s) the one before it
+    /// was filled: what `zero_spares` goes by.
+    active_since: std::time::Instant,
+    fill_rate: Option<u64>,
 }
+
+/// Below this fill rate (bytes/s) spares are zero-filled (see `segment::ZERO_CHUNK`).
+const ZERO_FILL_BELOW: u64 = 64 << 20;
 
 const TRIM_STEP: usize = 4 << 20;
 
@@ -117,7 +124,16 @@ impl Log {
             dir_dirty: false,
             blocking_rolls: 0,
             stage: Vec::new(),
+            active_since: std::time::Instant::now(),
+            fill_rate: None,
         }
+    }
+
+    /// Whether the next spare should be zero-filled: while the log fills segments slower
+    /// than `ZERO_FILL_BELOW` (or has not filled one yet), the journal commit each sync
+    /// saves is worth more than the segment's worth of writes zero-filling costs.
+    pub fn zero_spares(&self) -> bool {
+        self.fill_rate.is_none_or(|r| r < ZERO_FILL_BELOW)
     }
 
     pub fn active(&self) -> &Rc<Seg> {
@@ -169,10 +185,18 @@ impl Log {
             Some(s) => s,
             None => {
                 self.blocking_rolls += 1;
-                let file = SegmentFile::create(&self.dir, self.shard, start, self.segment_size)?;
+                // On the loop: no zero-filling here, it would stall every connection.
+                let file =
+                    SegmentFile::create(&self.dir, self.shard, start, self.segment_size, false)?;
                 Seg::new(file, None)?
             }
         };
+        let now = std::time::Instant::now();
+        self.fill_rate = Some(
+            (self.active().file.len() as f64 / (now - self.active_since).as_secs_f64().max(1e-6))
+                as u64,
+        );
+        self.active_since = now;
         self.want_spare.notify_all();
         let old = self.active().clone();
         self.dirty.push(old);

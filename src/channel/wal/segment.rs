@@ -19,9 +19,11 @@
 use memmap2::MmapRaw;
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tokio_uring::buf::BoundedBuf;
 
 pub const HEADER_LEN: usize = 64;
 /// The unit `unmap_pages` works in.
@@ -29,6 +31,17 @@ pub const PAGE: usize = 4096;
 const MAGIC: &[u8; 8] = b"FFWALSEG";
 const VERSION: u32 = 1;
 pub const SUFFIX: &str = ".wal";
+
+/// Zero-filling writes a segment's blocks before the log appends to them. `fallocate`
+/// leaves its blocks as unwritten extents, and the first write into each turns it into a
+/// written one: a metadata change that makes every `fdatasync` commit the filesystem's
+/// journal. Into zero-filled blocks an `fdatasync` only writes the data and flushes: on
+/// this VM's ext4, 8,294 against 4,685 append+fdatasync rounds per second at 12.8 KB, and
+/// 5,979 against 3,594 at 128 KB. It costs a write of the whole segment (through the page
+/// cache, so appends never read a block back), so the log asks for it only while it fills
+/// segments slowly enough for the sync latency, not the disk's bandwidth, to be what
+/// bounds it (`Log::zero_spares`).
+pub const ZERO_CHUNK: usize = 1 << 20;
 pub const SPARE_SUFFIX: &str = ".spare";
 
 pub fn file_name(start: u64) -> String {
@@ -132,9 +145,16 @@ impl SegmentFile {
         self.start + self.map.len() as u64
     }
 
-    /// Creates, preallocates and maps a new segment, makes its existence durable (file
-    /// and directory synced) and writes its header. Blocking: once per segment.
-    pub fn create(dir: &Path, shard: u32, start: u64, len: usize) -> io::Result<SegmentFile> {
+    /// Creates, preallocates (zero-filled when `zero`, see `ZERO_CHUNK`) and maps a new
+    /// segment, makes its existence durable (file and directory synced) and writes its
+    /// header. Blocking: once per segment.
+    pub fn create(
+        dir: &Path,
+        shard: u32,
+        start: u64,
+        len: usize,
+        zero: bool,
+    ) -> io::Result<SegmentFile> {
         let path = dir.join(file_name(start));
         let file = OpenOptions::new()
             .read(true)
@@ -151,6 +171,12 @@ impl SegmentFile {
                     return Err(e);
                 }
                 file.set_len(len as u64)?;
+            }
+            if zero {
+                let zeros = vec![0u8; ZERO_CHUNK];
+                for off in (0..len).step_by(ZERO_CHUNK) {
+                    file.write_all_at(&zeros[..ZERO_CHUNK.min(len - off)], off as u64)?;
+                }
             }
             let map = MmapRaw::map_raw(&file)?;
             let header = encode_header(shard, start);
@@ -182,6 +208,7 @@ impl SegmentFile {
         shard: u32,
         start: u64,
         len: usize,
+        zero: bool,
     ) -> io::Result<(SegmentFile, tokio_uring::fs::File)> {
         let path = dir.join(spare_name(start));
         let uring = tokio_uring::fs::OpenOptions::new()
@@ -202,6 +229,15 @@ impl SegmentFile {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => file.set_len(len as u64)?,
                 Err(e) => return Err(e),
+            }
+            if zero {
+                let mut zeros = vec![0u8; ZERO_CHUNK];
+                for off in (0..len).step_by(ZERO_CHUNK) {
+                    let n = ZERO_CHUNK.min(len - off);
+                    let (r, slice) = uring.write_all_at(zeros.slice(..n), off as u64).await;
+                    zeros = slice.into_inner();
+                    r?;
+                }
             }
             let map = MmapRaw::map_raw(&file)?;
             let header = encode_header(shard, start);

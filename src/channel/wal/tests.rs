@@ -3,6 +3,7 @@
 //! segment deletion and orphan adoption.
 
 use super::config::WalConfig;
+use super::segment::{self, SegmentFile};
 use super::tools;
 use super::WalChannel;
 use crate::channel::{Channel, ChannelError};
@@ -632,4 +633,46 @@ fn pages_sinks_have_read_leave_the_resident_set_and_a_rollback_still_reads_them(
         // 16 MiB were written and read; without trimming all of it stays resident.
         assert!(kb < 5 * 1024, "{kb} kB of the segment still mapped");
     });
+}
+
+/// `filefrag -v` of a file, or why it cannot tell extents apart here.
+fn extents(path: &Path) -> Result<String, String> {
+    let out = std::process::Command::new("filefrag")
+        .arg("-v")
+        .arg(path)
+        .output()
+        .map_err(|e| format!("no filefrag ({e})"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() || !text.contains("ext:") {
+        return Err(format!("filefrag cannot map extents here: {text}"));
+    }
+    Ok(text)
+}
+
+#[test]
+fn zero_filled_spares_have_no_unwritten_extents() {
+    let root = tempfile::tempdir().unwrap();
+    let (zeroed, plain) = tokio_uring::start(async {
+        let a = SegmentFile::create_spare(root.path(), 0, 0, 4 << 20, true)
+            .await
+            .unwrap();
+        let b = SegmentFile::create_spare(root.path(), 0, 4 << 20, 4 << 20, false)
+            .await
+            .unwrap();
+        (a.0.path, b.0.path)
+    });
+    let (zeroed, plain) = match (extents(&zeroed), extents(&plain)) {
+        (Ok(z), Ok(p)) => (z, p),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("skipped: {e}");
+            return;
+        }
+    };
+    if !plain.contains("unwritten") {
+        eprintln!("skipped: this filesystem's fallocate leaves no unwritten extents:\n{plain}");
+        return;
+    }
+    assert!(!zeroed.contains("unwritten"), "{zeroed}");
+    let data = std::fs::read(root.path().join(segment::spare_name(0))).unwrap();
+    assert!(data[segment::HEADER_LEN..].iter().all(|&b| b == 0));
 }
