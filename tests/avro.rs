@@ -17,48 +17,6 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn receiver_conf(port: u16, extra: &str) -> String {
-    format!(
-        "a1.sources = r1
-a1.channels = c1
-a1.sinks = k1
-a1.sources.r1.type = avro
-a1.sources.r1.bind = 127.0.0.1
-a1.sources.r1.port = {port}
-a1.sources.r1.channels = c1
-a1.channels.c1.type = memory
-a1.channels.c1.capacity = 200000
-a1.channels.c1.transactionCapacity = 1000
-a1.sinks.k1.type = file_roll
-a1.sinks.k1.sink.directory = {{dir}}/out
-a1.sinks.k1.sink.batchSize = 1000
-a1.sinks.k1.sink.rollInterval = 0
-a1.sinks.k1.channel = c1
-{extra}"
-    )
-}
-
-fn sender_conf(port: u16, total: u64, extra: &str) -> String {
-    format!(
-        "s1.sources = r1
-s1.channels = c1
-s1.sinks = k1
-s1.sources.r1.type = seq
-s1.sources.r1.totalEvents = {total}
-s1.sources.r1.batchSize = 500
-s1.sources.r1.channels = c1
-s1.channels.c1.type = memory
-s1.channels.c1.capacity = 10000
-s1.channels.c1.transactionCapacity = 1000
-s1.sinks.k1.type = avro
-s1.sinks.k1.hostname = 127.0.0.1
-s1.sinks.k1.port = {port}
-s1.sinks.k1.batch-size = 300
-s1.sinks.k1.channel = c1
-{extra}"
-    )
-}
-
 /// Waits until `dir` holds `n` lines, then checks they are exactly 0..n.
 fn expect_sequence(dir: &std::path::Path, n: u64) {
     wait_until(Duration::from_secs(60), "every event in the output", || {

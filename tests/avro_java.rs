@@ -11,24 +11,28 @@ use java_peer::{flume_lib, keytool_stores, JavaProc, KEYSTORE_PASSWORD, TRUSTSTO
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-fn receiver_conf(port: u16, extra: &str) -> String {
+/// A Java agent `j2`: seq source of 20,000 events → memory → avro sink to `port` with
+/// `compression`; `extra` lines are appended.
+fn java_sender_conf(port: u16, compression: &str, extra: &str) -> String {
     format!(
-        "a1.sources = r1
-a1.channels = c1
-a1.sinks = k1
-a1.sources.r1.type = avro
-a1.sources.r1.bind = 127.0.0.1
-a1.sources.r1.port = {port}
-a1.sources.r1.channels = c1
-a1.channels.c1.type = memory
-a1.channels.c1.capacity = 200000
-a1.channels.c1.transactionCapacity = 1000
-a1.sinks.k1.type = file_roll
-a1.sinks.k1.sink.directory = {{dir}}/out
-a1.sinks.k1.sink.batchSize = 1000
-a1.sinks.k1.sink.rollInterval = 0
-a1.sinks.k1.channel = c1
-{extra}"
+        "j2.sources = r1
+j2.channels = c1
+j2.sinks = k1
+j2.sources.r1.type = seq
+j2.sources.r1.totalEvents = 20000
+j2.sources.r1.batchSize = 100
+j2.sources.r1.channels = c1
+j2.channels.c1.type = memory
+j2.channels.c1.capacity = 10000
+j2.channels.c1.transactionCapacity = 1000
+j2.sinks.k1.type = avro
+j2.sinks.k1.hostname = 127.0.0.1
+j2.sinks.k1.port = {port}
+j2.sinks.k1.batch-size = 250
+j2.sinks.k1.compression-type = {compression}
+j2.sinks.k1.channel = c1
+{extra}
+"
     )
 }
 
@@ -127,26 +131,7 @@ fn java_agent_to_flume_fast(compression: &str) {
         ),
         &["--cores", "2"],
     );
-    let conf = format!(
-        "j2.sources = r1
-j2.channels = c1
-j2.sinks = k1
-j2.sources.r1.type = seq
-j2.sources.r1.totalEvents = 20000
-j2.sources.r1.batchSize = 100
-j2.sources.r1.channels = c1
-j2.channels.c1.type = memory
-j2.channels.c1.capacity = 10000
-j2.channels.c1.transactionCapacity = 1000
-j2.sinks.k1.type = avro
-j2.sinks.k1.hostname = 127.0.0.1
-j2.sinks.k1.port = {port}
-j2.sinks.k1.batch-size = 250
-j2.sinks.k1.compression-type = {compression}
-j2.sinks.k1.compression-level = 4
-j2.sinks.k1.channel = c1
-"
-    );
+    let conf = java_sender_conf(port, compression, "j2.sinks.k1.compression-level = 4");
     let _java = JavaProc::agent(&lib, agent.dir.path(), "j2", &conf);
     let lines = wait_for_lines(&agent.path("out"), 20_000);
     assert!(agent.stop().success());
@@ -176,24 +161,10 @@ fn flume_fast_to_java_agent(compression: &str) {
         &java_receiver_conf(port, &out, compression),
     );
     java.wait_for_log("Avro source r1 started", Duration::from_secs(120));
-    let conf = format!(
-        "s1.sources = r1
-s1.channels = c1
-s1.sinks = k1
-s1.sources.r1.type = seq
-s1.sources.r1.totalEvents = 20000
-s1.sources.r1.batchSize = 500
-s1.sources.r1.channels = c1
-s1.channels.c1.type = memory
-s1.channels.c1.capacity = 10000
-s1.channels.c1.transactionCapacity = 1000
-s1.sinks.k1.type = avro
-s1.sinks.k1.hostname = 127.0.0.1
-s1.sinks.k1.port = {port}
-s1.sinks.k1.batch-size = 300
-s1.sinks.k1.compression-type = {compression}
-s1.sinks.k1.channel = c1
-"
+    let conf = sender_conf(
+        port,
+        20_000,
+        &format!("s1.sinks.k1.compression-type = {compression}"),
     );
     let mut sender = Agent::start(&conf, &[]);
     let lines = wait_for_lines(&out, 20_000);
@@ -272,29 +243,16 @@ a1.sources.r1.keystore-type = PKCS12",
         ),
         &["--cores", "2"],
     );
-    let conf = format!(
-        "j2.sources = r1
-j2.channels = c1
-j2.sinks = k1
-j2.sources.r1.type = seq
-j2.sources.r1.totalEvents = 20000
-j2.sources.r1.batchSize = 100
-j2.sources.r1.channels = c1
-j2.channels.c1.type = memory
-j2.channels.c1.capacity = 10000
-j2.channels.c1.transactionCapacity = 1000
-j2.sinks.k1.type = avro
-j2.sinks.k1.hostname = 127.0.0.1
-j2.sinks.k1.port = {port}
-j2.sinks.k1.batch-size = 250
-j2.sinks.k1.compression-type = {compression}
-j2.sinks.k1.ssl = true
+    let conf = java_sender_conf(
+        port,
+        compression,
+        &format!(
+            "j2.sinks.k1.ssl = true
 j2.sinks.k1.truststore = {}
 j2.sinks.k1.truststore-password = {TRUSTSTORE_PASSWORD}
-j2.sinks.k1.truststore-type = JKS
-j2.sinks.k1.channel = c1
-",
-        stores.truststore_jks.display()
+j2.sinks.k1.truststore-type = JKS",
+            stores.truststore_jks.display()
+        ),
     );
     let java = JavaProc::agent(&lib, agent.dir.path(), "j2", &conf);
     let lines = wait_for_lines(&agent.path("out"), 20_000);
@@ -338,29 +296,17 @@ j1.sources.r1.keystore-type = PKCS12
         );
     let java = JavaProc::agent(&lib, dir.path(), "j1", &conf);
     java.wait_for_log("Avro source r1 started", Duration::from_secs(120));
-    let conf = format!(
-        "s1.sources = r1
-s1.channels = c1
-s1.sinks = k1
-s1.sources.r1.type = seq
-s1.sources.r1.totalEvents = 20000
-s1.sources.r1.batchSize = 500
-s1.sources.r1.channels = c1
-s1.channels.c1.type = memory
-s1.channels.c1.capacity = 10000
-s1.channels.c1.transactionCapacity = 1000
-s1.sinks.k1.type = avro
-s1.sinks.k1.hostname = 127.0.0.1
-s1.sinks.k1.port = {port}
-s1.sinks.k1.batch-size = 300
-s1.sinks.k1.compression-type = {compression}
+    let conf = sender_conf(
+        port,
+        20_000,
+        &format!(
+            "s1.sinks.k1.compression-type = {compression}
 s1.sinks.k1.ssl = true
 s1.sinks.k1.truststore = {}
 s1.sinks.k1.truststore-password = {TRUSTSTORE_PASSWORD}
-s1.sinks.k1.truststore-type = PKCS12
-s1.sinks.k1.channel = c1
-",
-        stores.truststore_p12.display()
+s1.sinks.k1.truststore-type = PKCS12",
+            stores.truststore_p12.display()
+        ),
     );
     let mut sender = Agent::start(&conf, &[]);
     let lines = wait_for_lines(&out, 20_000);

@@ -48,54 +48,31 @@ fn stores() -> Stores {
 }
 
 fn receiver_conf(port: u16, s: &Stores, extra: &str) -> String {
-    format!(
-        "a1.sources = r1
-a1.channels = c1
-a1.sinks = k1
-a1.sources.r1.type = avro
-a1.sources.r1.bind = 127.0.0.1
-a1.sources.r1.port = {port}
-a1.sources.r1.channels = c1
-a1.sources.r1.ssl = true
+    common::receiver_conf(
+        port,
+        &format!(
+            "a1.sources.r1.ssl = true
 a1.sources.r1.keystore = {}
 a1.sources.r1.keystore-password = {KS_PASS}
 a1.sources.r1.keystore-type = PKCS12
-a1.channels.c1.type = memory
-a1.channels.c1.capacity = 200000
-a1.channels.c1.transactionCapacity = 1000
-a1.sinks.k1.type = file_roll
-a1.sinks.k1.sink.directory = {{dir}}/out
-a1.sinks.k1.sink.batchSize = 1000
-a1.sinks.k1.sink.rollInterval = 0
-a1.sinks.k1.channel = c1
 {extra}",
-        s.keystore.display()
+            s.keystore.display()
+        ),
     )
 }
 
 fn sender_conf(port: u16, total: u64, s: &Stores, extra: &str) -> String {
-    format!(
-        "s1.sources = r1
-s1.channels = c1
-s1.sinks = k1
-s1.sources.r1.type = seq
-s1.sources.r1.totalEvents = {total}
-s1.sources.r1.batchSize = 500
-s1.sources.r1.channels = c1
-s1.channels.c1.type = memory
-s1.channels.c1.capacity = 10000
-s1.channels.c1.transactionCapacity = 1000
-s1.sinks.k1.type = avro
-s1.sinks.k1.hostname = 127.0.0.1
-s1.sinks.k1.port = {port}
-s1.sinks.k1.batch-size = 300
-s1.sinks.k1.ssl = true
+    common::sender_conf(
+        port,
+        total,
+        &format!(
+            "s1.sinks.k1.ssl = true
 s1.sinks.k1.truststore = {}
 s1.sinks.k1.truststore-password = {TS_PASS}
 s1.sinks.k1.truststore-type = PKCS12
-s1.sinks.k1.channel = c1
 {extra}",
-        s.truststore.display()
+            s.truststore.display()
+        ),
     )
 }
 

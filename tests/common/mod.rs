@@ -238,3 +238,49 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// An agent `a1`: avro source on `port` → memory → file_roll into `{dir}/out`; `extra`
+/// lines are appended (they may add source keys, such as TLS).
+pub fn receiver_conf(port: u16, extra: &str) -> String {
+    format!(
+        "a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = avro
+a1.sources.r1.bind = 127.0.0.1
+a1.sources.r1.port = {port}
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 200000
+a1.channels.c1.transactionCapacity = 1000
+a1.sinks.k1.type = file_roll
+a1.sinks.k1.sink.directory = {{dir}}/out
+a1.sinks.k1.sink.batchSize = 1000
+a1.sinks.k1.sink.rollInterval = 0
+a1.sinks.k1.channel = c1
+{extra}"
+    )
+}
+
+/// An agent `s1`: seq source of `total` events → memory → avro sink to `port`; `extra`
+/// lines are appended.
+pub fn sender_conf(port: u16, total: u64, extra: &str) -> String {
+    format!(
+        "s1.sources = r1
+s1.channels = c1
+s1.sinks = k1
+s1.sources.r1.type = seq
+s1.sources.r1.totalEvents = {total}
+s1.sources.r1.batchSize = 500
+s1.sources.r1.channels = c1
+s1.channels.c1.type = memory
+s1.channels.c1.capacity = 10000
+s1.channels.c1.transactionCapacity = 1000
+s1.sinks.k1.type = avro
+s1.sinks.k1.hostname = 127.0.0.1
+s1.sinks.k1.port = {port}
+s1.sinks.k1.batch-size = 300
+s1.sinks.k1.channel = c1
+{extra}"
+    )
+}
