@@ -21,9 +21,11 @@ use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
 const READ_SIZE: usize = 64 * 1024;
-/// The receive buffer grows to a few frames' worth for connections that send big batches,
+/// The receive buffer grows to two frames' worth for connections that send big batches,
 /// so a frame is read into one buffer instead of being copied into a larger one read after
-/// read; idle and small-batch connections keep the small buffer.
+/// read; idle and small-batch connections keep the small buffer. A read wants room for
+/// a whole frame (half the read size); four frames' worth only held more memory out of
+/// the cache: S1 8x1000x1 KiB peaked at 52 MB instead of 41, and ran slower.
 const MAX_READ_SIZE: usize = 4 << 20;
 /// Output handed over per inflate step: bounds what one small compressed read can become
 /// before the next layer has looked at it.
@@ -156,7 +158,7 @@ impl Conn {
         loop {
             if let Some(frame) = self.dec.decode(&mut self.plain)? {
                 let len: usize = frame.buffers.iter().map(|b| b.len() + 4).sum();
-                self.read_size = (len * 4).clamp(READ_SIZE, MAX_READ_SIZE);
+                self.read_size = (len * 2).clamp(READ_SIZE, MAX_READ_SIZE);
                 return Ok(Some(frame));
             }
             match self.pump() {
@@ -280,7 +282,7 @@ impl Conn {
     async fn read_wire(&mut self) -> io::Result<usize> {
         let read_size = self.read_size;
         let target = self.wire_input();
-        if target.capacity() - target.len() < read_size / 4 {
+        if target.capacity() - target.len() < read_size / 2 {
             target.reserve(read_size);
         }
         let owned = std::mem::take(target);
