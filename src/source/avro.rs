@@ -300,7 +300,7 @@ impl Drop for Slot {
 
 pub async fn run(l: Listening, ctx: Rc<SourceCtx>) {
     let cfg = Rc::new(l.cfg);
-    super::accept_loop(l.listener, &ctx.clone(), |stream, peer| {
+    super::accept_loop(l.listener, &ctx, |stream, peer| {
         let now = cfg.open.fetch_add(1, Ordering::Relaxed) + 1;
         let slot = Slot(cfg.open.clone());
         if cfg.max_connections > 0 && now > cfg.max_connections {

@@ -77,7 +77,7 @@ const READ_SIZE: usize = 64 * 1024;
 
 pub async fn run(l: Listening, ctx: Rc<SourceCtx>) {
     let cfg = Rc::new(l.cfg);
-    super::accept_loop(l.listener, &ctx.clone(), |stream, peer| {
+    super::accept_loop(l.listener, &ctx, |stream, peer| {
         let (ctx, cfg) = (ctx.clone(), cfg.clone());
         Some(async move { connection(stream, peer, &cfg, &ctx).await })
     })

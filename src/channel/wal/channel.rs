@@ -397,22 +397,13 @@ impl WalChannel {
     }
 
     /// The LSN below which no one reads the log any more: the oldest of the queue's
-    /// front, the open takes and the puts waiting for their sync; `None` when all of
-    /// them are empty.
+    /// front, the open takes and the puts waiting for their sync; `None` (everything
+    /// written) when none of them holds a page.
     fn trim_bound(s: &Inner) -> Option<u64> {
         let front = s.queue.front_ptr().and_then(|p| s.log.lsn_of(p));
         let taken = s.takes.values().filter_map(|t| t.lowest);
         let pending = s.pending.values().map(|p| p.2);
-        front
-            .into_iter()
-            .chain(taken)
-            .chain(pending)
-            .min()
-            .or_else(|| {
-                // Events whose bodies are all empty hold no page; nothing else does either.
-                (s.queue.is_empty() && s.takes.is_empty() && s.pending.is_empty())
-                    .then(|| s.log.written_lsn())
-            })
+        front.into_iter().chain(taken).chain(pending).min()
     }
 
     pub fn take_from(self: &Rc<Self>, max: usize) -> TakeTx {

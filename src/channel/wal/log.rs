@@ -89,9 +89,10 @@ const ZERO_FILL_BELOW: u64 = 64 << 20;
 
 const TRIM_STEP: usize = 4 << 20;
 
-/// How far below the last trim a trim starts again. A read fault maps the page cache's
-/// pages around the faulting one (fault-around, whole folios), some of them before it:
-/// the first read past a trim maps part of the trimmed range again.
+/// How far below the last trim a trim starts again. A read fault maps the cached pages
+/// of an aligned window around the faulting one (fault-around, 64 KiB by default), some
+/// of them before it, so the first read past a trim maps part of the trimmed range
+/// again; the slack leaves room for larger windows.
 const REFAULT_SLACK: usize = 2 << 20;
 
 /// Staging capacity kept between appends; a larger batch's buffer is freed after use.

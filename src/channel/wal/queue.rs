@@ -109,6 +109,7 @@ impl Queue {
         self.len
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -130,13 +131,19 @@ impl Queue {
         }
     }
 
-    /// Queues a put batch: `events` are seqs `first..`, their frames in `spans`.
+    /// Queues a put batch: `events` are seqs `first..`, their frames in `spans`, which
+    /// cover the batch in order (one span per segment it was written into).
     pub fn push_batch(&mut self, first: u64, events: Vec<Event>, spans: Vec<Span>) {
-        let mut events: Vec<Option<Event>> = events.into_iter().map(Some).collect();
+        let total = events.len();
+        let mut events = events.into_iter();
+        let mut covered = 0;
         for s in spans {
-            let headers: VecDeque<Headers> = events[s.first..s.first + s.count]
-                .iter_mut()
-                .filter_map(|e| e.take().map(|e| e.headers).filter(|h| !h.is_empty()))
+            debug_assert_eq!(s.first, covered, "spans cover the batch in order");
+            let headers: VecDeque<Headers> = events
+                .by_ref()
+                .take(s.count)
+                .map(|e| e.headers)
+                .filter(|h| !h.is_empty())
                 .collect();
             self.insert(Run::Frames {
                 seq: first + s.first as u64,
@@ -145,13 +152,9 @@ impl Queue {
                 frames: s.frames,
                 headers: (!headers.is_empty()).then(|| Box::new(headers)),
             });
+            covered += s.count;
         }
-        // Events no span covers (none, as the log writes them today) queue one by one.
-        for (i, e) in events.into_iter().enumerate() {
-            if let Some(e) = e {
-                self.push_one(first + i as u64, e);
-            }
-        }
+        debug_assert_eq!(covered, total, "spans cover the whole batch");
     }
 
     /// Queues one event whose frame is not known.
