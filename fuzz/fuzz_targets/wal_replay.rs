@@ -5,9 +5,9 @@
 
 use bytes::Bytes;
 use flume_fast::channel::wal::checkpoint::Checkpoint;
-use flume_fast::channel::wal::record::Scanner;
+use flume_fast::channel::wal::record::{Framing, Scanner};
 use flume_fast::channel::wal::replay::{replay, SegmentInput};
-use flume_fast::channel::wal::segment::{encode_header, HEADER_LEN};
+use flume_fast::channel::wal::segment::{check_header, encode_header_version, HEADER_LEN};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,7 +15,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // Mode bit 0: give each segment a valid header so the fuzzer reaches the frames.
-    // Mode bit 1: split off a checkpoint from the front. Bits 2..: number of segments.
+    // Mode bit 1: split off a checkpoint from the front. Bits 2..3: number of segments.
+    // Bit 4: a version 1 header (frames without their LSN) instead of the current one.
     let (ckpt, rest) = if mode & 2 != 0 && rest.len() >= 2 {
         let n = (usize::from(rest[0]) << 8 | usize::from(rest[1])).min(rest.len() - 2);
         (Checkpoint::decode(&rest[2..2 + n]).ok(), &rest[2 + n..])
@@ -23,17 +24,21 @@ fuzz_target!(|data: &[u8]| {
         (None, rest)
     };
     let parts = usize::from(mode >> 2) % 4 + 1;
+    let version = if mode & 16 != 0 { 1 } else { 2 };
     let chunk = rest.len().div_ceil(parts).max(1);
     let mut segs = Vec::new();
     let mut start = 0u64;
     for piece in rest.chunks(chunk) {
         let mut bytes = Vec::with_capacity(HEADER_LEN + piece.len());
         if mode & 1 != 0 {
-            bytes.extend_from_slice(&encode_header(0, start));
+            bytes.extend_from_slice(&encode_header_version(version, 0, start));
         }
         bytes.extend_from_slice(piece);
         let len = bytes.len() as u64;
-        for _ in Scanner::new(&bytes, HEADER_LEN.min(bytes.len())) {}
+        let framing = check_header(&bytes).map_or(Framing::V1, |(_, f)| f);
+        let mut scan = Scanner::new(&bytes, HEADER_LEN.min(bytes.len()), framing);
+        for _ in scan.by_ref() {}
+        assert!(scan.end() <= bytes.len());
         segs.push(SegmentInput {
             start,
             name: format!("{start:020}.wal"),

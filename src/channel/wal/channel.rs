@@ -22,7 +22,7 @@
 use super::checkpoint::{self, Checkpoint};
 use super::config::WalConfig;
 use super::layout::{self, DirLock, LayoutError};
-use super::log::{Log, Seg};
+use super::log::{Log, Seg, FREE_KEEP};
 use super::queue::{Queue, Span, Taken};
 use super::record::{self, Record};
 use super::replay::{self, SegmentInput};
@@ -84,6 +84,10 @@ pub struct WalChannel {
     synced: LocalNotify,
     wake_syncer: LocalNotify,
     stop_tasks: LocalNotify,
+    /// Asks the checkpointer for a checkpoint now, to free a consumed segment for reuse.
+    want_checkpoint: LocalNotify,
+    /// `log.rolls` when the last such request was made: one per roll at most.
+    early_checkpoint_at: Cell<u64>,
     closing: Cell<bool>,
     /// Set at the end of close: background tasks end.
     stopped: Cell<bool>,
@@ -150,7 +154,9 @@ impl WalChannel {
                 .map_err(io_at(&data_dir))?;
             segs.push_back(Seg::new(f, None).map_err(io_at(&data_dir))?);
         }
-        let log = Log::new(data_dir.clone(), shard as u32, cfg.segment_size, segs, pos);
+        let mut log = Log::new(data_dir.clone(), shard as u32, cfg.segment_size, segs, pos);
+        log.free =
+            segment::take_free(&data_dir, cfg.segment_size, FREE_KEEP).map_err(io_at(&data_dir))?;
         let replayed = r.live.len();
         let mut queue = Queue::default();
         for (seq, e) in r.live.into_queue() {
@@ -179,6 +185,8 @@ impl WalChannel {
             synced: LocalNotify::default(),
             wake_syncer: LocalNotify::default(),
             stop_tasks: LocalNotify::default(),
+            want_checkpoint: LocalNotify::default(),
+            early_checkpoint_at: Cell::new(0),
             closing: Cell::new(false),
             stopped: Cell::new(false),
             checkpointing: Cell::new(false),
@@ -459,6 +467,12 @@ impl WalChannel {
         }
         let bound = Self::trim_bound(&s);
         s.log.trim_consumed(bound);
+        // The oldest segment is all read: a checkpoint now frees it for the next spare,
+        // rather than a new file's worth of page cache being allocated (see `segment`).
+        if s.log.rolls > self.early_checkpoint_at.get() && s.log.oldest_consumed(bound) {
+            self.early_checkpoint_at.set(s.log.rolls);
+            self.want_checkpoint.notify_all();
+        }
         drop(s);
         self.space.notify_all();
     }
@@ -517,19 +531,21 @@ impl WalChannel {
         let (c, min_live) = self.snapshot();
         self.inner.borrow_mut().synced_lsn = c.position;
         checkpoint::write_blocking(&self.ckpt_dir, &c)?;
-        for p in self
+        for seg in self
             .inner
             .borrow_mut()
             .log
             .drop_consumed(c.position, min_live)
         {
-            std::fs::remove_file(&p).map_err(io_at(&p))?;
+            let p = &seg.file.path;
+            std::fs::remove_file(p).map_err(io_at(p))?;
         }
         Ok(())
     }
 
     /// Writes a checkpoint: snapshot, sync the log up to it, write the file atomically,
-    /// then delete the segments it made unnecessary.
+    /// then give up the segments it made unnecessary: kept as free segments for reuse
+    /// (see `segment`), up to `FREE_KEEP`, else deleted.
     pub async fn checkpoint(&self) -> Result<(), String> {
         if self.checkpointing.replace(true) {
             return Ok(());
@@ -541,10 +557,36 @@ impl WalChannel {
                 .await
                 .map_err(|e| e.to_string())?;
             let gone = self.inner.borrow_mut().log.drop_consumed(c.position, min_live);
-            for p in gone {
-                if let Err(e) = tokio_uring::fs::remove_file(&p).await {
-                    tracing::warn!(channel = %self.name, "cannot delete consumed segment {}: {e}", p.display());
+            let mut kept = false;
+            for seg in gone {
+                let (dir, keep) = {
+                    let s = self.inner.borrow();
+                    let keep =
+                        s.log.free.len() < FREE_KEEP && seg.reusable(self.cfg.segment_size);
+                    (s.log.dir.clone(), keep)
+                };
+                let (path, start) = (seg.file.path.clone(), seg.file.start);
+                drop(seg);
+                if keep {
+                    let to = dir.join(segment::free_name(start));
+                    match tokio_uring::fs::rename(&path, &to).await {
+                        Ok(()) => {
+                            self.inner.borrow_mut().log.free.push(to);
+                            kept = true;
+                            continue;
+                        }
+                        Err(e) => tracing::warn!(channel = %self.name, "cannot keep consumed segment {} for reuse: {e}", path.display()),
+                    }
                 }
+                if let Err(e) = tokio_uring::fs::remove_file(&path).await {
+                    tracing::warn!(channel = %self.name, "cannot delete consumed segment {}: {e}", path.display());
+                }
+            }
+            if kept {
+                // Before a free segment is reused its old name must be gone for good, so a
+                // crash never finds a segment under a name its new header contradicts.
+                let dir = self.inner.borrow().log.dir.clone();
+                sync_dir(&dir).await.map_err(|e| e.to_string())?;
             }
             Ok(())
         }
@@ -739,7 +781,8 @@ async fn preallocator(chan: Rc<WalChannel>) {
             return;
         }
         let job = {
-            let s = chan.inner.borrow();
+            let mut s = chan.inner.borrow_mut();
+            let free = s.log.spare.is_none().then(|| s.log.free.pop()).flatten();
             s.log.spare.is_none().then(|| {
                 (
                     s.log.dir.clone(),
@@ -747,11 +790,24 @@ async fn preallocator(chan: Rc<WalChannel>) {
                     s.log.active().file.end_lsn(),
                     s.log.segment_size,
                     s.log.zero_spares(),
+                    free,
                 )
             })
         };
-        if let Some((dir, shard, start, size, zero)) = job {
-            match SegmentFile::create_spare(&dir, shard, start, size, zero).await {
+        if let Some((dir, shard, start, size, zero, free)) = job {
+            let made = match free {
+                Some(from) => {
+                    match SegmentFile::reuse_as_spare(&dir, &from, shard, start, size).await {
+                        Ok(spare) => Ok(spare),
+                        Err(e) => {
+                            tracing::warn!(channel = %chan.name, shard = chan.shard, "cannot reuse free segment {} ({e}); making a new one", from.display());
+                            SegmentFile::create_spare(&dir, shard, start, size, zero).await
+                        }
+                    }
+                }
+                None => SegmentFile::create_spare(&dir, shard, start, size, zero).await,
+            };
+            match made {
                 Ok(spare) => {
                     failing = false;
                     let unused = {
@@ -781,8 +837,10 @@ async fn preallocator(chan: Rc<WalChannel>) {
     }
 }
 
-/// Checkpoints every checkpointInterval until the channel closes.
+/// Checkpoints every checkpointInterval, and early when a consumed segment can be freed
+/// for reuse (see `commit_take`), until the channel closes.
 async fn checkpointer(chan: Rc<WalChannel>) {
+    let mut early = chan.want_checkpoint.notified();
     loop {
         let stop = chan.stop_tasks.notified();
         if chan.stopped.get() {
@@ -791,10 +849,13 @@ async fn checkpointer(chan: Rc<WalChannel>) {
         tokio::select! {
             _ = tokio::time::sleep(chan.cfg.checkpoint_interval) => {}
             _ = stop => {}
+            _ = early => {}
         }
         if chan.closing.get() {
             return;
         }
+        // Armed before the checkpoint runs, so a request made during it is not lost.
+        early = chan.want_checkpoint.notified();
         if let Err(e) = chan.checkpoint().await {
             tracing::warn!(channel = %chan.name, shard = chan.shard, "checkpoint failed: {e}");
         }
@@ -844,11 +905,12 @@ fn open_segments(name: &str, shard: usize, dir: &Path) -> Result<Opened, WalErro
             .unwrap_or_default();
         let mut len = f.len();
         // SAFETY: nothing writes to this mapping yet.
-        if i + 1 == count && segment::check_header(unsafe { f.bytes() }).is_ok() {
+        let header = segment::check_header(unsafe { f.bytes() });
+        if let (true, Ok((_, framing))) = (i + 1 == count, header) {
             let (end, torn) = {
                 // SAFETY: as above.
                 let data = unsafe { f.bytes() };
-                let mut scan = record::Scanner::new(data, HEADER_LEN);
+                let mut scan = record::Scanner::new(data, HEADER_LEN, framing);
                 let mut torn = None;
                 for item in scan.by_ref() {
                     if let record::Item::Damaged {
@@ -870,7 +932,8 @@ fn open_segments(name: &str, shard: usize, dir: &Path) -> Result<Opened, WalErro
                 f.sync_blocking().map_err(io_at(&path))?;
             }
             len = end;
-            last_end = Some(end);
+            // A version 1 segment is not appended to: the log goes on in a new one.
+            last_end = (framing != record::Framing::V1).then_some(end);
         }
         inputs.push(SegmentInput {
             start,

@@ -23,7 +23,7 @@ const KEYS: &[KeySpec] = &[
     KeySpec::new("dataDirs", KeyKind::Str, Some("~/.flume/file-channel/data"), "Comma-separated directories for the log segments; shards are spread over them"),
     KeySpec::new("capacity", KeyKind::POSITIVE, Some("1000000"), "Maximum number of events in the channel (split evenly over shards)"),
     KeySpec::new("transactionCapacity", KeyKind::POSITIVE, Some("10000"), "Maximum number of events per put or take transaction"),
-    KeySpec::new("checkpointInterval", KeyKind::POSITIVE, Some("30000"), "Milliseconds between checkpoints"),
+    KeySpec::new("checkpointInterval", KeyKind::POSITIVE, Some("30000"), "Milliseconds between checkpoints (flume-fast also checkpoints when the log rolls past a consumed segment, so it can be reused)"),
     KeySpec::new("maxFileSize", KeyKind::int(65536, 1 << 40), Some(DEFAULT_SEGMENT), "Size of each preallocated, mapped log segment in bytes (Flume's default is 2146435071; flume-fast defaults to 64 MiB, which frees disk sooner)"),
     KeySpec::new("minimumRequiredSpace", KeyKind::NON_NEGATIVE, Some("524288000"), "Puts fail while the data directory's filesystem has less free space than this (bytes); takes go on so sinks can drain"),
     KeySpec::new("keep-alive", KeyKind::NON_NEGATIVE, Some("3"), "Seconds a put waits for space before failing"),

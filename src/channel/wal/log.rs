@@ -1,8 +1,9 @@
 //! The append side of one shard's log: the list of open segments (the last one is
 //! active), appending frames to the active segment, rolling to the next segment when it
 //! is full (the spare made ahead of time when there is one, else a blocking creation),
-//! handing out what a group sync must cover, and deleting the consumed prefix after a
-//! checkpoint. Single-threaded; the channel owns it.
+//! handing out what a group sync must cover, and giving up the consumed prefix after a
+//! checkpoint (kept as free segments for reuse, see `segment`). Single-threaded; the
+//! channel owns it.
 //!
 //! Frames are encoded into a staging buffer and written with `pwrite`, not stored through
 //! the mapping (which is only read). A page dirtied through a shared mapping must be
@@ -52,6 +53,12 @@ impl Seg {
         })
     }
 
+    /// Whether this segment can be reused for a log of `segment_size` segments: it has
+    /// that size and no body read from it is still alive anywhere.
+    pub fn reusable(&self, segment_size: usize) -> bool {
+        self.file.len() == segment_size && std::sync::Arc::strong_count(&self.file.map) == 1
+    }
+
     fn saw_seq(&self, seq: u64) {
         self.max_seq
             .set(Some(self.max_seq.get().map_or(seq, |m| m.max(seq))));
@@ -82,7 +89,16 @@ pub struct Log {
     /// was filled: what `zero_spares` goes by.
     active_since: std::time::Instant,
     fill_rate: Option<u64>,
+    /// Consumed segment files kept for reuse as spares (at most `FREE_KEEP`).
+    pub free: Vec<PathBuf>,
+    /// Rolls so far (the channel checkpoints early when one leaves a consumed segment).
+    pub rolls: u64,
 }
+
+/// Free segments a shard keeps for reuse; more are deleted. One is used per roll and a
+/// checkpoint after each roll frees about one, so two cover a sink that keeps up; a
+/// backlog drained all at once frees more than reuse needs.
+pub const FREE_KEEP: usize = 2;
 
 /// Below this fill rate (bytes/s) spares are zero-filled (see `segment::ZERO_CHUNK`).
 const ZERO_FILL_BELOW: u64 = 64 << 20;
@@ -127,6 +143,8 @@ impl Log {
             stage: Vec::new(),
             active_since: std::time::Instant::now(),
             fill_rate: None,
+            free: Vec::new(),
+            rolls: 0,
         }
     }
 
@@ -198,6 +216,7 @@ impl Log {
                 as u64,
         );
         self.active_since = now;
+        self.rolls += 1;
         self.want_spare.notify_all();
         let old = self.active().clone();
         self.dirty.push(old);
@@ -207,8 +226,9 @@ impl Log {
     }
 
     pub fn append_record(&mut self, r: &Record) -> io::Result<()> {
-        let frame = record::encode_small(r);
-        self.room(frame.len())?;
+        let payload = record::small_payload(r);
+        self.room(record::frame_len(payload.len()))?;
+        let frame = record::frame(&payload, self.written_lsn());
         self.active()
             .file
             .file
@@ -274,7 +294,8 @@ impl Log {
             let seq = first + i as u64;
             let at = stage.len();
             stage.resize(at + n, 0);
-            let (len, body_at) = record::encode_put(&mut stage[at..], tx, seq, &events[i]);
+            let lsn = self.written_lsn();
+            let (len, body_at) = record::encode_put(&mut stage[at..], lsn, tx, seq, &events[i]);
             placed.push((i, self.pos + body_at));
             self.pos += len;
             self.active().saw_seq(seq);
@@ -308,19 +329,25 @@ impl Log {
         Ok(())
     }
 
-    /// Removes the consumed prefix: segments wholly before `position` whose puts are all
-    /// older than `min_live`. The active segment always stays. Returns the removed paths.
-    pub fn drop_consumed(&mut self, position: u64, min_live: u64) -> Vec<PathBuf> {
+    /// Takes the consumed prefix out of the log: segments wholly before `position` whose
+    /// puts are all older than `min_live`. The active segment always stays. The caller
+    /// deletes or reuses the files.
+    pub fn drop_consumed(&mut self, position: u64, min_live: u64) -> Vec<Rc<Seg>> {
         let mut gone = Vec::new();
         while self.segs.len() > 1 {
             let s = &self.segs[0];
             if s.file.end_lsn() > position || s.max_seq.get().is_some_and(|m| m >= min_live) {
                 break;
             }
-            gone.push(s.file.path.clone());
-            self.segs.pop_front();
+            gone.extend(self.segs.pop_front());
         }
         gone
+    }
+
+    /// Whether a checkpoint now would give up the oldest segment: nothing before
+    /// `upto` (what `trim_consumed` takes) is still to be read, and the log has moved on.
+    pub fn oldest_consumed(&self, upto: Option<u64>) -> bool {
+        self.segs.len() > 1 && upto.is_none_or(|u| u >= self.segs[0].file.end_lsn())
     }
 
     /// The LSN of a byte of the mapping (a body the log holds), or `None` for memory

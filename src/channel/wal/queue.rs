@@ -308,7 +308,7 @@ mod tests {
         for (i, e) in events.iter().enumerate() {
             let at = buf.len();
             buf.resize(at + record::frame_len(record::put_payload_len(e)), 0);
-            record::encode_put(&mut buf[at..], 7, first + i as u64, e);
+            record::encode_put(&mut buf[at..], at as u64, 7, first + i as u64, e);
         }
         Bytes::from(buf)
     }

@@ -2,18 +2,50 @@
 //! out in a segment, and the scanner that walks a segment's bytes, checking every crc and
 //! finding the next good record after a damaged one.
 //!
-//! A frame is `len: u32 LE | crc: u32 LE | payload[len] | zero padding to 8 bytes`, with
-//! `crc = crc32(len bytes ++ payload)` so a damaged length is caught like damaged data.
+//! A frame (segment version 2) is `len: u32 LE | crc: u32 LE | lsn: u64 LE | payload[len] |
+//! zero padding to 8 bytes`, with `crc = crc32(len ++ lsn ++ payload)`, so a damaged length
+//! is caught like damaged data. `lsn` is the log position of the frame's first byte: a
+//! segment file is reused for later log positions once its records are consumed (see
+//! `segment`), and a frame left there from an earlier use names an LSN below the
+//! segment's start, so it can never pass for one of this use. It also makes finding the
+//! next good frame after damage cheap: only an offset whose lsn word names that very
+//! offset is worth a crc. Version 1 segments (`len | crc`, crc over len and payload,
+//! never reused) are still read, so a log written before reuse replays.
+//!
 //! Frames are 8-byte aligned; resynchronisation after damage tries each aligned offset.
-//! Unwritten space is zero (segments are preallocated), so a zero length word followed by
-//! zeros to the end of the segment is the end of the written log.
+//! The written log ends where the scan meets zeros to the end of the segment (a fresh
+//! one) or, in a version 2 segment, a frame of an earlier use.
 
 use crate::event::{Event, Headers};
 use bytes::Bytes;
 use bytestring::ByteString;
 
-pub const FRAME_HEADER: usize = 8;
+/// The frame header the writer writes (version 2): len, crc, lsn.
+pub const FRAME_HEADER: usize = 16;
 pub const ALIGN: usize = 8;
+
+/// How a segment's frames are laid out, from the version in its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `len | crc`: logs written before segment reuse; read only.
+    V1,
+    /// `len | crc | lsn`, in a segment whose first byte is at LSN `start`.
+    V2 { start: u64 },
+}
+
+impl Framing {
+    pub const fn header_len(self) -> usize {
+        match self {
+            Framing::V1 => 8,
+            Framing::V2 { .. } => FRAME_HEADER,
+        }
+    }
+
+    /// Bytes a framed payload of `payload` bytes occupies.
+    pub const fn frame_len(self, payload: usize) -> usize {
+        align(self.header_len() + payload)
+    }
+}
 
 /// Padding written by `channel verify --quarantine` over a damaged region.
 pub const KIND_PAD: u8 = 0;
@@ -29,7 +61,7 @@ pub const fn align(n: usize) -> usize {
     (n + ALIGN - 1) & !(ALIGN - 1)
 }
 
-/// Bytes a framed payload of `payload` bytes occupies.
+/// Bytes a framed payload of `payload` bytes occupies, as the writer frames it.
 pub const fn frame_len(payload: usize) -> usize {
     align(FRAME_HEADER + payload)
 }
@@ -183,13 +215,15 @@ pub fn decode(whole: &Bytes, at: usize, len: usize) -> Result<Record, DecodeErro
     }
 }
 
-/// Writes the frame header (length and crc) for the payload already written at
+/// Writes the frame header (length, crc, lsn) for the payload already written at
 /// `buf[FRAME_HEADER..FRAME_HEADER + len]`, and zeroes the padding.
-fn seal(buf: &mut [u8], len: usize) -> usize {
+fn seal(buf: &mut [u8], len: usize, lsn: u64) -> usize {
     let len32 = len as u32;
     buf[..4].copy_from_slice(&len32.to_le_bytes());
+    buf[8..16].copy_from_slice(&lsn.to_le_bytes());
     let mut h = crc32fast::Hasher::new();
     h.update(&len32.to_le_bytes());
+    h.update(&lsn.to_le_bytes());
     h.update(&buf[FRAME_HEADER..FRAME_HEADER + len]);
     buf[4..8].copy_from_slice(&h.finalize().to_le_bytes());
     let total = frame_len(len);
@@ -209,9 +243,10 @@ impl Writer<'_> {
     }
 }
 
-/// Encodes a put record into `buf` (at least `frame_len(put_payload_len(e))` bytes) and
-/// returns (frame length, offset of the body within the frame).
-pub fn encode_put(buf: &mut [u8], tx: u64, seq: u64, e: &Event) -> (usize, usize) {
+/// Encodes a put record to be written at `lsn` into `buf` (at least
+/// `frame_len(put_payload_len(e))` bytes) and returns (frame length, offset of the body
+/// within the frame).
+pub fn encode_put(buf: &mut [u8], lsn: u64, tx: u64, seq: u64, e: &Event) -> (usize, usize) {
     let len = put_payload_len(e);
     let mut w = Writer {
         buf: &mut buf[FRAME_HEADER..],
@@ -230,11 +265,17 @@ pub fn encode_put(buf: &mut [u8], tx: u64, seq: u64, e: &Event) -> (usize, usize
     let body_at = FRAME_HEADER + w.pos;
     w.put(&e.body);
     debug_assert_eq!(w.pos, len);
-    (seal(buf, len), body_at)
+    (seal(buf, len, lsn), body_at)
 }
 
-/// Encodes any non-put record into a fresh buffer (these are small and rare next to puts).
-pub fn encode_small(r: &Record) -> Vec<u8> {
+/// Encodes any non-put record, to be written at `lsn`, into a fresh buffer (these are
+/// small and rare next to puts).
+pub fn encode_small(r: &Record, lsn: u64) -> Vec<u8> {
+    frame(&small_payload(r), lsn)
+}
+
+/// The payload of a non-put record; `frame` frames it once its LSN is known.
+pub fn small_payload(r: &Record) -> Vec<u8> {
     let mut p = Vec::with_capacity(32);
     match r {
         Record::Pad => p.push(KIND_PAD),
@@ -259,18 +300,51 @@ pub fn encode_small(r: &Record) -> Vec<u8> {
             p.extend_from_slice(&count.to_le_bytes());
         }
     }
-    let mut out = vec![0u8; frame_len(p.len())];
-    out[FRAME_HEADER..FRAME_HEADER + p.len()].copy_from_slice(&p);
-    seal(&mut out, p.len());
+    p
+}
+
+/// Frames `payload` to be written at `lsn`.
+pub fn frame(payload: &[u8], lsn: u64) -> Vec<u8> {
+    let mut out = vec![0u8; frame_len(payload.len())];
+    out[FRAME_HEADER..FRAME_HEADER + payload.len()].copy_from_slice(payload);
+    seal(&mut out, payload.len(), lsn);
     out
 }
 
-/// A padding frame filling exactly `total` bytes (a multiple of 8, at least 16).
-pub fn encode_pad(total: usize) -> Vec<u8> {
+/// A padding frame filling exactly `total` bytes from `at` (a multiple of 8, at least
+/// `framing.header_len() + 8`) of a segment framed as `framing`.
+pub fn encode_pad(framing: Framing, at: usize, total: usize) -> Vec<u8> {
     let mut out = vec![0u8; total];
-    out[FRAME_HEADER] = KIND_PAD;
-    seal(&mut out, total - FRAME_HEADER);
+    let hl = framing.header_len();
+    out[hl] = KIND_PAD;
+    match framing {
+        Framing::V2 { start } => {
+            seal(&mut out, total - hl, start + at as u64);
+        }
+        Framing::V1 => seal_v1(&mut out, total - hl),
+    }
     out
+}
+
+/// The version 1 frame of the same record as the version 2 `frame` (tests of old logs).
+#[cfg(test)]
+pub fn to_v1(frame: &[u8]) -> Vec<u8> {
+    let len = u32::from_le_bytes(frame[..4].try_into().unwrap()) as usize;
+    let mut v1 = vec![0u8; align(8 + len)];
+    v1[8..8 + len].copy_from_slice(&frame[FRAME_HEADER..FRAME_HEADER + len]);
+    seal_v1(&mut v1, len);
+    v1
+}
+
+/// A version 1 frame header for the payload at `buf[8..8 + len]` (quarantine in old
+/// segments, and tests).
+pub fn seal_v1(buf: &mut [u8], len: usize) {
+    let len32 = len as u32;
+    buf[..4].copy_from_slice(&len32.to_le_bytes());
+    let mut h = crc32fast::Hasher::new();
+    h.update(&len32.to_le_bytes());
+    h.update(&buf[8..8 + len]);
+    buf[4..8].copy_from_slice(&h.finalize().to_le_bytes());
 }
 
 /// Groups seqs into runs of consecutive numbers (a take usually is one run).
@@ -306,18 +380,20 @@ pub enum Item {
     },
 }
 
-/// Walks the frames of `data[start..]`. Ends at the first all-zero stretch that runs to
-/// the end of `data`; `end()` then gives where the next frame would be written.
+/// Walks the frames of `data[start..]`, framed as `framing`. Ends where the written log
+/// does (see the module doc); `end()` then gives where the next frame would be written.
 pub struct Scanner<'a> {
     data: &'a [u8],
+    framing: Framing,
     pos: usize,
     end: Option<usize>,
 }
 
 impl<'a> Scanner<'a> {
-    pub fn new(data: &'a [u8], start: usize) -> Self {
+    pub fn new(data: &'a [u8], start: usize, framing: Framing) -> Self {
         Scanner {
             data,
+            framing,
             pos: align(start),
             end: None,
         }
@@ -329,30 +405,78 @@ impl<'a> Scanner<'a> {
         self.end.unwrap_or(self.pos)
     }
 
-    /// The frame at `p`, if one with a good crc is there.
+    fn word(&self, at: usize, n: usize) -> Option<u64> {
+        let b = self.data.get(at..at + n)?;
+        let mut w = [0u8; 8];
+        w[..n].copy_from_slice(b);
+        Some(u64::from_le_bytes(w))
+    }
+
+    /// The frame at `p`, if one with a good crc (and, in version 2, naming `p`) is there.
     fn frame_at(&self, p: usize) -> Result<(usize, usize), &'static str> {
-        let Some(hdr) = self.data.get(p..p + FRAME_HEADER) else {
+        let hl = self.framing.header_len();
+        let Some(hdr) = self.data.get(p..p + hl) else {
             return Err("truncated frame header");
         };
+        if let Framing::V2 { start } = self.framing {
+            // Checked first: it is what rules out almost every offset a resync tries.
+            if u64::from_le_bytes(hdr[8..16].try_into().unwrap()) != start + p as u64 {
+                return Err("no frame written at this log position");
+            }
+        }
         let len = u32::from_le_bytes(hdr[..4].try_into().unwrap()) as usize;
         let crc = u32::from_le_bytes(hdr[4..8].try_into().unwrap());
         if len == 0 {
             return Err("zero length");
         }
-        if len > self.data.len() - p - FRAME_HEADER {
+        if len > self.data.len() - p - hl {
             return Err("length runs past the end of the segment");
         }
         let mut h = crc32fast::Hasher::new();
         h.update(&hdr[..4]);
-        h.update(&self.data[p + FRAME_HEADER..p + FRAME_HEADER + len]);
+        h.update(&hdr[8..]);
+        h.update(&self.data[p + hl..p + hl + len]);
         if h.finalize() != crc {
             return Err("crc mismatch");
         }
-        Ok((p + FRAME_HEADER, len))
+        Ok((p + hl, len))
     }
 
     fn zero_from(&self, p: usize) -> bool {
         self.data[p.min(self.data.len())..].iter().all(|&b| b == 0)
+    }
+
+    /// For bytes at `p` where no good frame starts and none follows: `None` when the log
+    /// simply ends there, else how many bytes of a torn or damaged write are there.
+    ///
+    /// Zeros to the end are the unwritten rest of a fresh segment. In version 2 a header
+    /// whose lsn word is not a position of this segment was never written by this use of
+    /// the file (it is an earlier use's data, or a header torn before it was whole): that
+    /// is the end as well. One that names a position here is a frame of this use that
+    /// did not survive (torn at a crash, or damaged since), maybe the commit of
+    /// transactions before it, so it is reported and replay treats it as damage.
+    fn tail_damage(&self, p: usize) -> Option<usize> {
+        if self.zero_from(p) {
+            return None;
+        }
+        let rest = self.data.len() - p;
+        match self.framing {
+            Framing::V1 => {
+                let last_nonzero = self.data.iter().rposition(|&b| b != 0).unwrap_or(p);
+                Some(align(last_nonzero + 1).min(self.data.len()).max(p) - p)
+            }
+            Framing::V2 { start } => {
+                let lsn = self.word(p + 8, 8)?;
+                let here = start..start + self.data.len() as u64;
+                if !here.contains(&lsn) {
+                    return None;
+                }
+                let claimed = self
+                    .word(p, 4)
+                    .map_or(0, |l| self.framing.frame_len(l as usize));
+                Some(claimed.clamp(FRAME_HEADER, rest))
+            }
+        }
     }
 }
 
@@ -364,19 +488,19 @@ impl Iterator for Scanner<'_> {
             return None;
         }
         let p = self.pos;
-        if p + FRAME_HEADER > self.data.len() || self.data[p..p + 4] == [0; 4] && self.zero_from(p)
-        {
+        let hl = self.framing.header_len();
+        if p + hl > self.data.len() || self.data[p..p + 4] == [0; 4] && self.zero_from(p) {
             self.end = Some(p.min(self.data.len()));
             return None;
         }
         match self.frame_at(p) {
             Ok((at, len)) => {
-                self.pos = p + frame_len(len);
+                self.pos = p + self.framing.frame_len(len);
                 Some(Item::Frame { offset: p, at, len })
             }
             Err(reason) => {
                 let mut q = p + ALIGN;
-                while q + FRAME_HEADER <= self.data.len() {
+                while q + hl <= self.data.len() {
                     if self.frame_at(q).is_ok() {
                         self.pos = q;
                         return Some(Item::Damaged {
@@ -388,12 +512,12 @@ impl Iterator for Scanner<'_> {
                     }
                     q += ALIGN;
                 }
-                let last_nonzero = self.data.iter().rposition(|&b| b != 0).unwrap_or(p);
                 self.end = Some(p);
                 self.pos = self.data.len();
+                let len = self.tail_damage(p)?;
                 Some(Item::Damaged {
                     offset: p,
-                    len: align(last_nonzero + 1).min(self.data.len()).max(p) - p,
+                    len,
                     tail: true,
                     reason,
                 })
@@ -413,21 +537,59 @@ mod tests {
         )
     }
 
-    fn log(records: &[Vec<u8>], size: usize) -> Vec<u8> {
-        let mut out: Vec<u8> = records.concat();
-        out.resize(size, 0);
-        out
+    /// Frames laid out as the log writes them into a segment starting at LSN `start`.
+    struct Build {
+        start: u64,
+        data: Vec<u8>,
+        offsets: Vec<usize>,
     }
 
-    fn put(tx: u64, seq: u64, e: &Event) -> Vec<u8> {
-        let mut b = vec![0u8; frame_len(put_payload_len(e))];
-        encode_put(&mut b, tx, seq, e);
-        b
+    impl Build {
+        fn new(start: u64) -> Build {
+            Build {
+                start,
+                data: Vec::new(),
+                offsets: Vec::new(),
+            }
+        }
+        fn lsn(&self) -> u64 {
+            self.start + self.data.len() as u64
+        }
+        fn put(mut self, tx: u64, seq: u64, e: &Event) -> Build {
+            let at = self.data.len();
+            self.data.resize(at + frame_len(put_payload_len(e)), 0);
+            let lsn = self.lsn() - (self.data.len() - at) as u64;
+            encode_put(&mut self.data[at..], lsn, tx, seq, e);
+            self.offsets.push(at);
+            self
+        }
+        fn small(mut self, r: &Record) -> Build {
+            self.offsets.push(self.data.len());
+            let f = encode_small(r, self.lsn());
+            self.data.extend_from_slice(&f);
+            self
+        }
+        fn pad(mut self, total: usize) -> Build {
+            self.offsets.push(self.data.len());
+            let f = encode_pad(Framing::V2 { start: self.start }, self.data.len(), total);
+            self.data.extend_from_slice(&f);
+            self
+        }
+        fn sized(mut self, size: usize) -> Vec<u8> {
+            self.data.resize(size, 0);
+            self.data
+        }
     }
 
-    fn decoded(data: &[u8]) -> Vec<Record> {
+    fn scan(data: &[u8], start: u64) -> (Vec<Item>, usize) {
+        let mut s = Scanner::new(data, 0, Framing::V2 { start });
+        let items = s.by_ref().collect();
+        (items, s.end())
+    }
+
+    fn decoded(data: &[u8], framing: Framing) -> Vec<Record> {
         let whole = Bytes::copy_from_slice(data);
-        Scanner::new(data, 0)
+        Scanner::new(data, 0, framing)
             .filter_map(|i| match i {
                 Item::Frame { at, len, .. } => Some(decode(&whole, at, len).unwrap()),
                 _ => None,
@@ -435,63 +597,82 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn round_trips_every_kind() {
-        let e = ev("hello", &[("host", "h1"), ("k", "")]);
-        let recs = vec![
-            put(7, 100, &e),
-            encode_small(&Record::Take {
+    fn every_kind() -> Vec<Record> {
+        vec![
+            Record::Put {
+                tx: 7,
+                seq: 100,
+                event: ev("hello", &[("host", "h1"), ("k", "")]),
+            },
+            Record::Take {
                 tx: 8,
                 runs: vec![(100, 3), (200, 1)],
-            }),
-            encode_small(&Record::Commit { tx: 7 }),
-            encode_small(&Record::Rollback {
+            },
+            Record::Commit { tx: 7 },
+            Record::Rollback {
                 tx: 9,
                 first: 5,
                 count: 2,
-            }),
-            encode_pad(32),
-        ];
-        let data = log(&recs, 4096);
-        assert_eq!(
-            decoded(&data),
-            vec![
-                Record::Put {
-                    tx: 7,
-                    seq: 100,
-                    event: e
-                },
-                Record::Take {
-                    tx: 8,
-                    runs: vec![(100, 3), (200, 1)]
-                },
-                Record::Commit { tx: 7 },
-                Record::Rollback {
-                    tx: 9,
-                    first: 5,
-                    count: 2
-                },
-                Record::Pad,
-            ]
-        );
-        let mut s = Scanner::new(&data, 0);
+            },
+            Record::Pad,
+        ]
+    }
+
+    fn build_all(start: u64, recs: &[Record]) -> Build {
+        recs.iter().fold(Build::new(start), |b, r| match r {
+            Record::Put { tx, seq, event } => b.put(*tx, *seq, event),
+            Record::Pad => b.pad(32),
+            r => b.small(r),
+        })
+    }
+
+    #[test]
+    fn round_trips_every_kind() {
+        let b = build_all(1 << 30, &every_kind());
+        let written = b.data.len();
+        let data = b.sized(4096);
+        assert_eq!(decoded(&data, Framing::V2 { start: 1 << 30 }), every_kind());
+        let (items, end) = scan(&data, 1 << 30);
+        assert_eq!(items.len(), 5);
+        assert_eq!(end, written);
+    }
+
+    #[test]
+    fn a_frame_is_only_valid_at_the_position_it_was_written_for() {
+        let data = build_all(4096, &every_kind()).sized(4096);
+        // The same bytes read as a segment starting elsewhere hold no frame at all.
+        let (items, end) = scan(&data, 8192);
+        assert!(items.is_empty(), "{items:?}");
+        assert_eq!(end, 0);
+    }
+
+    #[test]
+    fn version_1_frames_are_still_read() {
+        let mut data = Vec::new();
+        for r in every_kind() {
+            data.extend_from_slice(&to_v1(&build_all(0, std::slice::from_ref(&r)).data));
+        }
+        let written = data.len();
+        data.resize(4096, 0);
+        assert_eq!(decoded(&data, Framing::V1), every_kind());
+        let mut s = Scanner::new(&data, 0, Framing::V1);
         assert_eq!(s.by_ref().count(), 5);
-        assert_eq!(s.end(), recs.iter().map(Vec::len).sum::<usize>());
+        assert_eq!(s.end(), written);
     }
 
     #[test]
     fn a_flipped_bit_is_reported_and_the_scan_resyncs_on_the_next_frame() {
-        let recs: Vec<Vec<u8>> = (0..5).map(|i| put(1, i, &ev("abcdefgh", &[]))).collect();
-        let mut data = log(&recs, 4096);
-        let second = recs[0].len();
-        data[second + 20] ^= 0x10;
-        let items: Vec<Item> = Scanner::new(&data, 0).collect();
+        let b = (0..5).fold(Build::new(0), |b, i| b.put(1, i, &ev("abcdefgh", &[])));
+        let offs = b.offsets.clone();
+        let mut data = b.sized(4096);
+        data[offs[1] + 20] ^= 0x10;
+        let (items, _) = scan(&data, 0);
         assert_eq!(items.len(), 5);
         assert_eq!(
             items[1],
             Item::Damaged {
-                offset: second,
-                len: recs[1].len(),
+                offset: offs[1],
+                len: offs[2] - offs[1],
                 tail: false,
                 reason: "crc mismatch"
             }
@@ -501,22 +682,79 @@ mod tests {
 
     #[test]
     fn a_torn_tail_ends_the_scan_where_it_starts() {
-        let recs: Vec<Vec<u8>> = (0..3).map(|i| put(1, i, &ev("abcdefgh", &[]))).collect();
-        let full = log(&recs, 4096);
-        let cut = recs[0].len() + recs[1].len() + 12;
-        let mut data = full[..cut].to_vec();
+        let b = (0..3).fold(Build::new(0), |b, i| b.put(1, i, &ev("abcdefgh", &[])));
+        let offs = b.offsets.clone();
+        let third = b.data.len() - offs[2];
+        let mut data = b.data[..offs[2] + 20].to_vec();
         data.resize(4096, 0);
-        let mut s = Scanner::new(&data, 0);
-        let items: Vec<Item> = s.by_ref().collect();
-        assert!(matches!(
+        let (items, end) = scan(&data, 0);
+        assert_eq!(
             items.last(),
-            Some(Item::Damaged {
+            Some(&Item::Damaged {
+                offset: offs[2],
+                len: third,
                 tail: true,
-                len: 16,
-                ..
+                reason: "crc mismatch"
             })
-        ));
-        assert_eq!(s.end(), recs[0].len() + recs[1].len());
+        );
+        assert_eq!(end, offs[2]);
+    }
+
+    /// A reused segment: its first use filled it; the second wrote less. The first use's
+    /// frames after the second's end are neither records nor damage.
+    fn reused(first_start: u64, second_start: u64, second_events: u64) -> (Vec<u8>, Vec<usize>) {
+        let mut first = Build::new(first_start);
+        let mut seq = 0;
+        while first.data.len() < 8000 {
+            first = first.put(1, seq, &ev("an event of the first use", &[]));
+            seq += 1;
+        }
+        let mut data = first.sized(8192);
+        let second = (0..second_events).fold(Build::new(second_start), |b, i| {
+            b.put(2, 1000 + i, &ev("second", &[("h", "v")]))
+        });
+        data[..second.data.len()].copy_from_slice(&second.data);
+        (data, second.offsets)
+    }
+
+    #[test]
+    fn an_earlier_use_of_a_reused_segment_ends_the_log_silently() {
+        for n in [0, 1, 7, 40] {
+            let (data, offs) = reused(0, 1 << 20, n);
+            let (items, end) = scan(&data, 1 << 20);
+            assert_eq!(items.len(), n as usize, "{items:?}");
+            assert!(items.iter().all(|i| matches!(i, Item::Frame { .. })));
+            let expect = if n == 0 {
+                0
+            } else {
+                let last = *offs.last().unwrap();
+                last + frame_len(put_payload_len(&ev("second", &[("h", "v")])))
+            };
+            assert_eq!(end, expect);
+        }
+    }
+
+    #[test]
+    fn damage_to_the_last_frame_of_a_reused_segment_is_reported() {
+        let (mut data, offs) = reused(0, 1 << 20, 7);
+        let last = *offs.last().unwrap();
+        // A flipped bit in the last frame's crc, and then in its lsn word: both still name
+        // a position of this segment, so neither may pass for the end of the log.
+        for at in [last + 4, last + 9] {
+            let mut d = data.clone();
+            d[at] ^= 0x01;
+            let (items, end) = scan(&d, 1 << 20);
+            assert_eq!(items.len(), 7, "{items:?}");
+            assert!(matches!(items[6], Item::Damaged { offset, tail: true, .. } if offset == last));
+            assert_eq!(end, last);
+        }
+        // Damage in the middle resyncs on the next frame of this use, not of the earlier.
+        data[offs[2] + 30] ^= 0x40;
+        let (items, _) = scan(&data, 1 << 20);
+        assert_eq!(items.len(), 7);
+        assert!(
+            matches!(items[2], Item::Damaged { tail: false, len, .. } if len == offs[3] - offs[2])
+        );
     }
 
     #[test]

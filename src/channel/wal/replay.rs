@@ -224,14 +224,18 @@ pub fn replay(segments: &[SegmentInput], checkpoint: Option<&Checkpoint>) -> Rep
                 );
             }
         }
-        match segment::check_header(&seg.data) {
-            Ok(start) if start == seg.start => {}
-            Ok(start) => st.issue(
-                &seg.name,
-                0,
-                HEADER_LEN as u64,
-                format!("header says LSN {start}, file name says {}", seg.start),
-            ),
+        let framing = match segment::check_header(&seg.data) {
+            Ok((start, framing)) => {
+                if start != seg.start {
+                    st.issue(
+                        &seg.name,
+                        0,
+                        HEADER_LEN as u64,
+                        format!("header says LSN {start}, file name says {}", seg.start),
+                    );
+                }
+                framing
+            }
             Err(e) => {
                 st.issue(
                     &seg.name,
@@ -243,8 +247,8 @@ pub fn replay(segments: &[SegmentInput], checkpoint: Option<&Checkpoint>) -> Rep
                 st.out.segments.push(summary);
                 continue;
             }
-        }
-        let mut scan = record::Scanner::new(&seg.data, HEADER_LEN);
+        };
+        let mut scan = record::Scanner::new(&seg.data, HEADER_LEN, framing);
         for item in scan.by_ref() {
             match item {
                 Item::Frame { offset, at, len } => {
@@ -255,7 +259,7 @@ pub fn replay(segments: &[SegmentInput], checkpoint: Option<&Checkpoint>) -> Rep
                             st.issue(
                                 &seg.name,
                                 offset as u64,
-                                record::frame_len(len) as u64,
+                                framing.frame_len(len) as u64,
                                 format!("undecodable record ({e}); skipped"),
                             );
                             st.mark_suspect();
@@ -415,10 +419,19 @@ mod tests {
     use crate::channel::wal::record::{encode_put, encode_small, frame_len, put_payload_len};
     use crate::channel::wal::segment::encode_header;
 
-    fn segment(records: &[Vec<u8>]) -> SegmentInput {
+    /// A segment at LSN 0 holding `records`, framed as the log writes them.
+    fn segment(records: &[Record]) -> SegmentInput {
         let mut data = encode_header(0, 0).to_vec();
         for r in records {
-            data.extend_from_slice(r);
+            let lsn = data.len() as u64;
+            match r {
+                Record::Put { tx, seq, event } => {
+                    let at = data.len();
+                    data.resize(at + frame_len(put_payload_len(event)), 0);
+                    encode_put(&mut data[at..], lsn, *tx, *seq, event);
+                }
+                r => data.extend_from_slice(&encode_small(r, lsn)),
+            }
         }
         data.resize(data.len() + 256, 0);
         SegmentInput {
@@ -428,25 +441,26 @@ mod tests {
         }
     }
 
-    fn put(tx: u64, seq: u64, body: &'static str) -> Vec<u8> {
-        let e = Event::new(Bytes::from_static(body.as_bytes()));
-        let mut b = vec![0u8; frame_len(put_payload_len(&e))];
-        encode_put(&mut b, tx, seq, &e);
-        b
+    fn put(tx: u64, seq: u64, body: &'static str) -> Record {
+        Record::Put {
+            tx,
+            seq,
+            event: Event::new(Bytes::from_static(body.as_bytes())),
+        }
     }
 
     #[test]
     fn uncommitted_and_rolled_back_transactions_are_not_live() {
         let seg = segment(&[
             put(1, 0, "a"),
-            encode_small(&Record::Commit { tx: 1 }),
+            Record::Commit { tx: 1 },
             put(2, 1, "b"),
-            encode_small(&Record::Commit { tx: 2 }),
-            encode_small(&Record::Rollback {
+            Record::Commit { tx: 2 },
+            Record::Rollback {
                 tx: 2,
                 first: 1,
                 count: 1,
-            }),
+            },
             put(3, 2, "c"), // never committed
         ]);
         let r = replay(&[seg], None);
@@ -484,11 +498,11 @@ mod tests {
     fn maximal_seq_and_tx_do_not_overflow() {
         let seg = segment(&[
             put(u64::MAX, u64::MAX, "x"),
-            encode_small(&Record::Commit { tx: u64::MAX }),
-            encode_small(&Record::Take {
+            Record::Commit { tx: u64::MAX },
+            Record::Take {
                 tx: 5,
                 runs: vec![(u64::MAX, u32::MAX)],
-            }),
+            },
         ]);
         let r = replay(&[seg], None);
         assert_eq!(r.next_seq, u64::MAX);

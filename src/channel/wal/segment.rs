@@ -15,7 +15,19 @@
 //! to it is a rename (the directory is synced with the next group commit). The spare's
 //! own name keeps it out of the log until then, so a blocking creation of the same
 //! segment never collides with one in flight, and a spare left by a crash is just removed.
+//!
+//! A segment whose records are all consumed is not deleted but kept as a *free* segment,
+//! `<old lsn:020>.free` (a few per shard, see `Log::retire`), and the next spare is made
+//! by renaming one and writing a new header (`reuse_as_spare`). Its pages are still in
+//! the page cache, so appending overwrites cached pages instead of allocating new ones:
+//! on this VM, whose free memory is handed back to the host, a newly allocated page-cache
+//! page costs about 5.6 µs, and the kernel's copy into new pages was 63% of the agent's
+//! CPU in an 8 × 1000 × 1 KiB file-channel run. Its blocks are already written, too, so
+//! no sync has to commit an unwritten-extent conversion (see `ZERO_CHUNK`). Frames record
+//! the LSN they were written at (`record`), so what an earlier use left is never read as
+//! part of the new one.
 
+use super::record::Framing;
 use memmap2::MmapRaw;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -29,8 +41,10 @@ pub const HEADER_LEN: usize = 64;
 /// The unit `unmap_pages` works in.
 pub const PAGE: usize = 4096;
 const MAGIC: &[u8; 8] = b"FFWALSEG";
-const VERSION: u32 = 1;
+/// 2: frames carry their LSN and files are reused. 1: neither (still read).
+const VERSION: u32 = 2;
 pub const SUFFIX: &str = ".wal";
+pub const FREE_SUFFIX: &str = ".free";
 
 /// Zero-filling writes a segment's blocks before the log appends to them. `fallocate`
 /// leaves its blocks as unwritten extents, and the first write into each turns it into a
@@ -50,6 +64,32 @@ pub fn file_name(start: u64) -> String {
 
 pub fn spare_name(start: u64) -> String {
     format!("{start:020}{SPARE_SUFFIX}")
+}
+
+pub fn free_name(start: u64) -> String {
+    format!("{start:020}{FREE_SUFFIX}")
+}
+
+/// Free segments in `dir` (left by a previous run) of exactly `len` bytes, at most `keep`
+/// of them; any others are removed.
+pub fn take_free(dir: &Path, len: usize, keep: usize) -> io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(digits) = name.to_str().and_then(|n| n.strip_suffix(FREE_SUFFIX)) else {
+            continue;
+        };
+        if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if out.len() < keep && entry.metadata()?.len() == len as u64 {
+            out.push(entry.path());
+        } else {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(out)
 }
 
 /// Removes spare segments a previous run left (they were never part of its log).
@@ -92,9 +132,14 @@ pub fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 }
 
 pub fn encode_header(shard: u32, start: u64) -> [u8; HEADER_LEN] {
+    encode_header_version(VERSION, shard, start)
+}
+
+/// A header of an older `version`: for tests and fuzzing of logs written before reuse.
+pub fn encode_header_version(version: u32, shard: u32, start: u64) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..8].copy_from_slice(MAGIC);
-    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h[8..12].copy_from_slice(&version.to_le_bytes());
     h[12..16].copy_from_slice(&shard.to_le_bytes());
     h[16..24].copy_from_slice(&start.to_le_bytes());
     let crc = crc32fast::hash(&h[..24]);
@@ -102,8 +147,9 @@ pub fn encode_header(shard: u32, start: u64) -> [u8; HEADER_LEN] {
     h
 }
 
-/// Checks a segment header; returns the start LSN it records.
-pub fn check_header(data: &[u8]) -> Result<u64, &'static str> {
+/// Checks a segment header; returns the start LSN it records and how its frames are laid
+/// out.
+pub fn check_header(data: &[u8]) -> Result<(u64, Framing), &'static str> {
     let h = data
         .get(..HEADER_LEN)
         .ok_or("shorter than a segment header")?;
@@ -117,11 +163,12 @@ pub fn check_header(data: &[u8]) -> Result<u64, &'static str> {
     if crc32fast::hash(&h[..24]).to_le_bytes() != h[24..28] {
         return Err("segment header crc mismatch");
     }
-    let version = u32::from_le_bytes(h[8..12].try_into().unwrap());
-    if version != VERSION {
-        return Err("unsupported segment version");
+    let start = u64::from_le_bytes(h[16..24].try_into().unwrap());
+    match u32::from_le_bytes(h[8..12].try_into().unwrap()) {
+        1 => Ok((start, Framing::V1)),
+        VERSION => Ok((start, Framing::V2 { start })),
+        _ => Err("unsupported segment version"),
     }
-    Ok(u64::from_le_bytes(h[16..24].try_into().unwrap()))
 }
 
 /// An open, mapped segment file.
@@ -244,6 +291,72 @@ impl SegmentFile {
             // SAFETY: the map is len >= HEADER_LEN bytes, freshly created and not shared yet.
             unsafe { std::ptr::copy_nonoverlapping(header.as_ptr(), map.as_mut_ptr(), HEADER_LEN) };
             uring.sync_all().await?;
+            Ok((file, map))
+        }
+        .await;
+        match made {
+            Ok((file, map)) => Ok((
+                SegmentFile {
+                    start,
+                    path,
+                    file,
+                    map: Arc::new(map),
+                },
+                uring,
+            )),
+            Err(e) => {
+                let _ = tokio_uring::fs::remove_file(&path).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes the spare for the segment starting at `start` out of the free segment `from`
+    /// (see the module doc): renamed, headed for its new start and synced, through
+    /// io_uring. The file must be `len` bytes. On an error the file is removed.
+    pub async fn reuse_as_spare(
+        dir: &Path,
+        from: &Path,
+        shard: u32,
+        start: u64,
+        len: usize,
+    ) -> io::Result<(SegmentFile, tokio_uring::fs::File)> {
+        let path = dir.join(spare_name(start));
+        if let Err(e) = tokio_uring::fs::rename(from, &path).await {
+            let _ = tokio_uring::fs::remove_file(from).await;
+            return Err(e);
+        }
+        let uring = tokio_uring::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .await;
+        let uring = match uring {
+            Ok(u) => u,
+            Err(e) => {
+                let _ = tokio_uring::fs::remove_file(&path).await;
+                return Err(e);
+            }
+        };
+        let made = async {
+            // SAFETY: dup of a descriptor we own; the new one is owned by `file`.
+            let fd = unsafe { libc::dup(uring.as_raw_fd()) };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: fd is a fresh descriptor nobody else owns.
+            let file = unsafe { <File as std::os::unix::io::FromRawFd>::from_raw_fd(fd) };
+            let size = file.metadata()?.len();
+            if size != len as u64 {
+                return Err(io::Error::other(format!(
+                    "free segment is {size} bytes, not {len}"
+                )));
+            }
+            let map = MmapRaw::map_raw(&file)?;
+            let header = encode_header(shard, start).to_vec();
+            let (r, _) = uring.write_all_at(header, 0).await;
+            r?;
+            uring.sync_data().await?;
             Ok((file, map))
         }
         .await;

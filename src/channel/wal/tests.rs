@@ -236,6 +236,130 @@ fn consumed_segments_are_deleted_at_checkpoint_and_replay_spans_segments() {
     });
 }
 
+fn inode(path: &Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
+}
+
+#[test]
+fn consumed_segments_are_reused_and_what_they_held_never_replays() {
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    let dir = shard0(root.path());
+    let d = dir.clone();
+    let last = with_channel(&c, 0, 1, |ch| async move {
+        // (segment name, inode) of every segment seen; reuse shows as an inode that comes
+        // back under a later segment's name.
+        let mut seen: Vec<(String, u64)> = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut i = 0;
+        let reused = loop {
+            // A sink that keeps up: each batch is taken and committed at once, so the
+            // segment a roll leaves behind is consumed and an early checkpoint frees it.
+            put(&ch, i * 100..(i + 1) * 100).await;
+            assert_eq!(drain(&ch).await, names(i * 100..(i + 1) * 100));
+            i += 1;
+            let mut found = None;
+            for (_, path) in super::segment::list(&d).unwrap() {
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                let ino = inode(&path);
+                if let Some((old, _)) = seen.iter().find(|(n, o)| *o == ino && *n != name) {
+                    found = Some((old.clone(), name.clone()));
+                }
+                if !seen.iter().any(|(n, _)| *n == name) {
+                    seen.push((name, ino));
+                }
+            }
+            if let Some(f) = found {
+                break f;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no segment was reused in {i} batches: {seen:?}"
+            );
+        };
+        // Fill the reused segment partly: after these, its earlier use's frames follow.
+        put(&ch, 100_000..100_010).await;
+        put(&ch, 100_010..100_020).await;
+        let held = ch.take(5);
+        assert_eq!(bodies(&held.events), names(100_000..100_005));
+        crash_with(held);
+        reused
+    });
+    let (old, new) = last;
+    assert!(
+        super::segment::list(&dir).unwrap().iter().any(|(_, p)| p
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            == new),
+        "{new} (once {old}) is still in the log"
+    );
+    // From the segments alone, no checkpoint to hide behind: only what this use wrote.
+    let (r, _) = tools::inspect(&dir, None).unwrap();
+    assert!(r.issues.is_empty(), "{:?}", r.issues);
+    let live: Vec<String> = r
+        .live
+        .into_values()
+        .map(|e| bodies(&[e]).remove(0))
+        .collect();
+    assert_eq!(live, names(100_000..100_020));
+    let mut report = String::new();
+    let sum = tools::verify(&root.path().join("data"), false, &mut report).unwrap();
+    assert_eq!(sum.damaged, 0, "{report}");
+    with_channel(&c, 0, 1, |ch| async move {
+        assert_eq!(drain(&ch).await, names(100_000..100_020));
+        put(&ch, 200_000..200_100).await;
+    });
+    with_channel(&c, 0, 1, |ch| async move {
+        assert_eq!(drain(&ch).await, names(200_000..200_100));
+    });
+}
+
+#[test]
+fn a_log_written_before_segment_reuse_replays_and_goes_on_in_a_new_segment() {
+    use super::record::{self, Record};
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    let dir = shard0(root.path());
+    std::fs::create_dir_all(&dir).unwrap();
+    // A version 1 segment as the log wrote it before frames carried their LSN: three
+    // committed puts, a take of the first, and an uncommitted put.
+    let mut data = segment::encode_header_version(1, 0, 0).to_vec();
+    let frame = |r: &Record| record::to_v1(&record::encode_small(r, 0));
+    let put_v1 = |tx: u64, seq: u64, e: &Event| {
+        let mut b = vec![0u8; record::frame_len(record::put_payload_len(e))];
+        record::encode_put(&mut b, 0, tx, seq, e);
+        record::to_v1(&b)
+    };
+    for (seq, e) in evs(0..3).iter().enumerate() {
+        data.extend(put_v1(1, seq as u64, e));
+    }
+    data.extend(frame(&Record::Commit { tx: 1 }));
+    data.extend(frame(&Record::Take {
+        tx: 2,
+        runs: vec![(0, 1)],
+    }));
+    data.extend(frame(&Record::Commit { tx: 2 }));
+    data.extend(put_v1(3, 3, &evs(3..4)[0]));
+    data.resize(64 * 1024, 0);
+    std::fs::write(dir.join(segment::file_name(0)), &data).unwrap();
+    with_channel(&c, 0, 1, |ch| async move {
+        put(&ch, 10..12).await;
+    });
+    let segs = super::segment::list(&dir).unwrap();
+    assert_eq!(
+        segs.len(),
+        2,
+        "the old segment is not appended to: {segs:?}"
+    );
+    assert_eq!(segs[1].0, 64 * 1024);
+    with_channel(&c, 0, 1, |ch| async move {
+        let mut want = names(1..3);
+        want.extend(names(10..12));
+        assert_eq!(drain(&ch).await, want);
+    });
+}
+
 /// Waits (bounded) until the channel's preallocator has the next segment ready.
 async fn spare_ready(w: &WalChannel) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

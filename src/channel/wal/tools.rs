@@ -99,28 +99,31 @@ pub fn verify(dir: &Path, quarantine: bool, out: &mut String) -> io::Result<Veri
         };
         let segs = load_segments(&shard)?;
         let _ = writeln!(out, "{}: {} segment(s)", shard.display(), segs.len());
-        let mut fixes: Vec<(String, usize, usize, bool)> = Vec::new();
+        let mut fixes: Vec<(String, record::Framing, usize, usize, bool)> = Vec::new();
         for s in &segs {
             sum.segments += 1;
-            if let Err(e) = segment::check_header(&s.data) {
-                sum.damaged += 1;
-                let _ = writeln!(out, "  {} offset 0: {e}", s.name);
-                continue;
-            }
-            for item in record::Scanner::new(&s.data, HEADER_LEN) {
+            let framing = match segment::check_header(&s.data) {
+                Ok((_, framing)) => framing,
+                Err(e) => {
+                    sum.damaged += 1;
+                    let _ = writeln!(out, "  {} offset 0: {e}", s.name);
+                    continue;
+                }
+            };
+            for item in record::Scanner::new(&s.data, HEADER_LEN, framing) {
                 match item {
                     Item::Frame { offset, at, len } => match record::decode(&s.data, at, len) {
                         Ok(Record::Pad) => {}
                         Ok(_) => sum.records += 1,
                         Err(e) => {
                             sum.damaged += 1;
-                            let fl = record::frame_len(len);
+                            let fl = framing.frame_len(len);
                             let _ = writeln!(
                                 out,
                                 "  {} offset {offset}: undecodable record: {e} ({fl} bytes)",
                                 s.name
                             );
-                            fixes.push((s.name.clone(), offset, fl, false));
+                            fixes.push((s.name.clone(), framing, offset, fl, false));
                         }
                     },
                     Item::Damaged {
@@ -140,7 +143,7 @@ pub fn verify(dir: &Path, quarantine: bool, out: &mut String) -> io::Result<Veri
                                 ""
                             }
                         );
-                        fixes.push((s.name.clone(), offset, len, tail));
+                        fixes.push((s.name.clone(), framing, offset, len, tail));
                     }
                 }
             }
@@ -157,7 +160,7 @@ pub fn verify(dir: &Path, quarantine: bool, out: &mut String) -> io::Result<Veri
         if quarantine && !fixes.is_empty() {
             let qdir = shard.join("quarantine");
             std::fs::create_dir_all(&qdir)?;
-            for (name, offset, len, tail) in fixes {
+            for (name, framing, offset, len, tail) in fixes {
                 let path = shard.join(&name);
                 let f = std::fs::OpenOptions::new()
                     .read(true)
@@ -166,10 +169,10 @@ pub fn verify(dir: &Path, quarantine: bool, out: &mut String) -> io::Result<Veri
                 let mut bad = vec![0u8; len];
                 f.read_exact_at(&mut bad, offset as u64)?;
                 std::fs::write(qdir.join(format!("{name}-{offset}.bad")), &bad)?;
-                let fill = if tail || len < 16 {
+                let fill = if tail || len < framing.header_len() + record::ALIGN {
                     vec![0u8; len]
                 } else {
-                    record::encode_pad(len)
+                    record::encode_pad(framing, offset, len)
                 };
                 f.write_all_at(&fill, offset as u64)?;
                 f.sync_all()?;
