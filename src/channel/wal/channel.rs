@@ -260,6 +260,26 @@ impl WalChannel {
     }
 
     /// Refuses puts while the data directory's filesystem is below minimumRequiredSpace.
+    /// With too little disk, the free segments kept for reuse are the first to go:
+    /// deletes them and returns the free space left if it is still too little.
+    fn give_back_free_segments(&self, dir: &Path, free: u64) -> Option<u64> {
+        let pool = std::mem::take(&mut self.inner.borrow_mut().log.free);
+        if pool.is_empty() {
+            return Some(free);
+        }
+        for p in &pool {
+            // Blocking, but only on this rare path, and an unlink is metadata only.
+            if let Err(e) = std::fs::remove_file(p) {
+                tracing::warn!(channel = %self.name, "cannot delete free segment {}: {e}", p.display());
+            }
+        }
+        match layout::free_space(dir) {
+            Ok(now) if now < self.cfg.minimum_required_space => Some(now),
+            Ok(_) => None,
+            Err(_) => Some(free),
+        }
+    }
+
     fn check_space(&self) -> Result<(), ChannelError> {
         if self.cfg.minimum_required_space == 0 {
             return Ok(());
@@ -270,7 +290,9 @@ impl WalChannel {
             _ => {
                 let dir = self.inner.borrow().log.dir.clone();
                 let low = match layout::free_space(&dir) {
-                    Ok(free) if free < self.cfg.minimum_required_space => Some(free),
+                    Ok(free) if free < self.cfg.minimum_required_space => {
+                        self.give_back_free_segments(&dir, free)
+                    }
                     Ok(_) => None,
                     // Unknown free space must not stop the agent; the next segment
                     // creation still fails cleanly if the disk is really full.

@@ -315,6 +315,50 @@ fn consumed_segments_are_reused_and_what_they_held_never_replays() {
     });
 }
 
+fn free_segments(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(super::segment::FREE_SUFFIX))
+        .collect()
+}
+
+#[test]
+fn free_segments_are_kept_across_restarts_and_given_back_when_disk_runs_low() {
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    let dir = shard0(root.path());
+    let d = dir.clone();
+    with_channel(&c, 0, 1, |ch| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut i = 0;
+        while free_segments(&d).is_empty() {
+            put(&ch, i * 100..(i + 1) * 100).await;
+            drain(&ch).await;
+            i += 1;
+            assert!(std::time::Instant::now() < deadline, "no free segment kept");
+        }
+        put(&ch, 0..3).await;
+    });
+    let kept = free_segments(&dir);
+    assert!(
+        (1..=super::log::FREE_KEEP).contains(&kept.len()),
+        "{kept:?}"
+    );
+    let mut low = c.clone();
+    low.minimum_required_space = u64::MAX / 2; // more than any disk has
+    let d = dir.clone();
+    with_channel(&low, 0, 1, |ch| async move {
+        // Nothing has yielded yet, so the preallocator has not made a spare of one.
+        assert_eq!(free_segments(&d), kept, "a restart keeps them");
+        let (err, _) = ch.put(evs(3..5)).await.unwrap_err();
+        assert!(matches!(err, ChannelError::DiskSpace { .. }), "{err}");
+        assert_eq!(drain(&ch).await, names(0..3));
+    });
+    assert_eq!(free_segments(&dir), Vec::<String>::new());
+}
+
 #[test]
 fn a_log_written_before_segment_reuse_replays_and_goes_on_in_a_new_segment() {
     use super::record::{self, Record};
