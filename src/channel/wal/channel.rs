@@ -579,7 +579,7 @@ impl WalChannel {
                 .await
                 .map_err(|e| e.to_string())?;
             let gone = self.inner.borrow_mut().log.drop_consumed(c.position, min_live);
-            let mut kept = false;
+            let mut kept = Vec::new();
             for seg in gone {
                 let (dir, keep) = {
                     let s = self.inner.borrow();
@@ -593,8 +593,7 @@ impl WalChannel {
                     let to = dir.join(segment::free_name(start));
                     match tokio_uring::fs::rename(&path, &to).await {
                         Ok(()) => {
-                            self.inner.borrow_mut().log.free.push(to);
-                            kept = true;
+                            kept.push(to);
                             continue;
                         }
                         Err(e) => tracing::warn!(channel = %self.name, "cannot keep consumed segment {} for reuse: {e}", path.display()),
@@ -604,11 +603,12 @@ impl WalChannel {
                     tracing::warn!(channel = %self.name, "cannot delete consumed segment {}: {e}", path.display());
                 }
             }
-            if kept {
-                // Before a free segment is reused its old name must be gone for good, so a
-                // crash never finds a segment under a name its new header contradicts.
+            if !kept.is_empty() {
+                // A free segment may be reused only once its old name is gone for good, so
+                // a crash never finds a segment under a name its new header contradicts.
                 let dir = self.inner.borrow().log.dir.clone();
                 sync_dir(&dir).await.map_err(|e| e.to_string())?;
+                self.inner.borrow_mut().log.free.extend(kept);
             }
             Ok(())
         }
