@@ -14,7 +14,8 @@
 //!
 //! Frames are 8-byte aligned; resynchronisation after damage tries each aligned offset.
 //! The written log ends where the scan meets zeros to the end of the segment (a fresh
-//! one) or, in a version 2 segment, a frame of an earlier use.
+//! one) or, in a version 2 segment, bytes that name another log position (an earlier
+//! use's; see `Scanner::tail_damage`).
 
 use crate::event::{Event, Headers};
 use bytes::Bytes;
@@ -449,12 +450,15 @@ impl<'a> Scanner<'a> {
     /// For bytes at `p` where no good frame starts and none follows: `None` when the log
     /// simply ends there, else how many bytes of a torn or damaged write are there.
     ///
-    /// Zeros to the end are the unwritten rest of a fresh segment. In version 2 a header
-    /// whose lsn word is not a position of this segment was never written by this use of
-    /// the file (it is an earlier use's data, or a header torn before it was whole): that
-    /// is the end as well. One that names a position here is a frame of this use that
-    /// did not survive (torn at a crash, or damaged since), maybe the commit of
-    /// transactions before it, so it is reported and replay treats it as damage.
+    /// Zeros to the end are the unwritten rest of a fresh segment. In version 2, a frame
+    /// of this use that did not survive (torn at a crash, or damaged since) is reported,
+    /// as it may be the commit of transactions before it, and replay treats it as damage:
+    /// its lsn word names `p`, or it is a frame whose crc checks once its lsn word is
+    /// taken to be `p` (damage to that word). Anything else was never written by this
+    /// use of the file (an earlier use's frame or the inside of one, or a header torn
+    /// before it was whole) and is where the log ends. Nearness is no test: an earlier
+    /// use's header at the same offset differs only in the bits that number segments,
+    /// and inside its frames a put's `seq << 8` can fall anywhere.
     fn tail_damage(&self, p: usize) -> Option<usize> {
         if self.zero_from(p) {
             return None;
@@ -466,9 +470,8 @@ impl<'a> Scanner<'a> {
                 Some(align(last_nonzero + 1).min(self.data.len()).max(p) - p)
             }
             Framing::V2 { start } => {
-                let lsn = self.word(p + 8, 8)?;
-                let here = start..start + self.data.len() as u64;
-                if !here.contains(&lsn) {
+                let here = start + p as u64;
+                if self.word(p + 8, 8)? != here && !self.checks_as(p, here) {
                     return None;
                 }
                 let claimed = self
@@ -477,6 +480,22 @@ impl<'a> Scanner<'a> {
                 Some(claimed.clamp(FRAME_HEADER, rest))
             }
         }
+    }
+
+    /// Whether the version 2 frame at `p` has a good crc when its lsn is taken to be `lsn`.
+    fn checks_as(&self, p: usize, lsn: u64) -> bool {
+        let (Some(len), Some(crc)) = (self.word(p, 4), self.word(p + 4, 4)) else {
+            return false;
+        };
+        let len = len as usize;
+        let Some(payload) = self.data.get(p + FRAME_HEADER..p + FRAME_HEADER + len) else {
+            return false;
+        };
+        let mut h = crc32fast::Hasher::new();
+        h.update(&(len as u32).to_le_bytes());
+        h.update(&lsn.to_le_bytes());
+        h.update(payload);
+        len > 0 && u64::from(h.finalize()) == crc
     }
 }
 
@@ -747,6 +766,22 @@ mod tests {
             assert_eq!(items.len(), 7, "{items:?}");
             assert!(matches!(items[6], Item::Damaged { offset, tail: true, .. } if offset == last));
             assert_eq!(end, last);
+        }
+        // After the last frame of this use: an earlier use's bytes whose lsn word names
+        // another position of this segment (a put's seq << 8 can), or an earlier use's
+        // header at the same offset (its lsn differs only in the segment bits). Both are
+        // the end, not damage.
+        let end_at = last + frame_len(put_payload_len(&ev("second", &[("h", "v")])));
+        for lsn in [
+            (1u64 << 20) + end_at as u64 + 0x1350,
+            end_at as u64 + (1 << 21),
+        ] {
+            let mut d = data.clone();
+            d[end_at..end_at + 8].fill(0x11);
+            d[end_at + 8..end_at + 16].copy_from_slice(&lsn.to_le_bytes());
+            let (items, end) = scan(&d, 1 << 20);
+            assert_eq!(items.len(), 7, "{items:?}");
+            assert_eq!(end, end_at);
         }
         // Damage in the middle resyncs on the next frame of this use, not of the earlier.
         data[offs[2] + 30] ^= 0x40;
