@@ -265,13 +265,7 @@ impl SegmentFile {
             .open(&path)
             .await?;
         let made = async {
-            // SAFETY: dup of a descriptor we own; the new one is owned by `file`.
-            let fd = unsafe { libc::dup(uring.as_raw_fd()) };
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: fd is a fresh descriptor nobody else owns.
-            let file = unsafe { <File as std::os::unix::io::FromRawFd>::from_raw_fd(fd) };
+            let file = dup_file(&uring)?;
             match uring.fallocate(0, len as u64, 0).await {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => file.set_len(len as u64)?,
@@ -294,21 +288,7 @@ impl SegmentFile {
             Ok((file, map))
         }
         .await;
-        match made {
-            Ok((file, map)) => Ok((
-                SegmentFile {
-                    start,
-                    path,
-                    file,
-                    map: Arc::new(map),
-                },
-                uring,
-            )),
-            Err(e) => {
-                let _ = tokio_uring::fs::remove_file(&path).await;
-                Err(e)
-            }
-        }
+        spare_or_remove(made, start, path, uring).await
     }
 
     /// Makes the spare for the segment starting at `start` out of the free segment `from`
@@ -339,13 +319,7 @@ impl SegmentFile {
             }
         };
         let made = async {
-            // SAFETY: dup of a descriptor we own; the new one is owned by `file`.
-            let fd = unsafe { libc::dup(uring.as_raw_fd()) };
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: fd is a fresh descriptor nobody else owns.
-            let file = unsafe { <File as std::os::unix::io::FromRawFd>::from_raw_fd(fd) };
+            let file = dup_file(&uring)?;
             let size = file.metadata()?.len();
             if size != len as u64 {
                 return Err(io::Error::other(format!(
@@ -360,21 +334,7 @@ impl SegmentFile {
             Ok((file, map))
         }
         .await;
-        match made {
-            Ok((file, map)) => Ok((
-                SegmentFile {
-                    start,
-                    path,
-                    file,
-                    map: Arc::new(map),
-                },
-                uring,
-            )),
-            Err(e) => {
-                let _ = tokio_uring::fs::remove_file(&path).await;
-                Err(e)
-            }
-        }
+        spare_or_remove(made, start, path, uring).await
     }
 
     /// Gives a spare its segment name, making it part of the log. The rename is durable
@@ -435,6 +395,42 @@ impl SegmentFile {
     /// `fdatasync` on the calling thread.
     pub fn sync_blocking(&self) -> io::Result<()> {
         self.file.sync_data()
+    }
+}
+
+/// A std `File` on a dup of `uring`'s descriptor, for mapping and blocking calls.
+fn dup_file(uring: &tokio_uring::fs::File) -> io::Result<File> {
+    // SAFETY: dup of a descriptor we own; the new one is owned by the returned File.
+    let fd = unsafe { libc::dup(uring.as_raw_fd()) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    Ok(unsafe { <File as std::os::unix::io::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// The spare that making it at `path` produced, or, when that failed, the file removed
+/// and the error.
+async fn spare_or_remove(
+    made: io::Result<(File, MmapRaw)>,
+    start: u64,
+    path: PathBuf,
+    uring: tokio_uring::fs::File,
+) -> io::Result<(SegmentFile, tokio_uring::fs::File)> {
+    match made {
+        Ok((file, map)) => Ok((
+            SegmentFile {
+                start,
+                path,
+                file,
+                map: Arc::new(map),
+            },
+            uring,
+        )),
+        Err(e) => {
+            let _ = tokio_uring::fs::remove_file(&path).await;
+            Err(e)
+        }
     }
 }
 
