@@ -259,7 +259,6 @@ impl WalChannel {
         }
     }
 
-    /// Refuses puts while the data directory's filesystem is below minimumRequiredSpace.
     /// With too little disk, the free segments kept for reuse are the first to go:
     /// deletes them and returns the free space left if it is still too little.
     fn give_back_free_segments(&self, dir: &Path, free: u64) -> Option<u64> {
@@ -280,6 +279,7 @@ impl WalChannel {
         }
     }
 
+    /// Refuses puts while the data directory's filesystem is below minimumRequiredSpace.
     fn check_space(&self) -> Result<(), ChannelError> {
         if self.cfg.minimum_required_space == 0 {
             return Ok(());
@@ -583,8 +583,8 @@ impl WalChannel {
             for seg in gone {
                 let (dir, keep) = {
                     let s = self.inner.borrow();
-                    let keep =
-                        s.log.free.len() < FREE_KEEP && seg.reusable(self.cfg.segment_size);
+                    let keep = s.log.free.len() + kept.len() < FREE_KEEP
+                        && seg.reusable(self.cfg.segment_size);
                     (s.log.dir.clone(), keep)
                 };
                 let (path, start) = (seg.file.path.clone(), seg.file.start);

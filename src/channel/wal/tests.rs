@@ -231,6 +231,12 @@ fn consumed_segments_are_deleted_at_checkpoint_and_replay_spans_segments() {
         after, 1,
         "only the active segment remains ({before} before)"
     );
+    let kept = free_segments(&dir);
+    assert!(
+        kept.len() <= super::log::FREE_KEEP,
+        "one checkpoint gave up {} segments and kept {kept:?} for reuse",
+        before - 1
+    );
     with_channel(&c, 0, 1, |ch| async move {
         assert_eq!(drain(&ch).await, names(5000..5001));
     });
