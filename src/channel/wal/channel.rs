@@ -579,14 +579,11 @@ impl WalChannel {
                 .await
                 .map_err(|e| e.to_string())?;
             let gone = self.inner.borrow_mut().log.drop_consumed(c.position, min_live);
+            let dir = self.inner.borrow().log.dir.clone();
             let mut kept = Vec::new();
             for seg in gone {
-                let (dir, keep) = {
-                    let s = self.inner.borrow();
-                    let keep = s.log.free.len() + kept.len() < FREE_KEEP
-                        && seg.reusable(self.cfg.segment_size);
-                    (s.log.dir.clone(), keep)
-                };
+                let keep = self.inner.borrow().log.free.len() + kept.len() < FREE_KEEP
+                    && seg.reusable(self.cfg.segment_size);
                 let (path, start) = (seg.file.path.clone(), seg.file.start);
                 drop(seg);
                 if keep {
@@ -606,7 +603,6 @@ impl WalChannel {
             if !kept.is_empty() {
                 // A free segment may be reused only once its old name is gone for good, so
                 // a crash never finds a segment under a name its new header contradicts.
-                let dir = self.inner.borrow().log.dir.clone();
                 sync_dir(&dir).await.map_err(|e| e.to_string())?;
                 self.inner.borrow_mut().log.free.extend(kept);
             }

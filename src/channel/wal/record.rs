@@ -219,14 +219,10 @@ pub fn decode(whole: &Bytes, at: usize, len: usize) -> Result<Record, DecodeErro
 /// Writes the frame header (length, crc, lsn) for the payload already written at
 /// `buf[FRAME_HEADER..FRAME_HEADER + len]`, and zeroes the padding.
 fn seal(buf: &mut [u8], len: usize, lsn: u64) -> usize {
-    let len32 = len as u32;
-    buf[..4].copy_from_slice(&len32.to_le_bytes());
+    buf[..4].copy_from_slice(&(len as u32).to_le_bytes());
     buf[8..16].copy_from_slice(&lsn.to_le_bytes());
-    let mut h = crc32fast::Hasher::new();
-    h.update(&len32.to_le_bytes());
-    h.update(&lsn.to_le_bytes());
-    h.update(&buf[FRAME_HEADER..FRAME_HEADER + len]);
-    buf[4..8].copy_from_slice(&h.finalize().to_le_bytes());
+    let crc = crc_v2(len as u32, lsn, &buf[FRAME_HEADER..FRAME_HEADER + len]);
+    buf[4..8].copy_from_slice(&crc.to_le_bytes());
     let total = frame_len(len);
     buf[FRAME_HEADER + len..total].fill(0);
     total
@@ -242,6 +238,15 @@ impl Writer<'_> {
         self.buf[self.pos..self.pos + b.len()].copy_from_slice(b);
         self.pos += b.len();
     }
+}
+
+/// A version 2 frame's crc: over its length, its LSN and its payload.
+fn crc_v2(len: u32, lsn: u64, payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&len.to_le_bytes());
+    h.update(&lsn.to_le_bytes());
+    h.update(payload);
+    h.finalize()
 }
 
 /// Encodes a put record to be written at `lsn` into `buf` (at least
@@ -487,15 +492,10 @@ impl<'a> Scanner<'a> {
         let (Some(len), Some(crc)) = (self.word(p, 4), self.word(p + 4, 4)) else {
             return false;
         };
-        let len = len as usize;
-        let Some(payload) = self.data.get(p + FRAME_HEADER..p + FRAME_HEADER + len) else {
-            return false;
-        };
-        let mut h = crc32fast::Hasher::new();
-        h.update(&(len as u32).to_le_bytes());
-        h.update(&lsn.to_le_bytes());
-        h.update(payload);
-        len > 0 && u64::from(h.finalize()) == crc
+        let payload = self
+            .data
+            .get(p + FRAME_HEADER..p + FRAME_HEADER + len as usize);
+        len > 0 && payload.is_some_and(|b| u64::from(crc_v2(len as u32, lsn, b)) == crc)
     }
 }
 

@@ -17,7 +17,7 @@
 //! segment never collides with one in flight, and a spare left by a crash is just removed.
 //!
 //! A segment whose records are all consumed is not deleted but kept as a *free* segment,
-//! `<old lsn:020>.free` (a few per shard, see `Log::retire`), and the next spare is made
+//! `<old lsn:020>.free` (a few per shard: `log::FREE_KEEP`, kept by `WalChannel::checkpoint`), and the next spare is made
 //! by renaming one and writing a new header (`reuse_as_spare`). Its pages are still in
 //! the page cache, so appending overwrites cached pages instead of allocating new ones:
 //! on this VM, whose free memory is handed back to the host, a newly allocated page-cache
@@ -76,11 +76,12 @@ pub fn take_free(dir: &Path, len: usize, keep: usize) -> io::Result<Vec<PathBuf>
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        let name = entry.file_name();
-        let Some(digits) = name.to_str().and_then(|n| n.strip_suffix(FREE_SUFFIX)) else {
-            continue;
-        };
-        if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        if entry
+            .file_name()
+            .to_str()
+            .and_then(|n| numbered(n, FREE_SUFFIX))
+            .is_none()
+        {
             continue;
         }
         if out.len() < keep && entry.metadata()?.len() == len as u64 {
@@ -97,11 +98,12 @@ pub fn remove_spares(dir: &Path) -> io::Result<usize> {
     let mut n = 0;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        let name = entry.file_name();
-        let Some(digits) = name.to_str().and_then(|n| n.strip_suffix(SPARE_SUFFIX)) else {
-            continue;
-        };
-        if digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        if entry
+            .file_name()
+            .to_str()
+            .and_then(|n| numbered(n, SPARE_SUFFIX))
+            .is_some()
+        {
             std::fs::remove_file(entry.path())?;
             n += 1;
         }
@@ -111,7 +113,12 @@ pub fn remove_spares(dir: &Path) -> io::Result<usize> {
 
 /// The start LSN a segment file name stands for.
 pub fn parse_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(SUFFIX)?;
+    numbered(name, SUFFIX)
+}
+
+/// The LSN in a `<lsn:020><suffix>` file name (a segment, spare or free segment).
+fn numbered(name: &str, suffix: &str) -> Option<u64> {
+    let digits = name.strip_suffix(suffix)?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

@@ -370,12 +370,7 @@ fn bodies_of_mixed_sizes_read_back_the_same_across_rolls_and_restarts() {
 }
 
 fn free_segments(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(super::segment::FREE_SUFFIX))
-        .collect()
+    named(dir, super::segment::FREE_SUFFIX)
 }
 
 #[test]
@@ -471,11 +466,16 @@ async fn spare_ready(w: &WalChannel) {
 }
 
 fn spares(dir: &Path) -> Vec<String> {
+    named(dir, super::segment::SPARE_SUFFIX)
+}
+
+/// The names of the files in `dir` ending in `suffix`.
+fn named(dir: &Path, suffix: &str) -> Vec<String> {
     std::fs::read_dir(dir)
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(super::segment::SPARE_SUFFIX))
+        .filter(|n| n.ends_with(suffix))
         .collect()
 }
 
