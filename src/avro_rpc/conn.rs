@@ -288,8 +288,13 @@ impl Conn {
     async fn read_wire(&mut self) -> io::Result<usize> {
         let (read_size, want) = (self.read_size, self.frame_hint.min(self.read_size));
         let target = self.wire_input();
-        if target.capacity() - target.len() < want {
-            target.reserve(read_size);
+        if target.capacity() - target.len() < want && !target.try_reclaim(want) {
+            // Not `reserve`: on a buffer no frame shares any more, it reallocates and
+            // so copies the whole spent frame ahead of the bytes still wanted (7% of the
+            // agent's CPU at 1x1000x1 KiB). Only the unread tail needs moving.
+            let mut fresh = BytesMut::with_capacity(read_size.max(target.len() + want));
+            fresh.extend_from_slice(target);
+            *target = fresh;
         }
         let owned = std::mem::take(target);
         let start = owned.len();
