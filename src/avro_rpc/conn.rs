@@ -21,6 +21,8 @@ use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
 const READ_SIZE: usize = 64 * 1024;
+/// The least room a read asks for.
+const MIN_READ: usize = 16 * 1024;
 /// The receive buffer grows to a frame and a quarter for connections that send big
 /// batches, so a frame is read into one buffer instead of being copied into a larger one
 /// read after read; idle and small-batch connections keep the small buffer. A read wants
@@ -286,13 +288,15 @@ impl Conn {
 
     /// Reads from the socket into the lowest layer's input; 0 at end of stream.
     async fn read_wire(&mut self) -> io::Result<usize> {
-        let (read_size, want) = (self.read_size, self.frame_hint.min(self.read_size));
+        let (read_size, hint) = (self.read_size, self.frame_hint.min(self.read_size));
         let target = self.wire_input();
-        if target.capacity() - target.len() < want && !target.try_reclaim(want) {
+        let len = target.len();
+        let want = room_wanted(len, hint);
+        if target.capacity() - len < want && !target.try_reclaim(want) {
             // Not `reserve`: on a buffer no frame shares any more, it reallocates and
             // so copies the whole spent frame ahead of the bytes still wanted (7% of the
             // agent's CPU at 1x1000x1 KiB). Only the unread tail needs moving.
-            let mut fresh = BytesMut::with_capacity(read_size.max(target.len() + want));
+            let mut fresh = BytesMut::with_capacity(fresh_capacity(read_size, len, want));
             fresh.extend_from_slice(target);
             *target = fresh;
         }
@@ -310,6 +314,26 @@ impl Conn {
             (None, Some(_)) => &mut self.records,
             (None, None) => &mut self.plain,
         }
+    }
+}
+
+/// The free room a read wants when `len` bytes of a frame are buffered and the last frame
+/// was `hint` bytes: room for the rest of a frame like the last one. A read that starts
+/// half way through a frame needs only the other half; asking for a whole frame there
+/// made every connection of S5 8x1000x1 KiB copy its partial frame into a new buffer of
+/// two frames (peak RSS 49 MB, against 36 when asking for the rest).
+fn room_wanted(len: usize, hint: usize) -> usize {
+    hint.saturating_sub(len).max(MIN_READ)
+}
+
+/// The capacity of a new receive buffer for `len` buffered bytes and `want` more: the
+/// usual read size, or for a frame bigger than it, double what is buffered, so a frame
+/// bigger than any before is copied a few times as it grows, not once per read.
+fn fresh_capacity(read_size: usize, len: usize, want: usize) -> usize {
+    if len + want <= read_size {
+        read_size
+    } else {
+        (len + want).max(2 * len)
     }
 }
 
@@ -377,4 +401,43 @@ pub enum OpenError {
     Tls(#[from] rustls::Error),
     #[error("TLS handshake failed: {0}")]
     Handshake(#[from] ReadError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_half_way_through_a_frame_wants_room_for_the_rest_only() {
+        // S5 8x1000x1 KiB: frames of 1,027,020 bytes, a read after 982,245 had come.
+        assert_eq!(room_wanted(982_245, 1_027_020), 44_775);
+        assert_eq!(room_wanted(0, 1_027_020), 1_027_020);
+        // Past the hint (a bigger frame than the last) a read still asks for some room.
+        assert_eq!(room_wanted(2_000_000, 1_027_020), MIN_READ);
+        // Within the usual read size, a new buffer is that size, not twice the frame.
+        let read_size = 1_283_775;
+        assert_eq!(fresh_capacity(read_size, 982_245, 44_775), read_size);
+    }
+
+    #[test]
+    fn a_frame_bigger_than_any_before_is_copied_a_few_times_as_it_grows() {
+        // A 4 MiB frame arriving 16 KiB per read into a fresh connection's buffer.
+        let (frame, read_size, hint) = (4 << 20, READ_SIZE, READ_SIZE / 2);
+        let (mut len, mut cap, mut copied, mut fresh) = (0usize, READ_SIZE, 0usize, 0);
+        while len < frame {
+            let want = room_wanted(len, hint);
+            if cap - len < want {
+                cap = fresh_capacity(read_size, len, want);
+                copied += len;
+                fresh += 1;
+            }
+            len += MIN_READ.min(cap - len);
+        }
+        assert!(fresh <= 8, "{fresh} new buffers");
+        assert!(
+            copied <= frame,
+            "{copied} bytes copied for a {frame}-byte frame"
+        );
+        assert!(cap <= 2 * frame, "capacity {cap}");
+    }
 }
