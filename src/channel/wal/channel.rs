@@ -129,14 +129,21 @@ impl WalChannel {
                 None
             }
         };
-        let opened = open_segments(name, shard, &data_dir)?;
-        let r = replay::replay(&opened.inputs, ckpt.as_ref());
+        let Opened {
+            files,
+            inputs,
+            last_end,
+        } = open_segments(name, shard, &data_dir)?;
+        let r = replay::replay(&inputs, ckpt.as_ref());
+        // The whole-segment views go before the start-up checkpoint, which can keep a
+        // consumed segment for reuse only when nothing else maps it.
+        drop(inputs);
         report(name, shard, &r.issues);
         let mut segs = VecDeque::new();
-        for (file, summary) in opened.files.into_iter().zip(&r.segments) {
+        for (file, summary) in files.into_iter().zip(&r.segments) {
             segs.push_back(Seg::new(file, summary.max_seq).map_err(io_at(&data_dir))?);
         }
-        let (pos, need_new) = match (opened.last_end, segs.back()) {
+        let (pos, need_new) = match (last_end, segs.back()) {
             (Some(end), Some(_)) => (end, false),
             _ => (HEADER_LEN, true),
         };
@@ -542,7 +549,8 @@ impl WalChannel {
         (c, min_live)
     }
 
-    /// Start-up checkpoint: blocking, before the shard reports ready.
+    /// Start-up checkpoint: blocking, before the shard reports ready. Consumed segments it
+    /// finds are kept for reuse or deleted as `checkpoint` does.
     fn checkpoint_blocking(&self) -> Result<(), WalError> {
         let dir = self.inner.borrow().log.dir.clone();
         self.inner
@@ -553,16 +561,41 @@ impl WalChannel {
         let (c, min_live) = self.snapshot();
         self.inner.borrow_mut().synced_lsn = c.position;
         checkpoint::write_blocking(&self.ckpt_dir, &c)?;
-        for seg in self
+        let gone = self
             .inner
             .borrow_mut()
             .log
-            .drop_consumed(c.position, min_live)
-        {
-            let p = &seg.file.path;
-            std::fs::remove_file(p).map_err(io_at(p))?;
+            .drop_consumed(c.position, min_live);
+        let mut kept = Vec::new();
+        for seg in gone {
+            let keep = self.keeps(&seg, kept.len());
+            let (path, start) = (seg.file.path.clone(), seg.file.start);
+            drop(seg);
+            if keep {
+                let to = dir.join(segment::free_name(start));
+                match std::fs::rename(&path, &to) {
+                    Ok(()) => {
+                        kept.push(to);
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(channel = %self.name, "cannot keep consumed segment {} for reuse: {e}", path.display())
+                    }
+                }
+            }
+            std::fs::remove_file(&path).map_err(io_at(&path))?;
+        }
+        if !kept.is_empty() {
+            // As in `checkpoint`: reused only once the rename is durable.
+            segment::sync_dir(&dir).map_err(io_at(&dir))?;
+            self.inner.borrow_mut().log.free.extend(kept);
         }
         Ok(())
+    }
+
+    /// Whether a consumed segment is kept for reuse, `kept` others having just been.
+    fn keeps(&self, seg: &Seg, kept: usize) -> bool {
+        self.inner.borrow().log.free.len() + kept < FREE_KEEP && seg.reusable(self.cfg.segment_size)
     }
 
     /// Writes a checkpoint: snapshot, sync the log up to it, write the file atomically,
@@ -582,8 +615,7 @@ impl WalChannel {
             let dir = self.inner.borrow().log.dir.clone();
             let mut kept = Vec::new();
             for seg in gone {
-                let keep = self.inner.borrow().log.free.len() + kept.len() < FREE_KEEP
-                    && seg.reusable(self.cfg.segment_size);
+                let keep = self.keeps(&seg, kept.len());
                 let (path, start) = (seg.file.path.clone(), seg.file.start);
                 drop(seg);
                 if keep {

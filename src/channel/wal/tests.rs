@@ -242,6 +242,41 @@ fn consumed_segments_are_deleted_at_checkpoint_and_replay_spans_segments() {
     });
 }
 
+#[test]
+fn a_restart_keeps_segments_it_finds_consumed_for_reuse() {
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    let dir = shard0(root.path());
+    with_channel(&c, 0, 1, |ch| async move {
+        for i in 0..40 {
+            put(&ch, i * 100..(i + 1) * 100).await; // ~ 8 segments of 64 KiB
+        }
+    });
+    // Drained and synced, then a crash: no roll in this run, so no early checkpoint, and
+    // every segment but the last is consumed with nothing having freed it.
+    with_channel(&c, 0, 1, |ch| async move {
+        assert_eq!(drain(&ch).await.len(), 1000);
+        while !ch.is_empty() {
+            drain(&ch).await;
+        }
+        put(&ch, 5000..5001).await;
+    });
+    let before = segment::list(&dir).unwrap().len();
+    assert!(before >= 4, "expected consumed segments left, got {before}");
+    assert!(free_segments(&dir).is_empty());
+    let d = dir.clone();
+    with_channel(&c, 0, 1, |ch| async move {
+        // Nothing has yielded yet, so the preallocator has not made a spare of one.
+        assert_eq!(
+            segment::list(&d).unwrap().len(),
+            1,
+            "only the active segment"
+        );
+        assert_eq!(free_segments(&d).len(), super::log::FREE_KEEP);
+        assert_eq!(drain(&ch).await, names(5000..5001));
+    });
+}
+
 fn inode(path: &Path) -> u64 {
     std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
 }
