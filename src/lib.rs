@@ -6,6 +6,7 @@ pub mod channel;
 pub mod config;
 pub mod event;
 pub mod flow;
+pub mod hint;
 pub mod runtime;
 pub mod sink;
 pub mod source;

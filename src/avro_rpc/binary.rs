@@ -80,17 +80,7 @@ impl<'a> Reader<'a> {
     /// Asks the CPU to start loading the cache line `dist` bytes ahead, if that is still
     /// in this buffer. A hint only: nothing is read and nothing can fail.
     pub fn prefetch(&self, dist: usize) {
-        #[cfg(target_arch = "x86_64")]
-        if let Some(b) = self.current().get(dist) {
-            // SAFETY: a prefetch never faults; the address is inside the buffer anyway.
-            unsafe {
-                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-                    (b as *const u8).cast(),
-                )
-            };
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = dist;
+        crate::hint::prefetch(self.current(), dist);
     }
 
     fn skip_empty(&mut self) {

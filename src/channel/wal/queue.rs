@@ -221,6 +221,10 @@ impl Queue {
                         };
                         seqs.push(s);
                         events.push(Event::with_headers(h.unwrap_or_default(), body));
+                        // The log's pages were last written by the kernel's copy and
+                        // are out of this core's cache: start loading the header of
+                        // the frame four ahead, frames of a batch being alike in size.
+                        crate::hint::prefetch(frames, next + 4 * (next - at));
                         at = next;
                     }
                     self.len -= k;
