@@ -567,20 +567,14 @@ impl WalChannel {
             .log
             .drop_consumed(c.position, min_live);
         let mut kept = Vec::new();
-        for seg in gone {
-            let keep = self.keeps(&seg, kept.len());
-            let (path, start) = (seg.file.path.clone(), seg.file.start);
-            drop(seg);
-            if keep {
-                let to = dir.join(segment::free_name(start));
+        for (path, free) in self.disposal(gone) {
+            if let Some(to) = free {
                 match std::fs::rename(&path, &to) {
                     Ok(()) => {
                         kept.push(to);
                         continue;
                     }
-                    Err(e) => {
-                        tracing::warn!(channel = %self.name, "cannot keep consumed segment {} for reuse: {e}", path.display())
-                    }
+                    Err(e) => self.not_kept(&path, e),
                 }
             }
             std::fs::remove_file(&path).map_err(io_at(&path))?;
@@ -593,9 +587,26 @@ impl WalChannel {
         Ok(())
     }
 
-    /// Whether a consumed segment is kept for reuse, `kept` others having just been.
-    fn keeps(&self, seg: &Seg, kept: usize) -> bool {
-        self.inner.borrow().log.free.len() + kept < FREE_KEEP && seg.reusable(self.cfg.segment_size)
+    /// What becomes of the consumed segments a checkpoint gives up: each one's path, and
+    /// the free segment name it is kept under for reuse (while fewer than `FREE_KEEP` are
+    /// kept), else `None` for deletion. Their mappings are gone when this returns.
+    fn disposal(&self, gone: Vec<Rc<Seg>>) -> Vec<(PathBuf, Option<PathBuf>)> {
+        let (dir, mut keeping) = {
+            let s = self.inner.borrow();
+            (s.log.dir.clone(), s.log.free.len())
+        };
+        gone.into_iter()
+            .map(|seg| {
+                let keep = keeping < FREE_KEEP && seg.reusable(self.cfg.segment_size);
+                keeping += usize::from(keep);
+                let free = keep.then(|| dir.join(segment::free_name(seg.file.start)));
+                (seg.file.path.clone(), free)
+            })
+            .collect()
+    }
+
+    fn not_kept(&self, path: &Path, e: std::io::Error) {
+        tracing::warn!(channel = %self.name, "cannot keep consumed segment {} for reuse: {e}", path.display());
     }
 
     /// Writes a checkpoint: snapshot, sync the log up to it, write the file atomically,
@@ -614,18 +625,14 @@ impl WalChannel {
             let gone = self.inner.borrow_mut().log.drop_consumed(c.position, min_live);
             let dir = self.inner.borrow().log.dir.clone();
             let mut kept = Vec::new();
-            for seg in gone {
-                let keep = self.keeps(&seg, kept.len());
-                let (path, start) = (seg.file.path.clone(), seg.file.start);
-                drop(seg);
-                if keep {
-                    let to = dir.join(segment::free_name(start));
+            for (path, free) in self.disposal(gone) {
+                if let Some(to) = free {
                     match tokio_uring::fs::rename(&path, &to).await {
                         Ok(()) => {
                             kept.push(to);
                             continue;
                         }
-                        Err(e) => tracing::warn!(channel = %self.name, "cannot keep consumed segment {} for reuse: {e}", path.display()),
+                        Err(e) => self.not_kept(&path, e),
                     }
                 }
                 if let Err(e) = tokio_uring::fs::remove_file(&path).await {

@@ -204,16 +204,22 @@ fn a_second_channel_on_the_same_directories_refuses_to_start() {
     });
 }
 
+/// 4000 events put in batches of 100 over about 8 segments of 64 KiB, the log left as a
+/// crash leaves it: the configuration and the shard's data directory.
+fn spanning_log(root: &Path) -> (WalConfig, PathBuf) {
+    let c = cfg(root);
+    with_channel(&c, 0, 1, |ch| async move {
+        for i in 0..40 {
+            put(&ch, i * 100..(i + 1) * 100).await;
+        }
+    });
+    (c, shard0(root))
+}
+
 #[test]
 fn consumed_segments_are_deleted_at_checkpoint_and_replay_spans_segments() {
     let root = tempfile::tempdir().unwrap();
-    let c = cfg(root.path());
-    let dir = shard0(root.path());
-    with_channel(&c, 0, 1, |ch| async move {
-        for i in 0..40 {
-            put(&ch, i * 100..(i + 1) * 100).await; // ~ 8 segments of 64 KiB
-        }
-    });
+    let (c, dir) = spanning_log(root.path());
     let before = super::segment::list(&dir).unwrap().len();
     assert!(before >= 4, "expected several segments, got {before}");
     with_channel(&c, 0, 1, |ch| async move {
@@ -245,13 +251,7 @@ fn consumed_segments_are_deleted_at_checkpoint_and_replay_spans_segments() {
 #[test]
 fn a_restart_keeps_segments_it_finds_consumed_for_reuse() {
     let root = tempfile::tempdir().unwrap();
-    let c = cfg(root.path());
-    let dir = shard0(root.path());
-    with_channel(&c, 0, 1, |ch| async move {
-        for i in 0..40 {
-            put(&ch, i * 100..(i + 1) * 100).await; // ~ 8 segments of 64 KiB
-        }
-    });
+    let (c, dir) = spanning_log(root.path());
     // Drained and synced, then a crash: no roll in this run, so no early checkpoint, and
     // every segment but the last is consumed with nothing having freed it.
     with_channel(&c, 0, 1, |ch| async move {
