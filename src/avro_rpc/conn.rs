@@ -26,9 +26,9 @@ const MIN_READ: usize = 16 * 1024;
 /// The receive buffer grows to a frame and a quarter for connections that send big
 /// batches, so a frame is read into one buffer instead of being copied into a larger one
 /// read after read; idle and small-batch connections keep the small buffer. A read wants
-/// room for a whole frame, and a buffer still shared with the frame before (its events
-/// are in a memory channel) is replaced by a new one then: more frames' worth per buffer
-/// only held more memory. Four frames' worth: S1 8x1000x1 KiB peaked at 52 MB; two: 41
+/// room for the rest of a frame (see `room_wanted`), and a buffer still shared with the
+/// frame before (its events are in a memory channel) is replaced by a new one then: more
+/// frames' worth per buffer only held more memory. Four frames' worth: S1 8x1000x1 KiB peaked at 52 MB; two: 41
 /// (39 in a later run); one and a quarter: 32, at the same speed.
 const MAX_READ_SIZE: usize = 4 << 20;
 /// Output handed over per inflate step: bounds what one small compressed read can become
