@@ -2,6 +2,13 @@
 //! per shard with Flume's transaction semantics. Capacity counts events queued plus events
 //! taken but not yet committed, so a rollback always has room; a put that does not fit
 //! waits up to `keep-alive` seconds for space, then fails as a whole.
+//!
+//! Pacing: while the channel's sinks keep taking, a put that finds a backlog of a few
+//! transactions waits (briefly) for the next take to commit. Source and sink share the
+//! shard's core, so reading input faster than the sink drains it gains nothing: it only
+//! fills memory (a netcat source filled a million-event channel in half a second while
+//! file_roll wrote at its own pace). A sink that stops taking stops the pacing, so the whole
+//! `capacity` still absorbs an outage downstream, as in Flume.
 
 use super::{Channel, ChannelError, LocalNotify, TakeTx};
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
@@ -10,7 +17,32 @@ use crate::event::Event;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How puts are paced to the sinks (see the module comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacing {
+    /// A backlog of this many transactions (at `transactionCapacity` each) paces the puts.
+    pub transactions: usize,
+    /// A sink that took within this long counts as keeping up; a longer pause (a stalled or
+    /// slow downstream) lets puts fill the channel to capacity.
+    pub sink_active: Duration,
+    /// The longest one put waits for a take before going in anyway.
+    pub wait: Duration,
+}
+
+impl Default for Pacing {
+    /// Two transactions: a sink coming back for more finds a whole batch while the next one
+    /// is put. Half a second: longer than the kernel throttles a writer of dirty pages
+    /// (200 ms at most), so a sink bound by the disk still counts as keeping up.
+    fn default() -> Self {
+        Pacing {
+            transactions: 2,
+            sink_active: Duration::from_millis(500),
+            wait: Duration::from_millis(500),
+        }
+    }
+}
 
 const KEYS: &[KeySpec] = &[
     KeySpec::new("capacity", KeyKind::POSITIVE, Some("100"), "Maximum number of events stored in the channel (split evenly over shards)"),
@@ -101,14 +133,19 @@ struct State {
     in_flight: usize,
     /// Body bytes held by queued and in-flight events.
     bytes: u64,
+    /// When a sink last took events (pacing applies only while sinks keep taking).
+    last_take: Option<Instant>,
 }
 
 pub struct MemoryChannel {
     name: String,
     cfg: MemoryConfig,
+    pacing: Pacing,
     state: RefCell<State>,
     space: LocalNotify,
     data: LocalNotify,
+    /// Signalled by every take: paced puts wait for it.
+    taken: LocalNotify,
 }
 
 fn body_bytes(events: &[Event]) -> u64 {
@@ -117,17 +154,24 @@ fn body_bytes(events: &[Event]) -> u64 {
 
 impl MemoryChannel {
     pub fn new(name: &str, cfg: MemoryConfig) -> Self {
+        Self::with_pacing(name, cfg, Pacing::default())
+    }
+
+    pub fn with_pacing(name: &str, cfg: MemoryConfig, pacing: Pacing) -> Self {
         MemoryChannel {
             name: name.to_string(),
+            pacing,
             state: RefCell::new(State {
                 queue: VecDeque::new(),
                 queued: 0,
                 in_flight: 0,
                 bytes: 0,
+                last_take: None,
             }),
             cfg,
             space: LocalNotify::default(),
             data: LocalNotify::default(),
+            taken: LocalNotify::default(),
         }
     }
 
@@ -189,6 +233,7 @@ impl MemoryChannel {
             };
             return Err((error, events));
         }
+        self.pace().await;
         let bytes = self.accounted_bytes(&events);
         if let Err(e) = self.wait_for_space(events.len(), bytes).await {
             return Err((e, events));
@@ -200,6 +245,33 @@ impl MemoryChannel {
         drop(s);
         self.data.notify_all();
         Ok(())
+    }
+
+    /// The backlog at which puts wait for the sinks, at most half the capacity.
+    fn pace_mark(&self) -> usize {
+        (self.cfg.transaction_capacity * self.pacing.transactions).min(self.cfg.capacity / 2)
+    }
+
+    /// True when the backlog is at the pace mark and a sink took recently.
+    fn should_pace(&self) -> bool {
+        let s = self.state.borrow();
+        s.queued >= self.pace_mark()
+            && s.last_take
+                .is_some_and(|t| t.elapsed() < self.pacing.sink_active)
+    }
+
+    /// Waits, at most `pacing.wait`, for the sinks to bring the backlog under the pace mark.
+    async fn pace(&self) {
+        if !self.should_pace() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + self.pacing.wait;
+        loop {
+            let woken = self.taken.notified();
+            if !self.should_pace() || tokio::time::timeout_at(deadline, woken).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Waits (up to keep-alive) until `n` events of `bytes` body bytes fit.
@@ -251,7 +323,14 @@ impl MemoryChannel {
         }
         s.queued -= n;
         s.in_flight += n;
+        if n > 0 {
+            s.last_take = Some(Instant::now());
+        }
         drop(s);
+        if n > 0 {
+            // Paced puts refill while the sink works through what it took.
+            self.taken.notify_all();
+        }
         TakeTx::new(events, Channel::Memory(self.clone()))
     }
 
@@ -416,6 +495,132 @@ mod tests {
             });
             put.unwrap();
             assert_eq!(bodies(&ch.take(5).events), ["1", "2"]);
+        });
+    }
+
+    fn paced(capacity: usize, tx: usize, pacing: Pacing) -> Channel {
+        let c = cfg(capacity, tx, None);
+        Channel::Memory(Rc::new(MemoryChannel::with_pacing("c", c, pacing)))
+    }
+
+    /// Polls `f` once: `Some` if it finished.
+    async fn poll_once<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> Option<F::Output> {
+        let mut f = Some(f);
+        std::future::poll_fn(|cx| {
+            let f = f.take().expect("polled once");
+            std::task::Poll::Ready(match f.poll(cx) {
+                std::task::Poll::Ready(v) => Some(v),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
+    }
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_put_waits_for_a_sink_that_keeps_taking_once_a_backlog_of_two_transactions_builds() {
+        run(async {
+            let pacing = Pacing {
+                transactions: 2,
+                sink_active: LONG,
+                wait: LONG,
+            };
+            let ch = paced(100, 5, pacing);
+            ch.put(evs(0..5)).await.unwrap();
+            ch.put(evs(5..10)).await.unwrap();
+            ch.put(evs(10..15)).await.unwrap();
+            assert_eq!(ch.len(), 15, "no sink has taken yet: nothing is paced");
+
+            let first = ch.take(5);
+            assert_eq!(ch.len(), 10);
+            let mut put = std::pin::pin!(ch.put(evs(15..20)));
+            assert!(
+                poll_once(put.as_mut()).await.is_none(),
+                "a backlog of 10 (2 × 5) waits"
+            );
+            assert_eq!(ch.len(), 10);
+
+            let second = ch.take(5);
+            put.await.unwrap();
+            assert_eq!(ch.len(), 10, "the take let the put in");
+            first.commit();
+            second.commit();
+            for expected in [
+                ["10", "11", "12", "13", "14"],
+                ["15", "16", "17", "18", "19"],
+            ] {
+                let tx = ch.take(5);
+                assert_eq!(bodies(&tx.events), expected, "in the order put");
+                tx.commit();
+            }
+        });
+    }
+
+    #[test]
+    fn a_sink_that_stopped_taking_lets_puts_fill_the_channel_to_capacity() {
+        run(async {
+            let pacing = Pacing {
+                transactions: 2,
+                sink_active: Duration::from_millis(20),
+                wait: LONG,
+            };
+            let ch = paced(50, 5, pacing);
+            ch.put(evs(0..5)).await.unwrap();
+            ch.take(5).commit();
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            for i in 0..10 {
+                let mut put = std::pin::pin!(ch.put(evs(i * 5..i * 5 + 5)));
+                let done = poll_once(put.as_mut()).await;
+                assert!(matches!(done, Some(Ok(()))), "put {i} went in at once");
+            }
+            assert_eq!(ch.len(), 50);
+        });
+    }
+
+    #[test]
+    fn a_paced_put_goes_in_after_the_pacing_wait_even_without_a_take() {
+        run(async {
+            let wait = Duration::from_millis(30);
+            let ch = paced(
+                100,
+                5,
+                Pacing {
+                    transactions: 2,
+                    sink_active: LONG,
+                    wait,
+                },
+            );
+            for i in 0..3 {
+                ch.put(evs(i * 5..i * 5 + 5)).await.unwrap();
+            }
+            let _in_flight = ch.take(5);
+            let started = tokio::time::Instant::now();
+            ch.put(evs(15..20)).await.unwrap();
+            assert!(started.elapsed() >= wait, "waited {:?}", started.elapsed());
+            assert_eq!(ch.len(), 15);
+        });
+    }
+
+    #[test]
+    fn the_pace_mark_is_at_most_half_the_capacity() {
+        run(async {
+            let pacing = Pacing {
+                transactions: 2,
+                sink_active: LONG,
+                wait: LONG,
+            };
+            // Two transactions of 10 would be the whole capacity of 20: the mark is 10.
+            let ch = paced(20, 10, pacing);
+            ch.put(evs(0..10)).await.unwrap();
+            let _in_flight = ch.take(1);
+            ch.put(evs(10..11)).await.unwrap();
+            assert_eq!(ch.len(), 10);
+            let mut put = std::pin::pin!(ch.put(evs(11..12)));
+            assert!(
+                poll_once(put.as_mut()).await.is_none(),
+                "a backlog of 10 waits"
+            );
         });
     }
 }
