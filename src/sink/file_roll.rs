@@ -125,6 +125,23 @@ impl FileRollConfig {
     }
 }
 
+/// Body bytes staged per write. A batch of large events is written in parts, so the staging
+/// buffer stays this small: a batch of 1000 × 1 KiB would otherwise stage a whole MiB.
+const WRITE_CHUNK: usize = 256 * 1024;
+
+/// How many of `events` (at least one) go into one write of about [`WRITE_CHUNK`] bytes.
+fn chunk_len(events: &[Event]) -> usize {
+    let mut bytes = 0;
+    events
+        .iter()
+        .position(|e| {
+            bytes += e.body.len() + 1;
+            bytes > WRITE_CHUNK
+        })
+        .unwrap_or(events.len())
+        .max(1)
+}
+
 struct Open {
     file: tokio_uring::fs::File,
     path: PathBuf,
@@ -199,10 +216,20 @@ impl FileRollSink {
                 opened: Instant::now(),
             });
         }
+        let mut rest = events;
+        while !rest.is_empty() {
+            let n = chunk_len(rest);
+            self.write_chunk(&rest[..n]).await?;
+            rest = &rest[n..];
+        }
+        Ok(())
+    }
+
+    async fn write_chunk(&mut self, events: &[Event]) -> Result<(), SinkError> {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         self.cfg.serializer.write(events, &mut buf);
-        let open = self.current.as_mut().expect("opened above");
+        let open = self.current.as_mut().expect("opened by write");
         let len = buf.len() as u64;
         let (result, buf) = open.file.write_all_at(buf, open.offset).await;
         self.buf = buf;
@@ -247,5 +274,60 @@ impl FileRollSink {
 
     pub fn directory(&self) -> &Path {
         &self.cfg.directory
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn event(len: usize, seed: usize) -> Event {
+        let body: Vec<u8> = (0..len).map(|i| b'a' + ((i + seed) % 26) as u8).collect();
+        Event::new(Bytes::from(body))
+    }
+
+    #[test]
+    fn a_chunk_is_about_write_chunk_bytes_and_never_empty() {
+        let small: Vec<Event> = (0..1000).map(|i| event(1023, i)).collect();
+        assert_eq!(chunk_len(&small), WRITE_CHUNK / 1024, "256 lines of 1 KiB");
+        assert_eq!(chunk_len(&small[..10]), 10);
+        let huge = [event(WRITE_CHUNK * 2, 0), event(1, 0)];
+        assert_eq!(
+            chunk_len(&huge),
+            1,
+            "an event bigger than a chunk goes alone"
+        );
+    }
+
+    #[test]
+    fn a_batch_bigger_than_a_chunk_is_written_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = FileRollConfig {
+            directory: dir.path().to_path_buf(),
+            roll_interval: Duration::ZERO,
+            prefix: String::new(),
+            extension: String::new(),
+            serializer: Serializer::Text {
+                append_newline: true,
+            },
+            batch_size: 1000,
+        };
+        let mut events: Vec<Event> = (0..1000).map(|i| event(1000 + i % 50, i)).collect();
+        events.insert(500, event(WRITE_CHUNK * 2, 7));
+        let mut expected = Vec::new();
+        cfg.serializer.write(&events, &mut expected);
+
+        crate::runtime::start_uring(async {
+            let mut sink = FileRollSink::open(&cfg, 0).unwrap();
+            sink.write(&events[..600]).await.unwrap();
+            sink.write(&events[600..]).await.unwrap();
+            sink.close().await;
+        });
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(files.len(), 1);
+        let written = std::fs::read(files[0].as_ref().unwrap().path()).unwrap();
+        assert_eq!(written.len(), expected.len());
+        assert!(written == expected, "the file holds every line, in order");
     }
 }
