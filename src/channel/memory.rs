@@ -518,14 +518,19 @@ mod tests {
 
     const LONG: Duration = Duration::from_secs(60);
 
+    /// Pacing at two transactions, as by default, with the given windows.
+    fn two_transactions(sink_active: Duration, wait: Duration) -> Pacing {
+        Pacing {
+            transactions: 2,
+            sink_active,
+            wait,
+        }
+    }
+
     #[test]
     fn a_put_waits_for_a_sink_that_keeps_taking_once_a_backlog_of_two_transactions_builds() {
         run(async {
-            let pacing = Pacing {
-                transactions: 2,
-                sink_active: LONG,
-                wait: LONG,
-            };
+            let pacing = two_transactions(LONG, LONG);
             let ch = paced(100, 5, pacing);
             ch.put(evs(0..5)).await.unwrap();
             ch.put(evs(5..10)).await.unwrap();
@@ -560,11 +565,7 @@ mod tests {
     #[test]
     fn a_sink_that_stopped_taking_lets_puts_fill_the_channel_to_capacity() {
         run(async {
-            let pacing = Pacing {
-                transactions: 2,
-                sink_active: Duration::from_millis(20),
-                wait: LONG,
-            };
+            let pacing = two_transactions(Duration::from_millis(20), LONG);
             let ch = paced(50, 5, pacing);
             ch.put(evs(0..5)).await.unwrap();
             ch.take(5).commit();
@@ -582,15 +583,7 @@ mod tests {
     fn a_paced_put_goes_in_after_the_pacing_wait_even_without_a_take() {
         run(async {
             let wait = Duration::from_millis(30);
-            let ch = paced(
-                100,
-                5,
-                Pacing {
-                    transactions: 2,
-                    sink_active: LONG,
-                    wait,
-                },
-            );
+            let ch = paced(100, 5, two_transactions(LONG, wait));
             for i in 0..3 {
                 ch.put(evs(i * 5..i * 5 + 5)).await.unwrap();
             }
@@ -605,11 +598,7 @@ mod tests {
     #[test]
     fn the_pace_mark_is_at_most_half_the_capacity() {
         run(async {
-            let pacing = Pacing {
-                transactions: 2,
-                sink_active: LONG,
-                wait: LONG,
-            };
+            let pacing = two_transactions(LONG, LONG);
             // Two transactions of 10 would be the whole capacity of 20: the mark is 10.
             let ch = paced(20, 10, pacing);
             ch.put(evs(0..10)).await.unwrap();
