@@ -247,9 +247,12 @@ impl MemoryChannel {
         Ok(())
     }
 
-    /// The backlog at which puts wait for the sinks, at most half the capacity.
+    /// The backlog at which puts wait for the sinks: at most half the capacity, and at least
+    /// one event, so that a put into an empty channel never waits for a take that cannot come.
     fn pace_mark(&self) -> usize {
-        (self.cfg.transaction_capacity * self.pacing.transactions).min(self.cfg.capacity / 2)
+        (self.cfg.transaction_capacity * self.pacing.transactions)
+            .min(self.cfg.capacity / 2)
+            .max(1)
     }
 
     /// True when the backlog is at the pace mark and a sink took recently.
@@ -592,6 +595,21 @@ mod tests {
             ch.put(evs(15..20)).await.unwrap();
             assert!(started.elapsed() >= wait, "waited {:?}", started.elapsed());
             assert_eq!(ch.len(), 15);
+        });
+    }
+
+    #[test]
+    fn a_put_into_an_empty_channel_never_waits_even_at_a_capacity_of_one() {
+        run(async {
+            let ch = paced(1, 1, two_transactions(LONG, LONG));
+            for i in 0..3 {
+                let mut put = std::pin::pin!(ch.put(evs(i..i + 1)));
+                let done = poll_once(put.as_mut()).await;
+                assert!(matches!(done, Some(Ok(()))), "put {i} went in at once");
+                let tx = ch.take(1);
+                assert_eq!(bodies(&tx.events), [i.to_string()]);
+                tx.commit();
+            }
         });
     }
 
