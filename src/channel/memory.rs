@@ -21,14 +21,14 @@ use std::time::{Duration, Instant};
 
 /// How puts are paced to the sinks (see the module comment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pacing {
+struct Pacing {
     /// A backlog of this many transactions (at `transactionCapacity` each) paces the puts.
-    pub transactions: usize,
+    transactions: usize,
     /// A sink that took within this long counts as keeping up; a longer pause (a stalled or
     /// slow downstream) lets puts fill the channel to capacity.
-    pub sink_active: Duration,
+    sink_active: Duration,
     /// The longest one put waits for a take before going in anyway.
-    pub wait: Duration,
+    wait: Duration,
 }
 
 impl Default for Pacing {
@@ -157,7 +157,7 @@ impl MemoryChannel {
         Self::with_pacing(name, cfg, Pacing::default())
     }
 
-    pub fn with_pacing(name: &str, cfg: MemoryConfig, pacing: Pacing) -> Self {
+    fn with_pacing(name: &str, cfg: MemoryConfig, pacing: Pacing) -> Self {
         MemoryChannel {
             name: name.to_string(),
             pacing,
