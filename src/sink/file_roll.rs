@@ -125,8 +125,9 @@ impl FileRollConfig {
     }
 }
 
-/// Body bytes staged per write. A batch of large events is written in parts, so the staging
-/// buffer stays this small: a batch of 1000 × 1 KiB would otherwise stage a whole MiB.
+/// Body bytes staged per write. A batch is written in parts of about this size, so the
+/// staging buffer (kept between batches) stays this small, or as big as the largest single
+/// event: a batch of 1000 × 1 KiB would otherwise keep a whole MiB staged.
 const WRITE_CHUNK: usize = 256 * 1024;
 
 /// How many of `events` (at least one) go into one write of about [`WRITE_CHUNK`] bytes.
@@ -287,6 +288,20 @@ mod tests {
         Event::new(Bytes::from(body))
     }
 
+    /// Text lines into `dir`, never rolled by time.
+    fn text_lines_into(dir: &Path) -> FileRollConfig {
+        FileRollConfig {
+            directory: dir.to_path_buf(),
+            roll_interval: Duration::ZERO,
+            prefix: String::new(),
+            extension: String::new(),
+            serializer: Serializer::Text {
+                append_newline: true,
+            },
+            batch_size: 1000,
+        }
+    }
+
     #[test]
     fn a_chunk_is_about_write_chunk_bytes_and_never_empty() {
         let small: Vec<Event> = (0..1000).map(|i| event(1023, i)).collect();
@@ -303,16 +318,7 @@ mod tests {
     #[test]
     fn a_batch_bigger_than_a_chunk_is_written_whole_and_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = FileRollConfig {
-            directory: dir.path().to_path_buf(),
-            roll_interval: Duration::ZERO,
-            prefix: String::new(),
-            extension: String::new(),
-            serializer: Serializer::Text {
-                append_newline: true,
-            },
-            batch_size: 1000,
-        };
+        let cfg = text_lines_into(dir.path());
         let mut events: Vec<Event> = (0..1000).map(|i| event(1000 + i % 50, i)).collect();
         events.insert(500, event(WRITE_CHUNK * 2, 7));
         let mut expected = Vec::new();
@@ -329,5 +335,23 @@ mod tests {
         let written = std::fs::read(files[0].as_ref().unwrap().path()).unwrap();
         assert_eq!(written.len(), expected.len());
         assert!(written == expected, "the file holds every line, in order");
+    }
+
+    #[test]
+    fn the_staging_buffer_stays_about_a_chunk_for_a_batch_of_a_mib() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = text_lines_into(dir.path());
+        let events: Vec<Event> = (0..1000).map(|i| event(1023, i)).collect();
+        let staged = crate::runtime::start_uring(async {
+            let mut sink = FileRollSink::open(&cfg, 0).unwrap();
+            sink.write(&events).await.unwrap();
+            let staged = sink.buf.capacity();
+            sink.close().await;
+            staged
+        });
+        assert!(
+            staged < 2 * WRITE_CHUNK,
+            "{staged} bytes staged for a batch of 1000 × 1 KiB"
+        );
     }
 }
