@@ -1,7 +1,9 @@
 //! The event that flows through an agent: a small inline list of string headers and a
-//! body that is a `Bytes` slice (usually of the receive buffer it arrived in).
+//! body that is usually a slice of the receive buffer it arrived in (see `body`).
 
-use bytes::Bytes;
+mod body;
+
+pub use body::Body;
 use bytestring::ByteString;
 use smallvec::SmallVec;
 use std::fmt;
@@ -100,26 +102,29 @@ impl<K: Into<ByteString>, V: Into<ByteString>> FromIterator<(K, V)> for Headers 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Event {
     pub headers: Headers,
-    pub body: Bytes,
+    pub body: Body,
 }
 
 impl Event {
-    pub fn new(body: Bytes) -> Self {
+    pub fn new(body: impl Into<Body>) -> Self {
         Event {
             headers: Headers::new(),
-            body,
+            body: body.into(),
         }
     }
 
-    pub fn with_headers(headers: Headers, body: Bytes) -> Self {
-        Event { headers, body }
+    pub fn with_headers(headers: Headers, body: impl Into<Body>) -> Self {
+        Event {
+            headers,
+            body: body.into(),
+        }
     }
 
     /// Appends `Event::new(body)` to `events`. Writes the two fields in place: `push` builds
     /// the 168-byte event on the stack and copies it in, which costs as much as decoding
     /// the event (measured by `benches/formats.rs`).
     #[inline]
-    pub fn push_bodied(events: &mut Vec<Event>, body: Bytes) {
+    pub fn push_bodied(events: &mut Vec<Event>, body: Body) {
         events.reserve(1);
         let len = events.len();
         // SAFETY: `reserve(1)` made room for one more element at index `len`; both fields

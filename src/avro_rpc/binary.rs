@@ -6,8 +6,10 @@
 //! two buffers: such a value is copied into a fresh `Bytes` (at most one per buffer
 //! boundary); every other `bytes`/`string` value is a zero-copy slice of its buffer.
 
+use crate::event::Body;
 use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
+use std::rc::Rc;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum DecodeError {
@@ -58,6 +60,8 @@ pub struct Reader<'a> {
     seg: usize,
     pos: usize,
     remaining: usize,
+    /// The buffer `read_body` last cut from, by index, shared by the bodies cut from it.
+    shared: Option<(usize, Rc<Bytes>)>,
 }
 
 impl<'a> Reader<'a> {
@@ -67,6 +71,7 @@ impl<'a> Reader<'a> {
             seg: 0,
             pos: 0,
             remaining: segs.iter().map(Bytes::len).sum(),
+            shared: None,
         };
         r.skip_empty();
         r
@@ -183,6 +188,31 @@ impl<'a> Reader<'a> {
     pub fn read_bytes(&mut self) -> Result<Bytes, DecodeError> {
         let n = self.read_len()?;
         self.read_raw(n)
+    }
+
+    /// An event body (Avro `bytes`): a slice of the frame's buffer that the bodies cut from
+    /// it share with one plain count each (see `event::Body`), or a copy when it straddles
+    /// two buffers.
+    pub fn read_body(&mut self) -> Result<Body, DecodeError> {
+        let n = self.read_len()?;
+        if n == 0 {
+            return Ok(Body::new());
+        }
+        let seg = &self.segs[self.seg];
+        if seg.len() - self.pos < n {
+            return self.read_raw(n).map(Body::from);
+        }
+        let buf = match &self.shared {
+            Some((i, buf)) if *i == self.seg => buf.clone(),
+            _ => {
+                let buf = Rc::new(seg.clone());
+                self.shared = Some((self.seg, buf.clone()));
+                buf
+            }
+        };
+        let body = Body::shared(buf, self.pos..self.pos + n);
+        self.advance(n);
+        Ok(body)
     }
 
     /// An Avro string. Invalid UTF-8 is replaced (U+FFFD), as Java's decoder does; only

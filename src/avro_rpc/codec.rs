@@ -38,7 +38,7 @@ pub fn decode_event(r: &mut Reader) -> Result<Event, DecodeError> {
 fn decode_event_into(r: &mut Reader, event: &mut Event) -> Result<(), DecodeError> {
     let n = r.read_block_count()?;
     decode_headers(r, n, event)?;
-    event.body = r.read_bytes()?;
+    event.body = r.read_body()?;
     Ok(())
 }
 
@@ -71,13 +71,13 @@ pub fn decode_batch(r: &mut Reader) -> Result<Vec<Event>, DecodeError> {
             let headers = r.read_block_count()?;
             if headers == 0 {
                 // No headers (the common case).
-                let body = r.read_bytes()?;
+                let body = r.read_body()?;
                 Event::push_bodied(&mut events, body);
             } else {
-                Event::push_bodied(&mut events, bytes::Bytes::new());
+                Event::push_bodied(&mut events, crate::event::Body::new());
                 let e = events.last_mut().expect("just pushed");
                 decode_headers(r, headers, e)?;
-                e.body = r.read_bytes()?;
+                e.body = r.read_body()?;
             }
             // A big batch was received into memory the kernel's copy left out of the
             // cache, and each event's first byte is a miss the decode waits for. Events

@@ -1,6 +1,6 @@
 //! The netcat source (`netcat`, `org.apache.flume.source.NetcatSource`): one event per
-//! `\n`-terminated line of a TCP connection. Lines become `Bytes` slices of the receive
-//! buffer; all complete lines of one read go to the channels in one transaction. A line
+//! `\n`-terminated line of a TCP connection. Lines become slices of the receive buffer
+//! (`event::Body`); all complete lines of one read go to the channels in one transaction. A line
 //! longer than `max-line-length` (newline included) is answered as Flume does,
 //! `FAILED: Event exceeds the maximum length (N chars, including newline)`, and the
 //! connection is closed. When the channel is full the connection stops being read until the
@@ -9,8 +9,8 @@
 use super::{Backoff, SourceCtx};
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
 use crate::config::ConfigError;
-use crate::event::Event;
-use bytes::{Bytes, BytesMut};
+use crate::event::{Body, Event};
+use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use tokio_uring::buf::BoundedBuf;
@@ -146,7 +146,7 @@ pub fn split_lines(buf: &mut BytesMut, max_line_length: usize) -> (Vec<Event>, b
     let Some(last_nl) = memchr::memrchr(b'\n', buf) else {
         return (Vec::new(), buf.len() >= max_line_length);
     };
-    let chunk: Bytes = buf.split_to(last_nl + 1).freeze();
+    let chunk = Rc::new(buf.split_to(last_nl + 1).freeze());
     // Sized exactly: the Vec is what a memory channel queues, and a guess of one event per
     // 32 bytes left three quarters of it empty with 100-byte lines.
     let lines = memchr::memchr_iter(b'\n', &chunk).count();
@@ -157,7 +157,7 @@ pub fn split_lines(buf: &mut BytesMut, max_line_length: usize) -> (Vec<Event>, b
             buf.clear();
             return (events, true);
         }
-        events.push(Event::new(Bytes::slice(&chunk, start..nl)));
+        events.push(Event::new(Body::shared(chunk.clone(), start..nl)));
         start = nl + 1;
     }
     (events, buf.len() >= max_line_length)

@@ -16,7 +16,7 @@ use super::queue::Span;
 use super::record::{self, Record};
 use super::segment::{self, SegmentFile, HEADER_LEN, PAGE};
 use crate::channel::LocalNotify;
-use crate::event::Event;
+use crate::event::{Body, Event};
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io;
@@ -420,9 +420,11 @@ fn repoint(
     let &(last, last_at) = placed.last()?;
     let end = last_at + events[last].body.len();
     let owner = segment::map_bytes(&seg.file.map, start, end);
+    // The bodies share the mapping without an atomic count each (see `event::Body`).
+    let shared = Rc::new(owner.clone());
     for &(i, at) in placed {
         let len = events[i].body.len();
-        events[i].body = owner.slice(at - start..at - start + len);
+        events[i].body = Body::shared(shared.clone(), at - start..at - start + len);
     }
     Some(Span {
         frames: owner,

@@ -7,9 +7,11 @@
 //! batches take a thousand runs, not a million entries.
 
 use super::record::{self, FRAME_HEADER, KIND_PUT};
-use crate::event::{Event, Headers};
+use crate::event::{Body, Event, Headers};
 use bytes::Bytes;
 use std::collections::VecDeque;
+use std::ops::Range;
+use std::rc::Rc;
 
 /// Consecutive seqs, one event each.
 enum Run {
@@ -27,7 +29,7 @@ enum Run {
     /// One event whose frame is not known (replayed at start, or an empty body).
     One {
         seq: u64,
-        body: Bytes,
+        body: Body,
         headers: Option<Box<Headers>>,
     },
 }
@@ -80,7 +82,7 @@ pub struct Queue {
 }
 
 /// The put frame at `off` of `frames`: (seq, records headers, body, next frame's offset).
-fn frame_at(frames: &Bytes, off: usize) -> (u64, bool, Bytes, usize) {
+fn frame_at(frames: &Bytes, off: usize) -> (u64, bool, Range<usize>, usize) {
     let word = |at: usize, n: usize| {
         let mut b = [0u8; 8];
         b[..n].copy_from_slice(&frames[at..at + n]);
@@ -96,12 +98,7 @@ fn frame_at(frames: &Bytes, off: usize) -> (u64, bool, Bytes, usize) {
         at += 8 + word(at, 4) as usize + word(at + 4, 4) as usize;
     }
     let end = payload + len;
-    (
-        seq,
-        nh > 0,
-        frames.slice(at..end),
-        off + record::frame_len(len),
-    )
+    (seq, nh > 0, at..end, off + record::frame_len(len))
 }
 
 impl Queue {
@@ -211,8 +208,11 @@ impl Queue {
                         frames: Some(frames.clone()),
                     });
                     let mut at = *off as usize;
+                    // The bodies share the frames without an atomic count each.
+                    let buf = Rc::new(frames.clone());
                     for i in 0..k as u64 {
                         let (s, has_headers, body, next) = frame_at(frames, at);
+                        let body = Body::shared(buf.clone(), body);
                         debug_assert_eq!(s, *seq + i);
                         let h = if has_headers {
                             headers.as_mut().and_then(|h| h.pop_front())
