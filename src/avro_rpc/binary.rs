@@ -364,6 +364,28 @@ mod tests {
     }
 
     #[test]
+    fn bodies_of_one_buffer_share_it_and_a_straddling_body_is_a_copy() {
+        let mut out = BytesMut::new();
+        for b in [&b"one"[..], b"two", b"three", b"four"] {
+            put_bytes(&mut out, b);
+        }
+        let whole = out.freeze();
+        // Buffers cut inside "three", as Java cuts a message into 8 KiB buffers.
+        let segs = [whole.slice(..11), whole.slice(11..)];
+        let mut r = Reader::new(&segs);
+        let bodies: Vec<Body> = (0..4).map(|_| r.read_body().unwrap()).collect();
+        r.expect_end().unwrap();
+        let texts: Vec<&[u8]> = bodies.iter().map(|b| &b[..]).collect();
+        assert_eq!(texts, [&b"one"[..], b"two", b"three", b"four"]);
+        assert_eq!(bodies[0].as_ptr(), segs[0][1..].as_ptr());
+        assert!(bodies[0].shares_buffer_with(&bodies[1]));
+        assert!(!bodies[2].shares_buffer_with(&bodies[0]));
+        assert!(!bodies[2].shares_buffer_with(&bodies[3]));
+        assert_eq!(bodies[3].as_ptr(), segs[1][segs[1].len() - 4..].as_ptr());
+        assert!(!bodies[3].shares_buffer_with(&bodies[0]));
+    }
+
+    #[test]
     fn hostile_lengths_are_refused_before_allocating() {
         let mut out = BytesMut::new();
         put_long(&mut out, 1 << 40);

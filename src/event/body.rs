@@ -55,6 +55,15 @@ impl Body {
         })
     }
 
+    /// Whether both are slices of one shared buffer (what the decoders promise).
+    #[cfg(test)]
+    pub fn shares_buffer_with(&self, other: &Body) -> bool {
+        match (&self.0, &other.0) {
+            (Repr::Shared { buf: a, .. }, Repr::Shared { buf: b, .. }) => Rc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
     /// The body as `Bytes`, for code that needs that type; a shared body costs an
     /// atomic count here (not for the hot path).
     pub fn to_bytes(&self) -> Bytes {
@@ -160,6 +169,8 @@ mod tests {
         assert_eq!(&*b.clone(), b"world");
         assert_eq!(b.to_bytes(), Bytes::from_static(b"world"));
         assert_eq!(a, Body::from("hello"));
+        assert!(a.shares_buffer_with(&b));
+        assert!(!a.shares_buffer_with(&Body::from("hello")));
         assert_eq!(format!("{b:?}"), "b\"world\"");
     }
 

@@ -250,6 +250,8 @@ mod tests {
         let mut buf = BytesMut::from(&b"one\ntwo\r\n\nthr"[..]);
         let (evs, too_long) = split_lines(&mut buf, 512);
         assert_eq!(bodies(&evs), [&b"one"[..], b"two\r", b""]);
+        // The lines of one read share its buffer (no atomic count per line).
+        assert!(evs[0].body.shares_buffer_with(&evs[1].body));
         assert!(!too_long);
         assert_eq!(&buf[..], b"thr");
     }
