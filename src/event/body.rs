@@ -92,39 +92,9 @@ impl Deref for Body {
     }
 }
 
-impl AsRef<[u8]> for Body {
-    fn as_ref(&self) -> &[u8] {
-        self
-    }
-}
-
 impl From<Bytes> for Body {
     fn from(b: Bytes) -> Body {
         Body(Repr::Bytes(b))
-    }
-}
-
-impl From<Vec<u8>> for Body {
-    fn from(v: Vec<u8>) -> Body {
-        Body(Repr::Bytes(Bytes::from(v)))
-    }
-}
-
-impl From<String> for Body {
-    fn from(s: String) -> Body {
-        Body(Repr::Bytes(Bytes::from(s)))
-    }
-}
-
-impl From<&'static [u8]> for Body {
-    fn from(s: &'static [u8]) -> Body {
-        Body::from_static(s)
-    }
-}
-
-impl From<&'static str> for Body {
-    fn from(s: &'static str) -> Body {
-        Body::from_static(s.as_bytes())
     }
 }
 
@@ -135,12 +105,6 @@ impl PartialEq for Body {
 }
 
 impl Eq for Body {}
-
-impl PartialEq<[u8]> for Body {
-    fn eq(&self, other: &[u8]) -> bool {
-        **self == *other
-    }
-}
 
 impl PartialEq<Bytes> for Body {
     fn eq(&self, other: &Bytes) -> bool {
@@ -168,9 +132,9 @@ mod tests {
         assert_eq!(&*a, b"hello");
         assert_eq!(&*b.clone(), b"world");
         assert_eq!(b.to_bytes(), Bytes::from_static(b"world"));
-        assert_eq!(a, Body::from("hello"));
+        assert_eq!(a, Body::from_static(b"hello"));
         assert!(a.shares_buffer_with(&b));
-        assert!(!a.shares_buffer_with(&Body::from("hello")));
+        assert!(!a.shares_buffer_with(&Body::from_static(b"hello")));
         assert_eq!(format!("{b:?}"), "b\"world\"");
     }
 
