@@ -434,8 +434,15 @@ fn free_segments_are_kept_across_restarts_and_given_back_when_disk_runs_low() {
     low.minimum_required_space = u64::MAX / 2; // more than any disk has
     let d = dir.clone();
     with_channel(&low, 0, 1, |ch| async move {
-        // Nothing has yielded yet, so the preallocator has not made a spare of one.
-        assert_eq!(free_segments(&d), kept, "a restart keeps them");
+        // Nothing has yielded yet, so the preallocator has not made a spare of one. The
+        // last run may have ended with a checkpoint's rename still running in the kernel
+        // (io_uring finishes it after the ring is gone), so one more may have joined them.
+        let now = free_segments(&d);
+        assert!(
+            kept.iter().all(|k| now.contains(k)),
+            "a restart keeps them: {kept:?} {now:?}"
+        );
+        assert!(now.len() <= super::log::FREE_KEEP, "{now:?}");
         let (err, _) = ch.put(evs(3..5)).await.unwrap_err();
         assert!(matches!(err, ChannelError::DiskSpace { .. }), "{err}");
         assert_eq!(drain(&ch).await, names(0..3));
