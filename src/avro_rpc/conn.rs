@@ -14,10 +14,13 @@
 
 use super::deflate::{Deflater, InflateError, Inflater};
 use super::frame::{Frame, FrameDecoder, FrameError};
+use crate::runtime::direct_io::{self, Recv};
+use crate::runtime::spin;
 use bytes::{Buf, BytesMut};
 use std::io::{self, BufRead, Write};
 use std::sync::Arc;
-use tokio_uring::buf::BoundedBuf;
+use std::time::Instant;
+use tokio_uring::buf::{BoundedBuf, IoBuf};
 use tokio_uring::net::TcpStream;
 
 const READ_SIZE: usize = 64 * 1024;
@@ -34,6 +37,11 @@ const MAX_READ_SIZE: usize = 4 << 20;
 /// Output handed over per inflate step: bounds what one small compressed read can become
 /// before the next layer has looked at it.
 const INFLATE_STEP: usize = 256 * 1024;
+/// Bytes read in a row by non-blocking reads that found data, before a read goes through
+/// io_uring: a peer that always has more to send would otherwise keep this task running
+/// without ever giving the shard's other tasks (and the ring's submissions) a turn. One
+/// largest read's worth, as one io_uring read may take.
+const DIRECT_BUDGET: usize = MAX_READ_SIZE;
 
 /// Compression of one connection (both directions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +98,14 @@ pub struct Conn {
     read_size: usize,
     /// The last frame's length: a read wants room for one like it.
     frame_hint: usize,
+    /// When a read last brought data (see `spin::poll_again`).
+    last_data: Instant,
+    /// Bytes read in a row without going through the runtime, and the bound on them (see
+    /// DIRECT_BUDGET).
+    streak: usize,
+    budget: usize,
+    /// Reads that went through io_uring (what the tests watch).
+    ring_reads: u64,
 }
 
 impl Conn {
@@ -132,6 +148,10 @@ impl Conn {
             deflated: Vec::new(),
             read_size: READ_SIZE,
             frame_hint: READ_SIZE / 2,
+            last_data: Instant::now(),
+            streak: 0,
+            budget: DIRECT_BUDGET,
+            ring_reads: 0,
         })
     }
 
@@ -206,7 +226,7 @@ impl Conn {
             self.deflate_and_write(&frames).await?;
             return Ok(frames);
         }
-        let (r, buf) = self.stream.write_all(frames).await;
+        let (r, buf) = write_all(&self.stream, frames).await;
         r.map(|()| buf)
     }
 
@@ -225,7 +245,7 @@ impl Conn {
         } else if self.deflater.is_some() {
             self.deflate_and_write(&sealed).await
         } else {
-            let (r, buf) = self.stream.write_all(sealed).await;
+            let (r, buf) = write_all(&self.stream, sealed).await;
             sealed = buf;
             r
         };
@@ -238,7 +258,7 @@ impl Conn {
         let mut out = std::mem::take(&mut self.deflated);
         out.clear();
         d.deflate(bytes, &mut out);
-        let (r, out) = self.stream.write_all(out).await;
+        let (r, out) = write_all(&self.stream, out).await;
         self.deflated = out;
         r
     }
@@ -300,11 +320,36 @@ impl Conn {
             fresh.extend_from_slice(target);
             *target = fresh;
         }
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.stream);
+        while self.streak < self.budget {
+            match direct_io::try_recv(&fd, self.wire_input())? {
+                Recv::Read(n) => {
+                    self.streak += n;
+                    if n > 0 {
+                        self.last_data = Instant::now();
+                    }
+                    spin::activity();
+                    return Ok(n);
+                }
+                Recv::WouldBlock => {
+                    self.streak = 0;
+                    if !spin::poll_again(self.last_data).await {
+                        break;
+                    }
+                }
+            }
+        }
+        self.streak = 0;
+        self.ring_reads += 1;
+        let target = self.wire_input();
         let owned = std::mem::take(target);
         let start = owned.len();
         let (result, slice) = self.stream.read(BoundedBuf::slice(owned, start..)).await;
-        crate::runtime::spin::activity();
+        spin::activity();
         *self.wire_input() = slice.into_inner();
+        if matches!(result, Ok(n) if n > 0) {
+            self.last_data = Instant::now();
+        }
         result
     }
 
@@ -315,6 +360,24 @@ impl Conn {
             (None, None) => &mut self.plain,
         }
     }
+}
+
+/// Writes all of `buf`: what the socket takes at once without blocking (`direct_io`), the
+/// rest through io_uring.
+async fn write_all<B>(stream: &TcpStream, buf: B) -> (io::Result<()>, B)
+where
+    B: IoBuf + std::ops::Deref<Target = [u8]>,
+{
+    let sent = match direct_io::try_send(stream, &buf) {
+        Ok(n) => n,
+        Err(e) => return (Err(e), buf),
+    };
+    let len = buf.len();
+    if sent == len {
+        return (Ok(()), buf);
+    }
+    let (r, rest) = stream.write_all(buf.slice(sent..len)).await;
+    (r, rest.into_inner())
 }
 
 /// The free room a read wants when `len` bytes of a frame are buffered and the last frame
@@ -406,6 +469,133 @@ pub enum OpenError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    fn frames(n: i32, size: usize) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        for serial in 0..n {
+            let start = super::super::frame::begin_frame(&mut out, serial);
+            out.extend_from_slice(&vec![b'x'; size]);
+            super::super::frame::finish_frame(&mut out, start);
+        }
+        out.to_vec()
+    }
+
+    /// A listening socket and a tokio-uring stream accepted from it, for a std client.
+    async fn accept(client: impl FnOnce(std::net::TcpStream) + Send + 'static) -> Conn {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || client(std::net::TcpStream::connect(addr).unwrap()));
+        let (s, _) = l.accept().unwrap();
+        s.set_nonblocking(true).unwrap();
+        Conn::new(
+            TcpStream::from_std(s),
+            1 << 20,
+            Compression::None,
+            &Tls::None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn reads_go_around_the_ring_while_the_shard_polls_and_through_it_when_idle() {
+        crate::runtime::start_uring(async {
+            tokio_uring::spawn(spin::run(Duration::from_secs(30)));
+            let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+            let mut conn = accept(move |mut c| {
+                for _ in 0..3 {
+                    go_rx.recv().unwrap();
+                    c.write_all(&frames(1, 10)).unwrap();
+                }
+            })
+            .await;
+            // The first frame starts the spinner.
+            go_tx.send(()).unwrap();
+            assert_eq!(conn.next().await.unwrap().unwrap().serial, 0);
+            let before = conn.ring_reads;
+            // A frame sent while the reader waits is read without the ring.
+            read_sent_while_waiting(&mut conn, &go_tx).await;
+            assert_eq!(
+                conn.ring_reads, before,
+                "a read while polling used the ring"
+            );
+            // A connection quiet for longer than the window sleeps in an io_uring read.
+            conn.last_data = Instant::now() - Duration::from_secs(31);
+            read_sent_while_waiting(&mut conn, &go_tx).await;
+            assert_eq!(conn.ring_reads, before + 1);
+        });
+    }
+
+    /// Starts reading a frame, and only once the reader waits has the peer send it.
+    async fn read_sent_while_waiting(conn: &mut Conn, go: &std::sync::mpsc::Sender<()>) {
+        let next = conn.next();
+        tokio::pin!(next);
+        assert!(futures_poll_once(next.as_mut()).await.is_none());
+        go.send(()).unwrap();
+        assert_eq!(next.await.unwrap().unwrap().serial, 0);
+    }
+
+    #[test]
+    fn without_a_spinner_a_read_that_finds_nothing_waits_in_the_ring() {
+        crate::runtime::start_uring(async {
+            let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+            let mut conn = accept(move |mut c| {
+                go_rx.recv().unwrap();
+                c.write_all(&frames(1, 10)).unwrap();
+            })
+            .await;
+            read_sent_while_waiting(&mut conn, &go_tx).await;
+            assert_eq!(conn.ring_reads, 1);
+        });
+    }
+
+    /// Polls `f` once: its output if ready.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(mut f: F) -> Option<F::Output> {
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut f).poll(cx) {
+                std::task::Poll::Ready(v) => Some(v),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
+    }
+
+    #[test]
+    fn a_peer_that_always_has_more_does_not_keep_the_shard_to_itself() {
+        crate::runtime::start_uring(async {
+            let n = 400;
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+            let mut conn = accept(move |mut c| {
+                c.write_all(&frames(n, 1000)).unwrap();
+                done_tx.send(()).unwrap();
+                // Keep the connection open until the reader is done.
+                let _ = std::io::Read::read(&mut c, &mut [0u8; 1]);
+            })
+            .await;
+            // Every frame is sent (in the receive queue, or in the sender's queue, which
+            // the reader's own reads pull through as they open the window) before the
+            // first read: no read finds nothing, so only the budget lets another task run.
+            conn.budget = 64 * 1024;
+            done_rx.recv().unwrap();
+            let ran = Rc::new(Cell::new(false));
+            let flag = ran.clone();
+            tokio_uring::spawn(async move { flag.set(true) });
+            let mut read_before_it_ran = 0;
+            for _ in 0..n {
+                conn.next().await.unwrap().unwrap();
+                if !ran.get() {
+                    read_before_it_ran += 1;
+                }
+            }
+            assert!(ran.get());
+            assert!(
+                read_before_it_ran < n,
+                "the other task ran only after every frame"
+            );
+        });
+    }
 
     #[test]
     fn a_read_half_way_through_a_frame_wants_room_for_the_rest_only() {

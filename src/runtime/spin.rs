@@ -13,6 +13,9 @@
 //! once, so the runtime never blocks, yet every turn still submits queued operations and
 //! reaps completions through the normal driver. Once no read has completed for the window,
 //! the spinner parks again and the thread sleeps as usual: an idle agent uses no CPU.
+//!
+//! Connections that read their sockets with non-blocking calls (`direct_io`) wait for the
+//! spinner's turns through [`poll_again`] instead of arming io_uring reads while it polls.
 
 use crate::channel::notify::LocalNotify;
 use std::cell::Cell;
@@ -24,8 +27,14 @@ struct State {
     reads: Cell<u64>,
     /// No-ops submitted so far (what the tests watch).
     turns: Cell<u64>,
+    /// The spinner waits for a read to start polling.
     parked: Cell<bool>,
+    /// The spinner is polling: its turns come without the thread sleeping.
+    polling: Cell<bool>,
+    window: Cell<Duration>,
     wake: LocalNotify,
+    /// Notified after every turn, and when polling stops.
+    turned: LocalNotify,
 }
 
 thread_local! {
@@ -39,36 +48,77 @@ pub fn activity() {
         s.reads.set(s.reads.get().wrapping_add(1));
         if s.parked.get() {
             s.parked.set(false);
+            // Polling from now: a reader asking at once waits for the first turn.
+            s.polling.set(true);
             s.wake.notify_all();
         }
     });
 }
 
+/// For a task whose non-blocking read found nothing, with its own last data at `last_data`:
+/// true after the spinner's next turn, to try again, while the thread polls and that data
+/// is less than the window old; false at once or when polling stops, to arm an io_uring
+/// read and sleep instead. A connection that went quiet stops costing a read per turn.
+pub async fn poll_again(last_data: Instant) -> bool {
+    let state = STATE.with(Rc::clone);
+    if !state.polling.get() || last_data.elapsed() >= state.window.get() {
+        return false;
+    }
+    state.turned.notified().await;
+    state.polling.get()
+}
+
+/// Marks the spinner gone however its task ends (its runtime drops it, or it is aborted),
+/// so no reader waits for a turn that never comes.
+struct Stopped(Rc<State>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.0.polling.set(false);
+        self.0.parked.set(false);
+        self.0.turned.notify_all();
+    }
+}
+
 /// The spinner task for this thread: polls for `window` after each read, then sleeps until
 /// the next one. Never returns (it ends with the runtime); a zero window returns at once.
-pub async fn run(window: Duration) {
-    if window.is_zero() {
-        return;
-    }
+/// The spinner counts as parked from this call on, not from its first poll, so a read
+/// that completes before the task first runs still starts it polling.
+pub fn run(window: Duration) -> impl std::future::Future<Output = ()> {
     let state = STATE.with(Rc::clone);
-    loop {
+    let stopped = (!window.is_zero()).then(|| {
+        state.window.set(window);
         state.parked.set(true);
-        state.wake.notified().await;
-        let mut seen = state.reads.get();
-        let mut quiet_since = Instant::now();
+        Stopped(state.clone())
+    });
+    async move {
+        let Some(_stopped) = stopped else {
+            return;
+        };
         loop {
-            state.turns.set(state.turns.get() + 1);
-            if tokio_uring::no_op().await.is_err() {
-                // The ring refused a no-op (it is being torn down): stop polling.
-                return;
+            if !state.polling.get() {
+                state.parked.set(true);
+                state.turned.notify_all();
+                state.wake.notified().await;
             }
-            let now = state.reads.get();
-            if now != seen {
-                seen = now;
-                quiet_since = Instant::now();
-            } else if quiet_since.elapsed() >= window {
-                break;
+            let mut seen = state.reads.get();
+            let mut quiet_since = Instant::now();
+            loop {
+                state.turns.set(state.turns.get() + 1);
+                if tokio_uring::no_op().await.is_err() {
+                    // The ring refused a no-op (it is being torn down): stop polling.
+                    return;
+                }
+                state.turned.notify_all();
+                let now = state.reads.get();
+                if now != seen {
+                    seen = now;
+                    quiet_since = Instant::now();
+                } else if quiet_since.elapsed() >= window {
+                    break;
+                }
             }
+            state.polling.set(false);
         }
     }
 }
@@ -109,6 +159,45 @@ mod tests {
             // Reads keep it polling; it wakes from the park for the next one.
             activity();
             until("the spinner polls again", |s| s.turns.get() > parked_turns).await;
+        });
+    }
+
+    #[test]
+    fn readers_wait_for_turns_while_it_polls_and_are_released_when_it_stops() {
+        crate::runtime::start_uring(async {
+            assert!(!poll_again(Instant::now()).await, "no spinner: never wait");
+            let spinner = tokio_uring::spawn(run(Duration::from_millis(20)));
+            assert!(!poll_again(Instant::now()).await, "parked: never wait");
+            activity();
+            assert!(poll_again(Instant::now()).await, "a turn while polling");
+            let stale = Instant::now() - Duration::from_millis(30);
+            assert!(!poll_again(stale).await, "data older than the window");
+            // With no more reads the spinner parks after the window, ending the wait.
+            let mut turns = 0;
+            while poll_again(Instant::now()).await {
+                turns += 1;
+            }
+            assert!(turns > 0);
+            assert!(STATE.with(|s| s.parked.get()));
+
+            // A spinner that is aborted releases whoever waits for its turns.
+            activity();
+            let waiter = tokio_uring::spawn(async {
+                let mut turns = 0u64;
+                while poll_again(Instant::now()).await {
+                    turns += 1;
+                }
+                turns
+            });
+            let at = STATE.with(|s| s.turns.get());
+            until("the waiter sees turns", |s| s.turns.get() > at + 10).await;
+            spinner.abort();
+            let turns = tokio::time::timeout(Duration::from_secs(10), waiter)
+                .await
+                .expect("the waiter was released")
+                .unwrap();
+            assert!(turns > 0);
+            assert!(!poll_again(Instant::now()).await);
         });
     }
 
