@@ -1,0 +1,91 @@
+//! The floor under S1's one-connection cells: a bare TCP ping-pong over loopback, the same
+//! bytes as one batch and its answer, with no application work at all. Both ends busy-poll
+//! with non-blocking `recv`, as the agent and loadgen do while they poll, so the time per
+//! round trip is what the kernel's TCP path costs on this machine; the server's CPU per
+//! round trip is what a polling agent could at best spend per batch.
+//!
+//! ```text
+//! cargo run --release --example tcp_floor -- [request bytes] [answer bytes] [round trips]
+//! ```
+//!
+//! It pins the server to CPU 0 and the client to CPU 1 when the machine has two, as
+//! `scripts/bench-vs-flume` pins agent and loadgen. After the handshake, an S1 batch of
+//! 100 x 100 B events is 10,328 bytes on the wire with its frame, 100 x 1 KiB 102,728, and
+//! the answer 15.
+
+use socket2::SockRef;
+use std::io::Write;
+use std::mem::MaybeUninit;
+use std::net::{TcpListener, TcpStream};
+use std::time::Instant;
+
+fn pin(cpu: usize) {
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    if cores.len() > 1 {
+        core_affinity::set_for_current(cores[cpu % cores.len()]);
+    }
+}
+
+/// Reads exactly `want` bytes, polling with non-blocking `recv`; false at end of stream.
+fn poll_read(s: &TcpStream, buf: &mut [MaybeUninit<u8>], want: usize) -> bool {
+    let mut got = 0;
+    while got < want {
+        match SockRef::from(s).recv_with_flags(&mut buf[..want - got], libc::MSG_DONTWAIT) {
+            Ok(0) => return false,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+    true
+}
+
+fn cpu_seconds() -> f64 {
+    let mut r = MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: getrusage fills the struct it is given.
+    let r = unsafe {
+        libc::getrusage(libc::RUSAGE_THREAD, r.as_mut_ptr());
+        r.assume_init()
+    };
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(r.ru_utime) + t(r.ru_stime)
+}
+
+fn main() {
+    let arg = |i: usize, default: usize| {
+        std::env::args()
+            .nth(i)
+            .map_or(default, |v| v.parse().expect("a number"))
+    };
+    let (request, answer, rounds) = (arg(1, 10_328), arg(2, 15), arg(3, 200_000));
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let client = std::thread::spawn(move || {
+        pin(1);
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_nodelay(true).expect("nodelay");
+        let out = vec![b'x'; request];
+        let mut buf = vec![MaybeUninit::new(0u8); answer.max(1)];
+        for _ in 0..rounds {
+            s.write_all(&out).expect("send");
+            assert!(poll_read(&s, &mut buf, answer), "server closed");
+        }
+    });
+    pin(0);
+    let (mut s, _) = listener.accept().expect("accept");
+    s.set_nodelay(true).expect("nodelay");
+    let reply = vec![b'y'; answer];
+    let mut buf = vec![MaybeUninit::new(0u8); request.max(1)];
+    let (started, cpu) = (Instant::now(), cpu_seconds());
+    for _ in 0..rounds {
+        assert!(poll_read(&s, &mut buf, request), "client closed");
+        s.write_all(&reply).expect("send");
+    }
+    let (wall, cpu) = (started.elapsed().as_secs_f64(), cpu_seconds() - cpu);
+    client.join().expect("client");
+    println!(
+        "{rounds} round trips of {request} + {answer} bytes: {:.2} µs each, server CPU {:.2} µs each",
+        wall * 1e6 / rounds as f64,
+        cpu * 1e6 / rounds as f64
+    );
+}
