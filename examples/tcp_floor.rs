@@ -4,6 +4,11 @@
 //! round trip is what the kernel's TCP path costs on this machine; the server's CPU per
 //! round trip is what a polling agent could at best spend per batch.
 //!
+//! First it times a cache line's round trip between the two CPUs (two threads handing an
+//! atomic back and forth). On the virtual machine the benchmarks ran on, that is about
+//! 45 ns most of the time and about 430 ns when the host has put the two virtual CPUs far
+//! apart; the TCP round trip and every one-connection cell follow it (see BENCHMARKS.md).
+//!
 //! ```text
 //! cargo run --release --example tcp_floor -- [request bytes] [answer bytes] [round trips]
 //! ```
@@ -17,10 +22,15 @@ use socket2::SockRef;
 use std::io::Write;
 use std::mem::MaybeUninit;
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
+/// Pins this thread to the `cpu`th of the CPUs the process started with, when it has two.
+/// The list is taken once: a thread spawned by a pinned one inherits its single CPU.
 fn pin(cpu: usize) {
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    static CORES: std::sync::OnceLock<Vec<core_affinity::CoreId>> = std::sync::OnceLock::new();
+    let cores = CORES.get_or_init(|| core_affinity::get_core_ids().unwrap_or_default());
     if cores.len() > 1 {
         core_affinity::set_for_current(cores[cpu % cores.len()]);
     }
@@ -38,6 +48,33 @@ fn poll_read(s: &TcpStream, buf: &mut [MaybeUninit<u8>], want: usize) -> bool {
         }
     }
     true
+}
+
+/// Nanoseconds for a cache line to go from CPU 0 to CPU 1 and back.
+fn cache_line_round_trip() -> f64 {
+    const ROUNDS: u64 = 1_000_000;
+    let line = Arc::new(AtomicU64::new(0));
+    let other = line.clone();
+    let echo = std::thread::spawn(move || {
+        pin(1);
+        for i in 0..ROUNDS {
+            while other.load(Ordering::Acquire) != 2 * i + 1 {
+                std::hint::spin_loop();
+            }
+            other.store(2 * i + 2, Ordering::Release);
+        }
+    });
+    pin(0);
+    let started = Instant::now();
+    for i in 0..ROUNDS {
+        line.store(2 * i + 1, Ordering::Release);
+        while line.load(Ordering::Acquire) != 2 * i + 2 {
+            std::hint::spin_loop();
+        }
+    }
+    let ns = started.elapsed().as_nanos() as f64 / ROUNDS as f64;
+    echo.join().expect("echo thread");
+    ns
 }
 
 fn cpu_seconds() -> f64 {
@@ -58,6 +95,10 @@ fn main() {
             .map_or(default, |v| v.parse().expect("a number"))
     };
     let (request, answer, rounds) = (arg(1, 10_328), arg(2, 15), arg(3, 200_000));
+    println!(
+        "cache line round trip between the CPUs: {:.0} ns",
+        cache_line_round_trip()
+    );
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("address");
     let client = std::thread::spawn(move || {
