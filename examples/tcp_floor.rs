@@ -11,7 +11,10 @@
 //!
 //! ```text
 //! cargo run --release --example tcp_floor -- [request bytes] [answer bytes] [round trips]
+//! cargo run --release --example tcp_floor -- --cache-line    # only that, in ns
 //! ```
+//!
+//! `scripts/bench-vs-flume` runs it with `--cache-line` before and after each run.
 //!
 //! It pins the server to CPU 0 and the client to CPU 1 when the machine has two, as
 //! `scripts/bench-vs-flume` pins agent and loadgen. After the handshake, an S1 batch of
@@ -26,11 +29,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Pins this thread to the `cpu`th of the CPUs the process started with, when it has two.
-/// The list is taken once: a thread spawned by a pinned one inherits its single CPU.
-fn pin(cpu: usize) {
+/// The CPUs the process started with. Taken once: a thread spawned by a pinned one
+/// inherits its single CPU.
+fn cpus() -> &'static [core_affinity::CoreId] {
     static CORES: std::sync::OnceLock<Vec<core_affinity::CoreId>> = std::sync::OnceLock::new();
-    let cores = CORES.get_or_init(|| core_affinity::get_core_ids().unwrap_or_default());
+    CORES.get_or_init(|| core_affinity::get_core_ids().unwrap_or_default())
+}
+
+/// Pins this thread to the `cpu`th of `cpus()`, when there are two or more.
+fn pin(cpu: usize) {
+    let cores = cpus();
     if cores.len() > 1 {
         core_affinity::set_for_current(cores[cpu % cores.len()]);
     }
@@ -50,31 +58,35 @@ fn poll_read(s: &TcpStream, buf: &mut [MaybeUninit<u8>], want: usize) -> bool {
     true
 }
 
-/// Nanoseconds for a cache line to go from CPU 0 to CPU 1 and back.
-fn cache_line_round_trip() -> f64 {
-    const ROUNDS: u64 = 1_000_000;
+/// Nanoseconds for a cache line to go from CPU 0 to CPU 1 and back; `None` with fewer than
+/// two CPUs, where the two threads would take turns on one and each hand-over would wait
+/// for the scheduler.
+fn cache_line_round_trip(rounds: u64) -> Option<f64> {
+    if cpus().len() < 2 {
+        return None;
+    }
+    pin(0);
     let line = Arc::new(AtomicU64::new(0));
     let other = line.clone();
     let echo = std::thread::spawn(move || {
         pin(1);
-        for i in 0..ROUNDS {
+        for i in 0..rounds {
             while other.load(Ordering::Acquire) != 2 * i + 1 {
                 std::hint::spin_loop();
             }
             other.store(2 * i + 2, Ordering::Release);
         }
     });
-    pin(0);
     let started = Instant::now();
-    for i in 0..ROUNDS {
+    for i in 0..rounds {
         line.store(2 * i + 1, Ordering::Release);
         while line.load(Ordering::Acquire) != 2 * i + 2 {
             std::hint::spin_loop();
         }
     }
-    let ns = started.elapsed().as_nanos() as f64 / ROUNDS as f64;
+    let ns = started.elapsed().as_nanos() as f64 / rounds as f64;
     echo.join().expect("echo thread");
-    ns
+    Some(ns)
 }
 
 fn cpu_seconds() -> f64 {
@@ -89,16 +101,23 @@ fn cpu_seconds() -> f64 {
 }
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--cache-line") {
+        match cache_line_round_trip(200_000) {
+            Some(ns) => println!("{ns:.0}"),
+            None => println!("n/a"),
+        }
+        return;
+    }
     let arg = |i: usize, default: usize| {
         std::env::args()
             .nth(i)
             .map_or(default, |v| v.parse().expect("a number"))
     };
     let (request, answer, rounds) = (arg(1, 10_328), arg(2, 15), arg(3, 200_000));
-    println!(
-        "cache line round trip between the CPUs: {:.0} ns",
-        cache_line_round_trip()
-    );
+    match cache_line_round_trip(1_000_000) {
+        Some(ns) => println!("cache line round trip between the CPUs: {ns:.0} ns"),
+        None => println!("one CPU: no cache line round trip between CPUs to time"),
+    }
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("address");
     let client = std::thread::spawn(move || {
