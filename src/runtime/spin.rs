@@ -22,15 +22,24 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+/// What this thread's spinner is doing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Mode {
+    /// There is none (never started, zero window, or its task has ended).
+    #[default]
+    Absent,
+    /// It waits for a read to start polling.
+    Parked,
+    /// It is polling: its turns come without the thread sleeping.
+    Polling,
+}
+
 #[derive(Default)]
 struct State {
     reads: Cell<u64>,
     /// No-ops submitted so far (what the tests watch).
     turns: Cell<u64>,
-    /// The spinner waits for a read to start polling.
-    parked: Cell<bool>,
-    /// The spinner is polling: its turns come without the thread sleeping.
-    polling: Cell<bool>,
+    mode: Cell<Mode>,
     window: Cell<Duration>,
     wake: LocalNotify,
     /// Notified after every turn, and when polling stops.
@@ -46,10 +55,9 @@ thread_local! {
 pub fn activity() {
     STATE.with(|s| {
         s.reads.set(s.reads.get().wrapping_add(1));
-        if s.parked.get() {
-            s.parked.set(false);
+        if s.mode.get() == Mode::Parked {
             // Polling from now: a reader asking at once waits for the first turn.
-            s.polling.set(true);
+            s.mode.set(Mode::Polling);
             s.wake.notify_all();
         }
     });
@@ -61,11 +69,11 @@ pub fn activity() {
 /// read and sleep instead. A connection that went quiet stops costing a read per turn.
 pub async fn poll_again(last_data: Instant) -> bool {
     let state = STATE.with(Rc::clone);
-    if !state.polling.get() || last_data.elapsed() >= state.window.get() {
+    if state.mode.get() != Mode::Polling || last_data.elapsed() >= state.window.get() {
         return false;
     }
     state.turned.notified().await;
-    state.polling.get()
+    state.mode.get() == Mode::Polling
 }
 
 /// Marks the spinner gone however its task ends (its runtime drops it, or it is aborted),
@@ -74,8 +82,7 @@ struct Stopped(Rc<State>);
 
 impl Drop for Stopped {
     fn drop(&mut self) {
-        self.0.polling.set(false);
-        self.0.parked.set(false);
+        self.0.mode.set(Mode::Absent);
         self.0.turned.notify_all();
     }
 }
@@ -88,7 +95,7 @@ pub fn run(window: Duration) -> impl std::future::Future<Output = ()> {
     let state = STATE.with(Rc::clone);
     let stopped = (!window.is_zero()).then(|| {
         state.window.set(window);
-        state.parked.set(true);
+        state.mode.set(Mode::Parked);
         Stopped(state.clone())
     });
     async move {
@@ -96,8 +103,8 @@ pub fn run(window: Duration) -> impl std::future::Future<Output = ()> {
             return;
         };
         loop {
-            if !state.polling.get() {
-                state.parked.set(true);
+            if state.mode.get() != Mode::Polling {
+                state.mode.set(Mode::Parked);
                 state.turned.notify_all();
                 state.wake.notified().await;
             }
@@ -118,7 +125,7 @@ pub fn run(window: Duration) -> impl std::future::Future<Output = ()> {
                     break;
                 }
             }
-            state.polling.set(false);
+            state.mode.set(Mode::Parked);
         }
     }
 }
@@ -140,7 +147,10 @@ mod tests {
     fn polls_after_a_read_then_sleeps_and_wakes_again() {
         crate::runtime::start_uring(async {
             tokio_uring::spawn(run(Duration::from_millis(20)));
-            until("the spinner parks at start", |s| s.parked.get()).await;
+            until("the spinner parks at start", |s| {
+                s.mode.get() == Mode::Parked
+            })
+            .await;
             let idle_turns = STATE.with(|s| s.turns.get());
             tokio::time::sleep(Duration::from_millis(30)).await;
             assert_eq!(
@@ -152,7 +162,10 @@ mod tests {
             activity();
             until("the spinner polls", |s| s.turns.get() > idle_turns + 10).await;
             let started = Instant::now();
-            until("the spinner parks after the window", |s| s.parked.get()).await;
+            until("the spinner parks after the window", |s| {
+                s.mode.get() == Mode::Parked
+            })
+            .await;
             assert!(started.elapsed() < Duration::from_secs(1));
             let parked_turns = STATE.with(|s| s.turns.get());
 
@@ -178,7 +191,7 @@ mod tests {
                 turns += 1;
             }
             assert!(turns > 0);
-            assert!(STATE.with(|s| s.parked.get()));
+            assert!(STATE.with(|s| s.mode.get() == Mode::Parked));
 
             // A spinner that is aborted releases whoever waits for its turns.
             activity();
