@@ -1,71 +1,259 @@
-//! The event that flows through an agent: a small inline list of string headers and a
-//! body that is usually a slice of the receive buffer it arrived in (see `body`).
+//! The event that flows through an agent: string headers, kept as received when an event
+//! arrives in Avro, and a body that is usually a slice of the receive buffer it arrived
+//! in (see `body`).
 
 mod body;
 
 pub use body::Body;
+use bytes::Bytes;
 use bytestring::ByteString;
-use smallvec::SmallVec;
 use std::fmt;
+use std::rc::Rc;
+use thin_vec::ThinVec;
 
-/// Headers are few per event in practice; two inline slots avoid a heap allocation for the
-/// common cases (none, timestamp, timestamp + host) while keeping an event small enough to
-/// move cheaply through channel queues. Order is insertion
-/// order; `set` replaces in place, as a Java `Map.put` would.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Headers(SmallVec<[(ByteString, ByteString); 2]>);
+/// An event's headers, in one of two forms:
+///
+/// - **as received**: the Avro `map<string>` bytes of an event decoded from an Avro frame,
+///   a range of the frame's buffer shared like the event's body (see `body`). Decoding
+///   checks them once (lengths, UTF-8, no repeated name) and keeps them as they are: no
+///   string is cut out, counted or allocated per header, and a sink that sends the event
+///   on in Avro copies the bytes unchanged. Reading a name walks the few bytes.
+/// - **owned**: a list of names and values, which every change turns headers into.
+///
+/// Either form is 24 bytes, so an event (body and headers) is 56: events are moved by
+/// value through decode vectors and channel queues, and inline header slots (two pairs,
+/// 136 bytes) made a decoded batch three times the size of what it holds at 100-byte
+/// bodies. Order is insertion order (arrival order for headers as received); `set`
+/// replaces in place, as a Java `Map.put` would.
+#[derive(Clone)]
+pub struct Headers(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Owned(ThinVec<(ByteString, ByteString)>),
+    /// `buf[start..end]`: a whole Avro map, from its first block count to its closing 0,
+    /// whose names and values are valid UTF-8 and whose names are all different.
+    Received {
+        buf: Rc<Bytes>,
+        start: u32,
+        end: u32,
+    },
+}
+
+impl Default for Headers {
+    fn default() -> Self {
+        Headers::new()
+    }
+}
 
 impl Headers {
-    pub fn new() -> Self {
-        Headers(SmallVec::new())
+    pub const fn new() -> Self {
+        Headers(Repr::Owned(ThinVec::new()))
+    }
+
+    /// Headers as received: `buf[range]` must be an Avro `map<string>` checked as
+    /// `Repr::Received` describes (the Avro decoder's job); `None` when the range does not
+    /// fit the compact form, and the caller decodes them into owned headers instead.
+    pub(crate) fn received(buf: Rc<Bytes>, range: std::ops::Range<usize>) -> Option<Headers> {
+        let start = u32::try_from(range.start).ok()?;
+        let end = u32::try_from(range.end).ok()?;
+        debug_assert!(range.end <= buf.len() && start < end);
+        Some(Headers(Repr::Received { buf, start, end }))
+    }
+
+    /// The Avro encoding of headers as received (ending with the map's closing 0), to be
+    /// sent on unchanged.
+    pub fn as_avro(&self) -> Option<&[u8]> {
+        match &self.0 {
+            Repr::Received { buf, start, end } => Some(&buf[*start as usize..*end as usize]),
+            Repr::Owned(_) => None,
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        match &self.0 {
+            Repr::Owned(v) => v.len(),
+            Repr::Received { .. } => self.iter().count(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        match &self.0 {
+            Repr::Owned(v) => v.is_empty(),
+            // Only a map with at least one pair is kept as received.
+            Repr::Received { .. } => false,
+        }
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| &**k == key).map(|(_, v)| &**v)
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// The owned form, converting headers as received first.
+    fn owned(&mut self) -> &mut ThinVec<(ByteString, ByteString)> {
+        if let Repr::Received { buf, start, end } = &self.0 {
+            let mut v = ThinVec::new();
+            for (k, v_range) in received_pairs(&buf[..*end as usize], *start as usize) {
+                v.push((slice_string(buf, k), slice_string(buf, v_range)));
+            }
+            self.0 = Repr::Owned(v);
+        }
+        match &mut self.0 {
+            Repr::Owned(v) => v,
+            Repr::Received { .. } => unreachable!("converted above"),
+        }
     }
 
     /// Sets `key` to `value`, replacing an existing value (Java `Map.put`).
     pub fn set(&mut self, key: impl Into<ByteString>, value: impl Into<ByteString>) {
         let key = key.into();
         let value = value.into();
-        match self.0.iter_mut().find(|(k, _)| *k == key) {
+        let v = self.owned();
+        match v.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
-            None => self.0.push((key, value)),
+            None => v.push((key, value)),
         }
     }
 
     /// Sets `key` only when it is absent (Flume's `preserveExisting`).
     pub fn set_if_absent(&mut self, key: impl Into<ByteString>, value: impl Into<ByteString>) {
         let key = key.into();
-        if self.0.iter().all(|(k, _)| *k != key) {
-            self.0.push((key, value.into()));
+        if self.get(&key).is_none() {
+            self.owned().push((key, value.into()));
         }
     }
 
     pub fn remove(&mut self, key: &str) -> Option<ByteString> {
-        let pos = self.0.iter().position(|(k, _)| &**k == key)?;
-        Some(self.0.remove(pos).1)
+        self.get(key)?;
+        let v = self.owned();
+        let pos = v.iter().position(|(k, _)| &**k == key)?;
+        Some(v.remove(pos).1)
     }
 
     pub fn retain(&mut self, mut keep: impl FnMut(&str, &str) -> bool) {
-        self.0.retain(|(k, v)| keep(k, v));
+        self.owned().retain(|(k, v)| keep(k, v));
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (&**k, &**v))
+    pub fn iter(&self) -> Iter<'_> {
+        match &self.0 {
+            Repr::Owned(v) => Iter::Owned(v.iter()),
+            Repr::Received { buf, start, end } => Iter::Received {
+                buf: &buf[..*end as usize],
+                pairs: received_pairs(&buf[..*end as usize], *start as usize),
+            },
+        }
     }
 
     /// Bytes the headers take in a serialized form (keys + values); used for accounting.
     pub fn byte_len(&self) -> usize {
-        self.0.iter().map(|(k, v)| k.len() + v.len()).sum()
+        self.iter().map(|(k, v)| k.len() + v.len()).sum()
+    }
+}
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Headers) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
+
+/// The name and value of each header, in order.
+pub enum Iter<'a> {
+    Owned(std::slice::Iter<'a, (ByteString, ByteString)>),
+    Received {
+        buf: &'a [u8],
+        pairs: ReceivedPairs<'a>,
+    },
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        match self {
+            Iter::Owned(it) => it.next().map(|(k, v)| (&**k, &**v)),
+            Iter::Received { buf, pairs } => {
+                let (k, v) = pairs.next()?;
+                Some((received_str(&buf[k]), received_str(&buf[v])))
+            }
+        }
+    }
+}
+
+/// Text the Avro decoder checked before keeping headers as received; a failure here
+/// would be a bug in that check, and yields "" rather than undefined behaviour.
+fn received_str(b: &[u8]) -> &str {
+    debug_assert!(std::str::from_utf8(b).is_ok());
+    std::str::from_utf8(b).unwrap_or_default()
+}
+
+fn slice_string(buf: &Rc<Bytes>, range: std::ops::Range<usize>) -> ByteString {
+    let s = received_str(&buf[range.clone()]);
+    if s.len() == range.len() {
+        // SAFETY: `received_str` found these bytes to be UTF-8.
+        unsafe { ByteString::from_bytes_unchecked(buf.slice(range)) }
+    } else {
+        ByteString::new()
+    }
+}
+
+fn received_pairs(buf: &[u8], start: usize) -> ReceivedPairs<'_> {
+    ReceivedPairs {
+        buf,
+        at: start,
+        left: 0,
+    }
+}
+
+/// Walks an Avro `map<string>` in `buf` from `at`: the byte ranges of each name and
+/// value. Stops at the map's end, or at anything malformed (which headers as received
+/// never hold).
+pub struct ReceivedPairs<'a> {
+    buf: &'a [u8],
+    at: usize,
+    /// Pairs left in the current block.
+    left: u64,
+}
+
+type Pair = (std::ops::Range<usize>, std::ops::Range<usize>);
+
+impl ReceivedPairs<'_> {
+    fn long(&mut self) -> Option<i64> {
+        let (v, n) = crate::avro_rpc::binary::varint(&self.buf[self.at.min(self.buf.len())..])?;
+        self.at += n;
+        Some(v)
+    }
+
+    fn string(&mut self) -> Option<std::ops::Range<usize>> {
+        let len = usize::try_from(self.long()?).ok()?;
+        let end = self.at.checked_add(len).filter(|&e| e <= self.buf.len())?;
+        let r = self.at..end;
+        self.at = end;
+        Some(r)
+    }
+}
+
+impl Iterator for ReceivedPairs<'_> {
+    type Item = Pair;
+
+    fn next(&mut self) -> Option<Pair> {
+        if self.left == 0 {
+            let n = self.long()?;
+            if n < 0 {
+                // A block given with its size in bytes.
+                self.long()?;
+            }
+            self.left = n.unsigned_abs();
+            if self.left == 0 {
+                self.at = self.buf.len();
+                return None;
+            }
+        }
+        self.left -= 1;
+        let k = self.string()?;
+        let v = self.string()?;
+        Some((k, v))
     }
 }
 
@@ -121,7 +309,7 @@ impl Event {
     }
 
     /// Appends `Event::new(body)` to `events`. Writes the two fields in place: `push` builds
-    /// the 168-byte event on the stack and copies it in, which costs as much as decoding
+    /// the event on the stack and copies it in, which costs as much as decoding
     /// the event (measured by `benches/formats.rs`).
     #[inline]
     pub fn push_bodied(events: &mut Vec<Event>, body: Body) {
@@ -144,12 +332,64 @@ mod tests {
 
     #[test]
     fn events_stay_small() {
-        // Events are moved through queues by value; the inline header slots dominate.
+        // Events are moved through queues by value.
         assert!(
-            std::mem::size_of::<Event>() <= 176,
+            std::mem::size_of::<Event>() <= 56,
             "{}",
             std::mem::size_of::<Event>()
         );
+    }
+
+    /// `{a=1, b=2, c=3}` as a peer may send it: a block of one pair given with its byte
+    /// size, then a block of two.
+    fn received_abc() -> Headers {
+        let map = b"\x01\x08\x02a\x021\x04\x02b\x022\x02c\x023\x00";
+        let mut buf = b"xx".to_vec();
+        buf.extend_from_slice(map);
+        buf.extend_from_slice(b"yy");
+        Headers::received(Rc::new(Bytes::from(buf)), 2..2 + map.len()).unwrap()
+    }
+
+    #[test]
+    fn headers_as_received_read_like_owned_ones() {
+        let h = received_abc();
+        let owned: Headers = [("a", "1"), ("b", "2"), ("c", "3")].into_iter().collect();
+        assert_eq!(h, owned);
+        assert_eq!(owned, h);
+        assert_eq!(h.len(), 3);
+        assert!(!h.is_empty());
+        assert_eq!(h.byte_len(), 6);
+        assert_eq!((h.get("b"), h.get("d")), (Some("2"), None));
+        assert_eq!(h.to_string(), "{a=1, b=2, c=3}");
+        assert_eq!(h.as_avro().map(<[u8]>::len), Some(16));
+        assert_ne!(
+            h,
+            [("a", "1"), ("c", "3"), ("b", "2")].into_iter().collect()
+        );
+    }
+
+    #[test]
+    fn changing_headers_as_received_makes_them_owned_in_the_same_order() {
+        let mut h = received_abc();
+        h.set_if_absent("a", "x");
+        assert!(h.as_avro().is_some(), "nothing changed, nothing converted");
+        h.set("b", "20");
+        assert!(h.as_avro().is_none());
+        assert_eq!(h.to_string(), "{a=1, b=20, c=3}");
+
+        let mut h = received_abc();
+        assert_eq!(h.remove("d"), None);
+        assert!(h.as_avro().is_some());
+        assert_eq!(h.remove("a").as_deref(), Some("1"));
+        assert_eq!(h.to_string(), "{b=2, c=3}");
+
+        let mut h = received_abc();
+        h.retain(|k, _| k != "b");
+        assert_eq!(h.to_string(), "{a=1, c=3}");
+
+        let mut h = received_abc();
+        h.set_if_absent("d", "4");
+        assert_eq!(h.to_string(), "{a=1, b=2, c=3, d=4}");
     }
 
     #[test]

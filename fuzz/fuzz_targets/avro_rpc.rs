@@ -1,7 +1,8 @@
 //! Fuzzes the Avro RPC receive path: frame decoding (fed in uneven chunks), the handshake
 //! and call decoding of the server, the client's reply decoding and the inflater. Any input
-//! must give frames, requests or errors, never a panic; and every batch decoded must
-//! re-encode to something that decodes to the same events.
+//! must give frames, requests or errors, never a panic; every batch decoded must
+//! re-encode to something that decodes to the same events; and headers kept as received
+//! must read as they do once converted to owned headers.
 #![no_main]
 
 use bytes::BytesMut;
@@ -42,6 +43,18 @@ fuzz_target!(|data: &[u8]| {
                         let segs = [again.freeze()];
                         let back = codec::decode_batch(&mut Reader::new(&segs)).unwrap();
                         assert_eq!(&back, events);
+                        // Headers kept as received read as they do once owned.
+                        for e in events {
+                            let mut owned = e.headers.clone();
+                            owned.retain(|_, _| true);
+                            assert!(owned.as_avro().is_none());
+                            assert_eq!(owned, e.headers);
+                            assert_eq!(owned.len(), e.headers.len());
+                            assert_eq!(owned.byte_len(), e.headers.byte_len());
+                            for (k, v) in owned.iter() {
+                                assert_eq!(e.headers.get(k), Some(v));
+                            }
+                        }
                     }
                     call.reply_status(Status::Ok, &mut BytesMut::new());
                 }

@@ -6,7 +6,7 @@
 //! two buffers: such a value is copied into a fresh `Bytes` (at most one per buffer
 //! boundary); every other `bytes`/`string` value is a zero-copy slice of its buffer.
 
-use crate::event::Body;
+use crate::event::{Body, Headers};
 use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 use std::rc::Rc;
@@ -202,17 +202,76 @@ impl<'a> Reader<'a> {
         if seg.len() - self.pos < n {
             return self.read_raw(n).map(Body::from);
         }
-        let buf = match &self.shared {
-            Some((i, buf)) if *i == self.seg => buf.clone(),
-            _ => {
-                let buf = Rc::new(seg.clone());
-                self.shared = Some((self.seg, buf.clone()));
-                buf
-            }
-        };
+        let buf = self.shared_seg();
         let body = Body::shared(buf, self.pos..self.pos + n);
         self.advance(n);
         Ok(body)
+    }
+
+    /// The current buffer, shared with the bodies and headers already cut from it.
+    fn shared_seg(&mut self) -> Rc<Bytes> {
+        match &self.shared {
+            Some((i, buf)) if *i == self.seg => buf.clone(),
+            _ => {
+                let buf = Rc::new(self.segs[self.seg].clone());
+                self.shared = Some((self.seg, buf.clone()));
+                buf
+            }
+        }
+    }
+
+    /// Where the reader is: the first byte of the value read next.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            seg: self.seg,
+            pos: self.pos,
+        }
+    }
+
+    /// The header map whose first block count, `first`, was read from `mark`, kept as
+    /// received (see `event::Headers`): when the whole map lies in one buffer, has at most
+    /// `RECEIVED_HEADERS` pairs, is UTF-8 throughout and names no header twice. Otherwise
+    /// `None`, with nothing read: the caller decodes the map pair by pair, which also
+    /// reports whatever is wrong with it.
+    pub fn received_headers(&mut self, mark: Mark, first: usize) -> Option<Headers> {
+        if mark.seg != self.seg || first > RECEIVED_HEADERS {
+            return None;
+        }
+        let buf: &[u8] = self.segs.get(self.seg)?;
+        let mut at = self.pos;
+        let mut names = [(0usize, 0usize); RECEIVED_HEADERS];
+        let mut seen = 0;
+        let mut left = first;
+        loop {
+            for _ in 0..left {
+                let k = string_at(buf, &mut at)?;
+                let name = &buf[k.0..k.1];
+                if seen == RECEIVED_HEADERS
+                    || names[..seen].iter().any(|&(s, e)| &buf[s..e] == name)
+                {
+                    return None;
+                }
+                std::str::from_utf8(name).ok()?;
+                let v = string_at(buf, &mut at)?;
+                std::str::from_utf8(&buf[v.0..v.1]).ok()?;
+                names[seen] = k;
+                seen += 1;
+            }
+            let n = long_at(buf, &mut at)?;
+            if n == 0 {
+                break;
+            }
+            if n < 0 {
+                // A block given with its size in bytes.
+                long_at(buf, &mut at)?;
+            }
+            left = usize::try_from(n.unsigned_abs())
+                .ok()
+                .filter(|&l| l <= RECEIVED_HEADERS)?;
+        }
+        let h = Headers::received(self.shared_seg(), mark.pos..at)?;
+        self.advance(at - self.pos);
+        Some(h)
     }
 
     /// An Avro string. Invalid UTF-8 is replaced (U+FFFD), as Java's decoder does; only
@@ -304,6 +363,45 @@ impl<'a> Reader<'a> {
             n => Err(DecodeError::Trailing(n)),
         }
     }
+}
+
+/// Header maps with more pairs than this are decoded into owned headers: a longer map
+/// would make the check for repeated names (pair against pair) cost more than it saves.
+pub const RECEIVED_HEADERS: usize = 8;
+
+/// A position in a frame's buffers (`Reader::mark`).
+#[derive(Debug, Clone, Copy)]
+pub struct Mark {
+    seg: usize,
+    pos: usize,
+}
+
+/// The zig-zag varint at the start of `s` and its length in bytes; `None` when `s` ends
+/// inside it or it runs past 10 bytes.
+pub fn varint(s: &[u8]) -> Option<(i64, usize)> {
+    let mut v: u64 = 0;
+    for (i, &b) in s.iter().take(10).enumerate() {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((zigzag_decode(v), i + 1));
+        }
+    }
+    None
+}
+
+fn long_at(buf: &[u8], at: &mut usize) -> Option<i64> {
+    let (v, n) = varint(buf.get(*at..)?)?;
+    *at += n;
+    Some(v)
+}
+
+/// The range of the length-prefixed bytes at `at` in `buf`, if all of it is there.
+fn string_at(buf: &[u8], at: &mut usize) -> Option<(usize, usize)> {
+    let len = usize::try_from(long_at(buf, at)?).ok()?;
+    let end = at.checked_add(len).filter(|&e| e <= buf.len())?;
+    let r = (*at, end);
+    *at = end;
+    Some(r)
 }
 
 pub fn zigzag_decode(v: u64) -> i64 {

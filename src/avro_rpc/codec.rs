@@ -33,11 +33,16 @@ pub fn decode_event(r: &mut Reader) -> Result<Event, DecodeError> {
     Ok(event)
 }
 
-/// Decodes into an event already in place: an event is large enough (inline header slots)
-/// that returning it by value costs a copy per event on the hot path.
+/// Decodes into an event already in place.
 fn decode_event_into(r: &mut Reader, event: &mut Event) -> Result<(), DecodeError> {
+    let mark = r.mark();
     let n = r.read_block_count()?;
-    decode_headers(r, n, event)?;
+    if n != 0 {
+        match r.received_headers(mark, n) {
+            Some(h) => event.headers = h,
+            None => decode_headers(r, n, event)?,
+        }
+    }
     event.body = r.read_body()?;
     Ok(())
 }
@@ -68,6 +73,7 @@ pub fn decode_batch(r: &mut Reader) -> Result<Vec<Event>, DecodeError> {
         events.reserve(n.min(r.remaining() / 2 + 1));
         for _ in 0..n {
             let before = r.remaining();
+            let mark = r.mark();
             let headers = r.read_block_count()?;
             if headers == 0 {
                 // No headers (the common case).
@@ -76,7 +82,10 @@ pub fn decode_batch(r: &mut Reader) -> Result<Vec<Event>, DecodeError> {
             } else {
                 Event::push_bodied(&mut events, crate::event::Body::new());
                 let e = events.last_mut().expect("just pushed");
-                decode_headers(r, headers, e)?;
+                match r.received_headers(mark, headers) {
+                    Some(h) => e.headers = h,
+                    None => decode_headers(r, headers, e)?,
+                }
                 e.body = r.read_body()?;
             }
             // A big batch was received into memory the kernel's copy left out of the
@@ -89,6 +98,12 @@ pub fn decode_batch(r: &mut Reader) -> Result<Vec<Event>, DecodeError> {
 }
 
 pub fn encode_event(out: &mut BytesMut, e: &Event) {
+    if let Some(map) = e.headers.as_avro() {
+        // Headers as received: already a checked Avro map, closing 0 included.
+        out.put_slice(map);
+        put_bytes(out, &e.body);
+        return;
+    }
     if !e.headers.is_empty() {
         put_long(out, e.headers.len() as i64);
         for (k, v) in e.headers.iter() {
@@ -112,7 +127,10 @@ pub fn encode_batch(out: &mut BytesMut, events: &[Event]) {
 
 /// Bytes `encode_event` will write, for sizing the output buffer once per batch.
 pub fn encoded_len_hint(e: &Event) -> usize {
-    e.body.len() + e.headers.byte_len() + 10 + 10 * e.headers.len() + 2
+    match e.headers.as_avro() {
+        Some(map) => e.body.len() + map.len() + 10,
+        None => e.body.len() + e.headers.byte_len() + 10 + 10 * e.headers.len() + 2,
+    }
 }
 
 /// A call: empty request metadata, the message name, then its parameters.
@@ -243,6 +261,10 @@ mod tests {
             let mut mine = BytesMut::new();
             encode_batch(&mut mine, &evs);
             prop_assert_eq!(&mine[..], &theirs[..]);
+            // Decoded events (headers as received) are sent on byte for byte.
+            let mut again = BytesMut::new();
+            encode_batch(&mut again, &decoded);
+            prop_assert_eq!(&again[..], &theirs[..]);
             // Java cuts messages into buffers anywhere; decoding must not care.
             let mut points: Vec<usize> = cuts.iter().map(|i| i.index(theirs.len() + 1)).collect();
             points.sort_unstable();
@@ -259,10 +281,142 @@ mod tests {
         }
 
         #[test]
+        fn headers_kept_as_received_read_as_headers_decoded_pair_by_pair(
+            batch in proptest::collection::vec(raw_event_strategy(), 0..8),
+        ) {
+            let whole = raw_batch(&batch);
+            // One buffer: maps are kept as received where they can be. One buffer per
+            // byte: no map lies in one buffer, so every one is decoded pair by pair.
+            let one = [whole.clone()];
+            let bytewise: Vec<Bytes> = (0..whole.len()).map(|i| whole.slice(i..i + 1)).collect();
+            let kept = decode_batch(&mut Reader::new(&one));
+            let decoded = decode_batch(&mut Reader::new(&bytewise));
+            prop_assert_eq!(&kept, &decoded);
+            for (k, d) in kept.iter().flatten().zip(decoded.iter().flatten()) {
+                prop_assert!(d.headers.as_avro().is_none());
+                prop_assert_eq!(k.headers.len(), d.headers.len());
+                prop_assert_eq!(k.headers.byte_len(), d.headers.byte_len());
+                prop_assert_eq!(k.headers.to_string(), d.headers.to_string());
+                for (name, value) in d.headers.iter() {
+                    prop_assert_eq!(k.headers.get(name), Some(value));
+                }
+            }
+        }
+
+        #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let segs = [Bytes::from(bytes)];
             let _ = decode_batch(&mut Reader::new(&segs));
         }
+    }
+
+    /// An event as a peer may encode it: header blocks (each with or without its byte
+    /// size, names possibly repeated, text possibly not UTF-8) and a body.
+    type RawEvent = (Vec<(bool, Vec<(Vec<u8>, Vec<u8>)>)>, Vec<u8>);
+
+    fn raw_event_strategy() -> impl Strategy<Value = RawEvent> {
+        let text = prop_oneof![
+            proptest::collection::vec(prop::sample::select(b"ab\xff".to_vec()), 0..3),
+            "[a-z\u{e9}]{0,4}".prop_map(String::into_bytes),
+        ];
+        let block = (
+            any::<bool>(),
+            proptest::collection::vec((text.clone(), text), 1..5),
+        );
+        (
+            proptest::collection::vec(block, 0..4),
+            proptest::collection::vec(any::<u8>(), 0..20),
+        )
+    }
+
+    fn raw_batch(batch: &[RawEvent]) -> Bytes {
+        let mut out = BytesMut::new();
+        if !batch.is_empty() {
+            put_long(&mut out, batch.len() as i64);
+        }
+        for (blocks, body) in batch {
+            for (sized, pairs) in blocks {
+                let mut b = BytesMut::new();
+                for (k, v) in pairs {
+                    put_bytes(&mut b, k);
+                    put_bytes(&mut b, v);
+                }
+                if *sized {
+                    put_long(&mut out, -(pairs.len() as i64));
+                    put_long(&mut out, b.len() as i64);
+                } else {
+                    put_long(&mut out, pairs.len() as i64);
+                }
+                out.extend_from_slice(&b);
+            }
+            put_long(&mut out, 0);
+            put_bytes(&mut out, body);
+        }
+        put_long(&mut out, 0);
+        out.freeze()
+    }
+
+    #[test]
+    fn headers_in_one_buffer_are_kept_as_received_and_sent_on_unchanged() {
+        let ev = Event::with_headers(
+            [("timestamp", "1700000000000"), ("host", "h1")]
+                .into_iter()
+                .collect(),
+            Bytes::from_static(b"body"),
+        );
+        let mut wire = BytesMut::new();
+        encode_batch(&mut wire, &[ev.clone(), ev.clone()]);
+        let wire = wire.freeze();
+        let evs = decode_batch(&mut Reader::new(std::slice::from_ref(&wire))).unwrap();
+        assert_eq!(evs, [ev.clone(), ev.clone()]);
+        for e in &evs {
+            let map = e.headers.as_avro().expect("kept as received");
+            assert_eq!(map.last(), Some(&0), "the map's closing 0 is part of it");
+            assert!(
+                wire.as_ptr_range().contains(&map.as_ptr()),
+                "a slice of the frame"
+            );
+        }
+        let mut again = BytesMut::new();
+        encode_batch(&mut again, &evs);
+        assert_eq!(again, wire);
+
+        // A repeated name: the last value wins, as in Java's HashMap, in owned headers.
+        let dup = raw_batch(&[(
+            vec![(
+                false,
+                vec![
+                    (b"a".to_vec(), b"1".to_vec()),
+                    (b"a".to_vec(), b"2".to_vec()),
+                ],
+            )],
+            b"x".to_vec(),
+        )]);
+        let evs = decode_batch(&mut Reader::new(&[dup])).unwrap();
+        assert!(evs[0].headers.as_avro().is_none());
+        assert_eq!(evs[0].headers.to_string(), "{a=2}");
+        // Text that is not UTF-8 is replaced, in owned headers.
+        let bad = raw_batch(&[(
+            vec![(true, vec![(b"k".to_vec(), b"\xff".to_vec())])],
+            vec![],
+        )]);
+        let evs = decode_batch(&mut Reader::new(&[bad])).unwrap();
+        assert!(evs[0].headers.as_avro().is_none());
+        assert_eq!(evs[0].headers.get("k"), Some("\u{fffd}"));
+        // More pairs than RECEIVED_HEADERS: owned.
+        let many: Vec<_> = (0..=super::super::binary::RECEIVED_HEADERS)
+            .map(|i| (i.to_string().into_bytes(), b"v".to_vec()))
+            .collect();
+        let evs = decode_batch(&mut Reader::new(&[raw_batch(&[(
+            vec![(false, many)],
+            vec![],
+        )])]))
+        .unwrap();
+        assert!(evs[0].headers.as_avro().is_none());
+        assert_eq!(
+            evs[0].headers.len(),
+            super::super::binary::RECEIVED_HEADERS + 1
+        );
     }
 
     #[test]

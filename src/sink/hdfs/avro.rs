@@ -83,14 +83,19 @@ impl AvroWriter {
 
     pub fn append(&mut self, e: &Event, out: &mut Vec<u8>) {
         let b = &mut self.block;
-        if !e.headers.is_empty() {
-            write_long(b, e.headers.len() as i64);
-            for (k, v) in e.headers.iter() {
-                write_bytes(b, k.as_bytes());
-                write_bytes(b, v.as_bytes());
+        if let Some(map) = e.headers.as_avro() {
+            // Headers as received in Avro: the same map<string>, closing 0 included.
+            b.extend_from_slice(map);
+        } else {
+            if !e.headers.is_empty() {
+                write_long(b, e.headers.len() as i64);
+                for (k, v) in e.headers.iter() {
+                    write_bytes(b, k.as_bytes());
+                    write_bytes(b, v.as_bytes());
+                }
             }
+            write_long(b, 0);
         }
-        write_long(b, 0);
         write_bytes(b, &e.body);
         self.count += 1;
         if self.block.len() >= self.sync_interval {
@@ -168,5 +173,32 @@ mod tests {
         expect.extend_from_slice(&block);
         expect.extend_from_slice(&sync);
         assert_eq!(out[h..], expect);
+
+        // The same events decoded from an Avro frame (headers kept as received) are
+        // written as the same bytes.
+        let mut frame = bytes::BytesMut::new();
+        crate::avro_rpc::codec::encode_batch(
+            &mut frame,
+            &[
+                Event::with_headers(
+                    [("k", "v")].into_iter().collect(),
+                    Bytes::from_static(b"ab"),
+                ),
+                Event::new(Bytes::from_static(b"")),
+            ],
+        );
+        let segs = [frame.freeze()];
+        let received =
+            crate::avro_rpc::codec::decode_batch(&mut crate::avro_rpc::binary::Reader::new(&segs))
+                .unwrap();
+        assert!(received[0].headers.as_avro().is_some());
+        let mut w = AvroWriter::new(AvroCodec::Null, 1 << 20, sync);
+        let mut again = Vec::new();
+        w.header(&mut again);
+        for e in &received {
+            w.append(e, &mut again);
+        }
+        w.flush(&mut again);
+        assert_eq!(again, out);
     }
 }
