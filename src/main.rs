@@ -154,6 +154,10 @@ enum Command {
         /// so that waking it is not part of what the agent under test pays; 0 always sleeps
         #[arg(long, default_value_t = 1000)]
         spin_us: u64,
+        /// A header every avro event carries, as KEY=VALUE (repeatable), e.g.
+        /// --header timestamp=1700000000000 --header host=web1
+        #[arg(long = "header", value_name = "KEY=VALUE", value_parser = parse_header)]
+        headers: Vec<(String, String)>,
     },
     /// Inspect a file channel's data directory offline
     #[command(subcommand)]
@@ -264,6 +268,16 @@ fn tune_allocator() {
     }
 }
 
+/// `--header KEY=VALUE`: split at the first '='; the key must not be empty.
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!(
+            "'{s}' is not KEY=VALUE (a non-empty header name, '=', a value)"
+        )),
+    }
+}
+
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
@@ -309,9 +323,16 @@ fn main() -> ExitCode {
             unique,
             acked_log,
             spin_us,
+            headers,
         }) => {
             if tls.ssl && protocol == "netcat" {
                 eprintln!("flume-fast loadgen: --ssl is for --protocol avro (netcat has no TLS)");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            if !headers.is_empty() && protocol == "netcat" {
+                eprintln!(
+                    "flume-fast loadgen: --header is for --protocol avro (netcat lines carry no headers)"
+                );
                 return ExitCode::from(EXIT_CONFIG);
             }
             let tls = match tls.client(&host) {
@@ -340,6 +361,7 @@ fn main() -> ExitCode {
                 unique,
                 acked_log,
                 spin: Duration::from_micros(spin_us),
+                headers,
                 stop: Default::default(),
             })
         }

@@ -19,7 +19,7 @@ use super::ToolError;
 use crate::avro_rpc::client::{ClientConn, ClientReply};
 use crate::avro_rpc::conn::{self, Compression, Conn, Tls};
 use crate::avro_rpc::protocol::Status;
-use crate::event::Event;
+use crate::event::{Event, Headers};
 use bytes::{Bytes, BytesMut};
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
@@ -59,6 +59,8 @@ pub struct LoadOptions {
     pub acked_log: Option<PathBuf>,
     /// Busy-poll window after each read (`runtime::spin`).
     pub spin: Duration,
+    /// Headers every avro event carries, in this order.
+    pub headers: Vec<(String, String)>,
     /// Set (by SIGINT/SIGTERM) to end the run after the batches in flight.
     pub stop: Arc<AtomicBool>,
 }
@@ -299,7 +301,7 @@ pub fn run(o: &LoadOptions) -> Result<Summary, ToolError> {
 
 async fn avro_conn(mut s: Conn, o: &LoadOptions, sh: &Shared, i: usize) -> Result<(), String> {
     let events: Vec<Event> = (0..o.batch)
-        .map(|j| Event::new(body(o.size, i + j)))
+        .map(|j| Event::with_headers(headers(o), body(o.size, i + j)))
         .collect();
     let mut client = ClientConn::new(false);
     // A full batch encoded after the handshake, resent with new serials.
@@ -348,6 +350,13 @@ async fn avro_conn(mut s: Conn, o: &LoadOptions, sh: &Shared, i: usize) -> Resul
         }
     }
     Ok(())
+}
+
+fn headers(o: &LoadOptions) -> Headers {
+    o.headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
 }
 
 /// `n` events whose bodies are `CCCCCC-SSSSSSSSSSSSS` (connection `conn`, sequence
@@ -425,7 +434,12 @@ async fn avro_unique_conn(c: Conn, o: &LoadOptions, sh: &Shared, i: usize) -> Re
     while let Some(n) = sh.claim(o.batch) {
         let first = next_seq;
         next_seq += n as u64;
-        let events = unique_batch(i, first, n, o.size);
+        let mut events = unique_batch(i, first, n, o.size);
+        if !o.headers.is_empty() {
+            for e in &mut events {
+                e.headers = headers(o);
+            }
+        }
         loop {
             let c = match &mut conn {
                 Some(c) => c,
