@@ -2,29 +2,28 @@
 //! order). It holds no copy of a body and, for events put since the start, not even one
 //! entry per event: a put batch is one `Run` of the put frames it wrote, laid end to end
 //! in the log's mapping, and a take decodes the frames at the front into events (bodies
-//! are slices of the mapping). Headers, when an event has any, are kept as decoded at put
-//! time, so a take never parses them again. A million queued events of a thousand-event
-//! batches take a thousand runs, not a million entries.
+//! are slices of the mapping). Headers are decoded from the frames at take too, as
+//! slices of the mapping: kept from the put, they would hold on to the network buffer
+//! their event arrived in (an Avro event's headers are a slice of it), and a backlog of
+//! events with headers would cost its whole size in memory, not on disk. A million queued
+//! events of a thousand-event batches take a thousand runs, not a million entries.
 
 use super::record::{self, FRAME_HEADER, KIND_PUT};
 use crate::event::{Body, Event, Headers};
 use bytes::Bytes;
+use bytestring::ByteString;
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::rc::Rc;
 
 /// Consecutive seqs, one event each.
 enum Run {
-    /// `count` put frames laid end to end in `frames` from `off`, seqs `seq..`; `headers`
-    /// holds, in order, the headers of those frames that record any.
+    /// `count` put frames laid end to end in `frames` from `off`, seqs `seq..`.
     Frames {
         seq: u64,
         count: u32,
         off: u32,
         frames: Bytes,
-        // Boxed: most batches carry no headers, and a run stays 56 bytes, not 80.
-        #[allow(clippy::box_collection)]
-        headers: Option<Box<VecDeque<Headers>>>,
     },
     /// One event whose frame is not known (replayed at start, or an empty body).
     One {
@@ -81,8 +80,9 @@ pub struct Queue {
     len: usize,
 }
 
-/// The put frame at `off` of `frames`: (seq, records headers, body, next frame's offset).
-fn frame_at(frames: &Bytes, off: usize) -> (u64, bool, Range<usize>, usize) {
+/// The put frame at `off` of `frames`: (seq, header count, where the headers start, body,
+/// next frame's offset).
+fn frame_at(frames: &Bytes, off: usize) -> (u64, usize, usize, Range<usize>, usize) {
     let word = |at: usize, n: usize| {
         let mut b = [0u8; 8];
         b[..n].copy_from_slice(&frames[at..at + n]);
@@ -92,13 +92,32 @@ fn frame_at(frames: &Bytes, off: usize) -> (u64, bool, Range<usize>, usize) {
     let payload = off + FRAME_HEADER;
     debug_assert_eq!(frames[payload], KIND_PUT);
     let seq = word(payload + 9, 8);
-    let nh = word(payload + 17, 2);
+    let nh = word(payload + 17, 2) as usize;
     let mut at = payload + 19;
     for _ in 0..nh {
         at += 8 + word(at, 4) as usize + word(at + 4, 4) as usize;
     }
     let end = payload + len;
-    (seq, nh > 0, at..end, off + record::frame_len(len))
+    (seq, nh, payload + 19, at..end, off + record::frame_len(len))
+}
+
+/// The `n` headers a put frame records from `at`, as slices of `frames`. The log holds
+/// what this process wrote from valid headers; text that is not UTF-8 all the same (the
+/// file changed under us) is replaced rather than trusted.
+fn headers_at(frames: &Bytes, mut at: usize, n: usize) -> Headers {
+    let word = |at: usize| u32::from_le_bytes(frames[at..at + 4].try_into().unwrap()) as usize;
+    let text = |r: Range<usize>| {
+        ByteString::try_from(frames.slice(r.clone()))
+            .unwrap_or_else(|_| String::from_utf8_lossy(&frames[r]).into_owned().into())
+    };
+    let mut h = Headers::new();
+    for _ in 0..n {
+        let (kl, vl) = (word(at), word(at + 4));
+        let k = at + 8;
+        h.set(text(k..k + kl), text(k + kl..k + kl + vl));
+        at = k + kl + vl;
+    }
+    h
 }
 
 impl Queue {
@@ -136,18 +155,13 @@ impl Queue {
         let mut covered = 0;
         for s in spans {
             debug_assert_eq!(s.first, covered, "spans cover the batch in order");
-            let headers: VecDeque<Headers> = events
-                .by_ref()
-                .take(s.count)
-                .map(|e| e.headers)
-                .filter(|h| !h.is_empty())
-                .collect();
+            // The log holds the events now; a take decodes them from it.
+            events.by_ref().take(s.count).for_each(drop);
             self.insert(Run::Frames {
                 seq: first + s.first as u64,
                 count: s.count as u32,
                 off: 0,
                 frames: s.frames,
-                headers: (!headers.is_empty()).then(|| Box::new(headers)),
             });
             covered += s.count;
         }
@@ -198,7 +212,6 @@ impl Queue {
                     count,
                     off,
                     frames,
-                    headers,
                 } => {
                     let k = want.min(*count as usize);
                     taken.push(Taken {
@@ -211,16 +224,15 @@ impl Queue {
                     // The bodies share the frames without an atomic count each.
                     let buf = Rc::new(frames.clone());
                     for i in 0..k as u64 {
-                        let (s, has_headers, body, next) = frame_at(frames, at);
+                        let (s, nh, headers, body, next) = frame_at(frames, at);
                         let body = Body::shared(buf.clone(), body);
                         debug_assert_eq!(s, *seq + i);
-                        let h = if has_headers {
-                            headers.as_mut().and_then(|h| h.pop_front())
-                        } else {
-                            None
+                        let h = match nh {
+                            0 => Headers::new(),
+                            n => headers_at(frames, headers, n),
                         };
                         seqs.push(s);
-                        events.push(Event::with_headers(h.unwrap_or_default(), body));
+                        events.push(Event::with_headers(h, body));
                         // The log's pages were last written by the kernel's copy and
                         // are out of this core's cache: start loading the header of
                         // the frame four ahead, frames of a batch being alike in size.
@@ -260,21 +272,13 @@ impl Queue {
                     }
                 }
                 Some(frames) => {
-                    let mut headers = VecDeque::new();
-                    let mut at = t.off as usize;
-                    for e in batch {
-                        let (_, has_headers, _, next) = frame_at(&frames, at);
-                        if has_headers {
-                            headers.push_back(e.headers);
-                        }
-                        at = next;
-                    }
+                    // The frames still hold the events; the next take decodes them again.
+                    drop(batch);
                     runs.push(Run::Frames {
                         seq: t.seq,
                         count: t.count,
                         off: t.off,
                         frames,
-                        headers: (!headers.is_empty()).then(|| Box::new(headers)),
                     });
                 }
             }
@@ -365,6 +369,30 @@ mod tests {
         assert_eq!(seqs, [4]);
         assert_eq!(bodies(&evs), ["e"]);
         assert!(q.is_empty() && q.runs() == 0);
+    }
+
+    #[test]
+    fn queued_events_do_not_hold_the_buffer_their_headers_arrived_in() {
+        // Headers as an Avro source decodes them: a slice of the receive buffer.
+        let map = b"\x04\x02a\x021\x02b\x022\x00";
+        let received = Rc::new(Bytes::from_static(map));
+        let headers = Headers::received(received.clone(), 0..map.len()).unwrap();
+        let e = Event::with_headers(headers, Bytes::from_static(b"body"));
+        let mut q = Queue::default();
+        batch(&mut q, 0, vec![e.clone(), ev("x", None)]);
+        drop(e);
+        assert_eq!(
+            Rc::strong_count(&received),
+            1,
+            "the queue let the buffer go"
+        );
+        let (_, evs, taken) = q.take(2);
+        assert_eq!(evs[0].headers.to_string(), "{a=1, b=2}");
+        assert!(evs[1].headers.is_empty());
+        q.put_back(taken, evs);
+        let (_, evs, _) = q.take(2);
+        assert_eq!(evs[0].headers.to_string(), "{a=1, b=2}");
+        assert_eq!(bodies(&evs), ["body", "x"]);
     }
 
     #[test]
