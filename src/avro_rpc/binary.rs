@@ -408,7 +408,7 @@ pub fn zigzag_decode(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-pub fn put_long(out: &mut BytesMut, v: i64) {
+pub fn put_long(out: &mut impl BufMut, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     let mut buf = [0u8; 10];
     let mut i = 0;
@@ -421,7 +421,7 @@ pub fn put_long(out: &mut BytesMut, v: i64) {
     out.put_slice(&buf[..=i]);
 }
 
-pub fn put_bytes(out: &mut BytesMut, b: &[u8]) {
+pub fn put_bytes(out: &mut impl BufMut, b: &[u8]) {
     put_long(out, b.len() as i64);
     out.put_slice(b);
 }

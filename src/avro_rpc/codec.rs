@@ -97,7 +97,9 @@ pub fn decode_batch(r: &mut Reader) -> Result<Vec<Event>, DecodeError> {
     }
 }
 
-pub fn encode_event(out: &mut BytesMut, e: &Event) {
+/// An `AvroFlumeEvent` (`map<string>` headers, `bytes` body): the record of Flume's RPC
+/// and of its Avro container files alike.
+pub fn encode_event(out: &mut impl BufMut, e: &Event) {
     if let Some(map) = e.headers.as_avro() {
         // Headers as received: already a checked Avro map, closing 0 included.
         out.put_slice(map);

@@ -82,21 +82,8 @@ impl AvroWriter {
     }
 
     pub fn append(&mut self, e: &Event, out: &mut Vec<u8>) {
-        let b = &mut self.block;
-        if let Some(map) = e.headers.as_avro() {
-            // Headers as received in Avro: the same map<string>, closing 0 included.
-            b.extend_from_slice(map);
-        } else {
-            if !e.headers.is_empty() {
-                write_long(b, e.headers.len() as i64);
-                for (k, v) in e.headers.iter() {
-                    write_bytes(b, k.as_bytes());
-                    write_bytes(b, v.as_bytes());
-                }
-            }
-            write_long(b, 0);
-        }
-        write_bytes(b, &e.body);
+        // The container's schema is Flume's RPC event record.
+        crate::avro_rpc::codec::encode_event(&mut self.block, e);
         self.count += 1;
         if self.block.len() >= self.sync_interval {
             self.flush(out);
