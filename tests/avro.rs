@@ -319,6 +319,57 @@ fn loadgen_acknowledged_count_equals_what_the_receiver_wrote() {
 }
 
 #[test]
+fn loadgen_headers_reach_the_agent_and_bad_ones_are_refused() {
+    let port = free_port();
+    let conf = receiver_conf(port, "a1.sinks.k1.sink.serializer = header_and_text");
+    let mut agent = Agent::start(&conf, &[]);
+    let (code, stdout, stderr) = run(&[
+        "loadgen",
+        "-p",
+        &port.to_string(),
+        "-b",
+        "50",
+        "-s",
+        "10",
+        "-n",
+        "500",
+        "--header",
+        "timestamp=1700000000000",
+        "--header",
+        "host=web1",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(r#""acked_events":500"#), "{stdout}");
+    wait_until(Duration::from_secs(30), "500 lines", || {
+        (lines_in(&agent.path("out")).len() >= 500).then_some(())
+    });
+    assert!(agent.stop().success());
+    let lines = lines_in(&agent.path("out"));
+    assert_eq!(lines.len(), 500);
+    for l in &lines {
+        assert!(
+            l.starts_with("{timestamp=1700000000000, host=web1} "),
+            "{l}"
+        );
+    }
+
+    let (code, _, err) = run(&["loadgen", "-p", "1", "--header", "novalue"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("'novalue' is not KEY=VALUE"), "{err}");
+    let (code, _, err) = run(&[
+        "loadgen",
+        "-p",
+        "1",
+        "--protocol",
+        "netcat",
+        "--header",
+        "a=b",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--header is for --protocol avro"), "{err}");
+}
+
+#[test]
 fn loadgen_drives_netcat_too() {
     let port = free_port();
     let conf = receiver_conf(port, "").replace("type = avro", "type = netcat");
