@@ -4,6 +4,7 @@
 
 mod body;
 
+use crate::avro_rpc::binary::MapPairs;
 pub use body::Body;
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -93,8 +94,9 @@ impl Headers {
     fn owned(&mut self) -> &mut ThinVec<(ByteString, ByteString)> {
         if let Repr::Received { buf, start, end } = &self.0 {
             let mut v = ThinVec::new();
-            for (k, v_range) in received_pairs(&buf[..*end as usize], *start as usize) {
-                v.push((slice_string(buf, k), slice_string(buf, v_range)));
+            let text = |r| ByteString::try_from(buf.slice(r)).unwrap_or_default();
+            for (k, v_range) in MapPairs::new(&buf[..*end as usize], *start as usize) {
+                v.push((text(k), text(v_range)));
             }
             self.0 = Repr::Owned(v);
         }
@@ -137,10 +139,9 @@ impl Headers {
     pub fn iter(&self) -> Iter<'_> {
         match &self.0 {
             Repr::Owned(v) => Iter::Owned(v.iter()),
-            Repr::Received { buf, start, end } => Iter::Received {
-                buf: &buf[..*end as usize],
-                pairs: received_pairs(&buf[..*end as usize], *start as usize),
-            },
+            Repr::Received { buf, start, end } => {
+                Iter::Received(MapPairs::new(&buf[..*end as usize], *start as usize))
+            }
         }
     }
 
@@ -161,10 +162,7 @@ impl Eq for Headers {}
 /// The name and value of each header, in order.
 pub enum Iter<'a> {
     Owned(std::slice::Iter<'a, (ByteString, ByteString)>),
-    Received {
-        buf: &'a [u8],
-        pairs: ReceivedPairs<'a>,
-    },
+    Received(MapPairs<'a>),
 }
 
 impl<'a> Iterator for Iter<'a> {
@@ -173,8 +171,9 @@ impl<'a> Iterator for Iter<'a> {
     fn next(&mut self) -> Option<(&'a str, &'a str)> {
         match self {
             Iter::Owned(it) => it.next().map(|(k, v)| (&**k, &**v)),
-            Iter::Received { buf, pairs } => {
+            Iter::Received(pairs) => {
                 let (k, v) = pairs.next()?;
+                let buf = pairs.buf();
                 Some((received_str(&buf[k]), received_str(&buf[v])))
             }
         }
@@ -186,75 +185,6 @@ impl<'a> Iterator for Iter<'a> {
 fn received_str(b: &[u8]) -> &str {
     debug_assert!(std::str::from_utf8(b).is_ok());
     std::str::from_utf8(b).unwrap_or_default()
-}
-
-fn slice_string(buf: &Rc<Bytes>, range: std::ops::Range<usize>) -> ByteString {
-    let s = received_str(&buf[range.clone()]);
-    if s.len() == range.len() {
-        // SAFETY: `received_str` found these bytes to be UTF-8.
-        unsafe { ByteString::from_bytes_unchecked(buf.slice(range)) }
-    } else {
-        ByteString::new()
-    }
-}
-
-fn received_pairs(buf: &[u8], start: usize) -> ReceivedPairs<'_> {
-    ReceivedPairs {
-        buf,
-        at: start,
-        left: 0,
-    }
-}
-
-/// Walks an Avro `map<string>` in `buf` from `at`: the byte ranges of each name and
-/// value. Stops at the map's end, or at anything malformed (which headers as received
-/// never hold).
-pub struct ReceivedPairs<'a> {
-    buf: &'a [u8],
-    at: usize,
-    /// Pairs left in the current block.
-    left: u64,
-}
-
-type Pair = (std::ops::Range<usize>, std::ops::Range<usize>);
-
-impl ReceivedPairs<'_> {
-    fn long(&mut self) -> Option<i64> {
-        let (v, n) = crate::avro_rpc::binary::varint(&self.buf[self.at.min(self.buf.len())..])?;
-        self.at += n;
-        Some(v)
-    }
-
-    fn string(&mut self) -> Option<std::ops::Range<usize>> {
-        let len = usize::try_from(self.long()?).ok()?;
-        let end = self.at.checked_add(len).filter(|&e| e <= self.buf.len())?;
-        let r = self.at..end;
-        self.at = end;
-        Some(r)
-    }
-}
-
-impl Iterator for ReceivedPairs<'_> {
-    type Item = Pair;
-
-    fn next(&mut self) -> Option<Pair> {
-        if self.left == 0 {
-            let n = self.long()?;
-            if n < 0 {
-                // A block given with its size in bytes.
-                self.long()?;
-            }
-            self.left = n.unsigned_abs();
-            if self.left == 0 {
-                self.at = self.buf.len();
-                return None;
-            }
-        }
-        self.left -= 1;
-        let k = self.string()?;
-        let v = self.string()?;
-        Some((k, v))
-    }
 }
 
 /// Java's `Map.toString()` form, `{k1=v1, k2=v2}`, which Flume's logger sink prints.

@@ -9,6 +9,7 @@
 use crate::event::{Body, Headers};
 use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
+use std::ops::Range;
 use std::rc::Rc;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -238,39 +239,20 @@ impl<'a> Reader<'a> {
             return None;
         }
         let buf: &[u8] = self.segs.get(self.seg)?;
-        let mut at = self.pos;
         let mut names = [(0usize, 0usize); RECEIVED_HEADERS];
-        let mut seen = 0;
-        let mut left = first;
-        loop {
-            for _ in 0..left {
-                let k = string_at(buf, &mut at)?;
-                let name = &buf[k.0..k.1];
-                if seen == RECEIVED_HEADERS
-                    || names[..seen].iter().any(|&(s, e)| &buf[s..e] == name)
-                {
-                    return None;
-                }
-                std::str::from_utf8(name).ok()?;
-                let v = string_at(buf, &mut at)?;
-                std::str::from_utf8(&buf[v.0..v.1]).ok()?;
-                names[seen] = k;
-                seen += 1;
+        let mut pairs = MapPairs::new(buf, mark.pos);
+        for (seen, (k, v)) in pairs.by_ref().enumerate() {
+            let name = &buf[k.clone()];
+            if seen == RECEIVED_HEADERS || names[..seen].iter().any(|&(s, e)| &buf[s..e] == name) {
+                return None;
             }
-            let n = long_at(buf, &mut at)?;
-            if n == 0 {
-                break;
-            }
-            if n < 0 {
-                // A block given with its size in bytes.
-                long_at(buf, &mut at)?;
-            }
-            left = usize::try_from(n.unsigned_abs())
-                .ok()
-                .filter(|&l| l <= RECEIVED_HEADERS)?;
+            std::str::from_utf8(name).ok()?;
+            std::str::from_utf8(&buf[v]).ok()?;
+            names[seen] = (k.start, k.end);
         }
-        let h = Headers::received(self.shared_seg(), mark.pos..at)?;
-        self.advance(at - self.pos);
+        let end = pairs.end()?;
+        let h = Headers::received(self.shared_seg(), mark.pos..end)?;
+        self.advance(end - self.pos);
         Some(h)
     }
 
@@ -389,19 +371,78 @@ pub fn varint(s: &[u8]) -> Option<(i64, usize)> {
     None
 }
 
-fn long_at(buf: &[u8], at: &mut usize) -> Option<i64> {
-    let (v, n) = varint(buf.get(*at..)?)?;
-    *at += n;
-    Some(v)
+/// Walks an Avro `map<string>` (or `map<bytes>`) in `buf` from its first block count at
+/// `at`: the byte ranges of each name and value. Stops at the map's closing 0 (then `end`
+/// says where the map ends) or at the first thing that is not there or malformed (then
+/// `end` is `None`).
+pub struct MapPairs<'a> {
+    buf: &'a [u8],
+    at: usize,
+    /// Pairs left in the current block.
+    left: u64,
+    end: Option<usize>,
 }
 
-/// The range of the length-prefixed bytes at `at` in `buf`, if all of it is there.
-fn string_at(buf: &[u8], at: &mut usize) -> Option<(usize, usize)> {
-    let len = usize::try_from(long_at(buf, at)?).ok()?;
-    let end = at.checked_add(len).filter(|&e| e <= buf.len())?;
-    let r = (*at, end);
-    *at = end;
-    Some(r)
+pub type Pair = (Range<usize>, Range<usize>);
+
+impl<'a> MapPairs<'a> {
+    pub fn new(buf: &'a [u8], at: usize) -> Self {
+        MapPairs {
+            buf,
+            at,
+            left: 0,
+            end: None,
+        }
+    }
+
+    /// The bytes walked over: names and values are ranges of these.
+    pub fn buf(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// Just past the map's closing 0, once the walk has reached it.
+    pub fn end(&self) -> Option<usize> {
+        self.end
+    }
+
+    fn long(&mut self) -> Option<i64> {
+        let (v, n) = varint(self.buf.get(self.at..)?)?;
+        self.at += n;
+        Some(v)
+    }
+
+    fn bytes(&mut self) -> Option<Range<usize>> {
+        let len = usize::try_from(self.long()?).ok()?;
+        let end = self.at.checked_add(len).filter(|&e| e <= self.buf.len())?;
+        let r = self.at..end;
+        self.at = end;
+        Some(r)
+    }
+}
+
+impl Iterator for MapPairs<'_> {
+    type Item = Pair;
+
+    fn next(&mut self) -> Option<Pair> {
+        if self.left == 0 {
+            let n = self.long()?;
+            if n < 0 {
+                // A block given with its size in bytes.
+                self.long()?;
+            }
+            self.left = n.unsigned_abs();
+            if self.left == 0 {
+                self.end = Some(self.at);
+                // Nothing more to read: a further call finds no count and ends too.
+                self.at = self.buf.len();
+                return None;
+            }
+        }
+        self.left -= 1;
+        let k = self.bytes()?;
+        let v = self.bytes()?;
+        Some((k, v))
+    }
 }
 
 pub fn zigzag_decode(v: u64) -> i64 {
