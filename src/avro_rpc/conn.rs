@@ -159,6 +159,12 @@ impl Conn {
         &self.stream
     }
 
+    /// The peer was answered and its next request is due: reads poll for it as for data
+    /// that just came (see `spin::poll_again`).
+    pub fn expect_data(&mut self) {
+        self.last_data = Instant::now();
+    }
+
     /// Completes the TLS handshake (nothing to do without TLS). A failure sends the
     /// alert rustls prepared, when it can, so the peer learns why.
     pub async fn handshake(&mut self) -> Result<(), ReadError> {

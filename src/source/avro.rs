@@ -14,6 +14,7 @@ use crate::avro_rpc::server::{Request, ServerConn};
 use crate::avro_rpc::tls;
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
 use crate::config::ConfigError;
+use crate::runtime::spin;
 use bytes::BytesMut;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -364,6 +365,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, cfg: &AvroSourceConfig,
     let mut server = ServerConn::new();
     let mut out = BytesMut::with_capacity(256);
     let mut failing = false;
+    let mut client = spin::Peer::new();
     loop {
         let next = tokio::select! {
             _ = ctx.stop.wait() => return,
@@ -399,6 +401,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, cfg: &AvroSourceConfig,
             Request::Events { ref mut events, .. } => std::mem::take(events),
         };
         let n = events.len();
+        client.answering();
         let status = match ctx.delivery.deliver(events).await {
             Ok(()) => {
                 ctx.accepted.add(n as u64);
@@ -420,7 +423,10 @@ async fn connection(stream: TcpStream, peer: SocketAddr, cfg: &AvroSourceConfig,
             }
         };
         call.reply_status(status, &mut out);
-        match conn.send(out).await {
+        let sent = conn.send(out).await;
+        client.answered();
+        conn.expect_data();
+        match sent {
             Ok(b) => out = b,
             Err(e) => {
                 tracing::debug!(source = %ctx.name, %peer, "write failed: {e}");

@@ -29,6 +29,7 @@ use super::replay::{self, SegmentInput};
 use super::segment::{self, SegmentFile, HEADER_LEN};
 use crate::channel::{Channel, ChannelError, LocalNotify, TakeTx};
 use crate::event::Event;
+use crate::runtime::spin;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -774,6 +775,7 @@ async fn syncer(chan: Rc<WalChannel>) {
                 .then(|| (written, s.log.sync_targets()))
         };
         if let Some((upto, targets)) = work {
+            let syncing = spin::syncing();
             let mut failed = None;
             for seg in &targets.segs {
                 if let Err(e) = seg.uring.sync_data().await {
@@ -792,6 +794,7 @@ async fn syncer(chan: Rc<WalChannel>) {
                     ));
                 }
             }
+            drop(syncing);
             let mut s = chan.inner.borrow_mut();
             match failed {
                 Some(e) => {
