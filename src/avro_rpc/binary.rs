@@ -6,7 +6,7 @@
 //! two buffers: such a value is copied into a fresh `Bytes` (at most one per buffer
 //! boundary); every other `bytes`/`string` value is a zero-copy slice of its buffer.
 
-use crate::event::{Body, Headers};
+use crate::event::{Body, Event, Headers};
 use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 use std::ops::Range;
@@ -207,6 +207,54 @@ impl<'a> Reader<'a> {
         let body = Body::shared(buf, self.pos..self.pos + n);
         self.advance(n);
         Ok(body)
+    }
+
+    /// Decodes up to `n` events that carry no headers and lie whole in the current buffer
+    /// (the usual shape of a batch) onto `events`, and says how many. Stops before the
+    /// first event that is not like that, or is malformed, and leaves it to the general
+    /// path (`codec::decode_batch`), which also reports what is wrong.
+    ///
+    /// Why: the general path goes through `read_long`, `read_body` and `advance` three
+    /// times per event, each checking the buffer list; here a 100-byte event is a byte
+    /// compare, a varint and a push (decode at 1 × 1000 × 100 B was 40% of the agent's CPU).
+    pub fn read_plain_events(&mut self, n: usize, events: &mut Vec<Event>) -> usize {
+        let segs = self.segs;
+        let Some(seg) = segs.get(self.seg) else {
+            return 0;
+        };
+        let bytes: &[u8] = seg;
+        let mut at = self.pos;
+        let mut done = 0;
+        let mut shared: Option<Rc<Bytes>> = None;
+        while done < n {
+            // An empty header map, then the body's length.
+            if bytes.get(at) != Some(&0) {
+                break;
+            }
+            let Some((len, width)) = varint(&bytes[at + 1..]) else {
+                break;
+            };
+            let start = at + 1 + width;
+            let Some(end) = usize::try_from(len).ok().and_then(|l| start.checked_add(l)) else {
+                break;
+            };
+            if end > bytes.len() {
+                break;
+            }
+            let body = if end == start {
+                Body::new()
+            } else {
+                let buf = shared.get_or_insert_with(|| self.shared_seg());
+                Body::shared(buf.clone(), start..end)
+            };
+            Event::push_bodied(events, body);
+            // See `codec::decode_batch`: the event four ahead probably begins there.
+            crate::hint::prefetch(bytes, end + 4 * (end - at));
+            at = end;
+            done += 1;
+        }
+        self.advance(at - self.pos);
+        done
     }
 
     /// The current buffer, shared with the bodies and headers already cut from it.

@@ -71,12 +71,20 @@ pub fn decode_batch(r: &mut Reader) -> Result<Vec<Event>, DecodeError> {
         // An event takes at least 2 bytes (empty map, empty body), which bounds the
         // reservation whatever count the peer declared.
         events.reserve(n.min(r.remaining() / 2 + 1));
-        for _ in 0..n {
+        let mut left = n;
+        loop {
+            left -= r.read_plain_events(left, &mut events);
+            if left == 0 {
+                break;
+            }
+            // One event the general way: it has headers, straddles two buffers, or is
+            // malformed.
+            left -= 1;
             let before = r.remaining();
             let mark = r.mark();
             let headers = r.read_block_count()?;
             if headers == 0 {
-                // No headers (the common case).
+                // No headers: the event straddles two buffers.
                 let body = r.read_body()?;
                 Event::push_bodied(&mut events, body);
             } else {
@@ -309,6 +317,53 @@ mod tests {
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let segs = [Bytes::from(bytes)];
             let _ = decode_batch(&mut Reader::new(&segs));
+        }
+
+        /// In one buffer, events without headers go through `read_plain_events`; one byte
+        /// per buffer, none can, so every event goes the general way. Both must decode the
+        /// same events, or both refuse, whatever the bytes: plain events mixed with headed
+        /// ones, bodies cut short, lengths that lie.
+        #[test]
+        fn plain_events_decode_as_the_general_path_does(
+            plain in proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 0..300), any::<bool>()),
+                0..12,
+            ),
+            noise in proptest::collection::vec(any::<u8>(), 0..8),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut wire = BytesMut::new();
+            put_long(&mut wire, plain.len() as i64);
+            for (body, headed) in &plain {
+                if *headed {
+                    put_long(&mut wire, 1);
+                    put_bytes(&mut wire, b"k");
+                    put_bytes(&mut wire, b"v");
+                }
+                put_long(&mut wire, 0);
+                put_bytes(&mut wire, body);
+            }
+            put_long(&mut wire, 0);
+            // Garbage after the batch, or the batch cut short anywhere.
+            wire.extend_from_slice(&noise);
+            let full = wire.len();
+            let end = if noise.is_empty() { cut.index(full + 1) } else { full };
+            let whole = wire.freeze().slice(..end);
+            let one = [whole.clone()];
+            let bytewise: Vec<Bytes> = (0..whole.len()).map(|i| whole.slice(i..i + 1)).collect();
+            let fast = decode_batch(&mut Reader::new(&one));
+            let general = decode_batch(&mut Reader::new(&bytewise));
+            prop_assert_eq!(fast.is_ok(), general.is_ok(), "{:?} / {:?}", fast, general);
+            if let (Ok(f), Ok(g)) = (&fast, &general) {
+                prop_assert_eq!(f, g);
+            }
+            if end == full && noise.is_empty() {
+                let evs = fast.unwrap();
+                prop_assert_eq!(evs.len(), plain.len());
+                for (e, (body, _)) in evs.iter().zip(&plain) {
+                    prop_assert_eq!(&e.body[..], &body[..]);
+                }
+            }
         }
     }
 
