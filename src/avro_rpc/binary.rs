@@ -241,13 +241,12 @@ impl<'a> Reader<'a> {
             if end > bytes.len() {
                 break;
             }
-            let body = if end == start {
-                Body::new()
+            if end == start {
+                Event::push_bodied(events, Body::new());
             } else {
-                let buf = shared.get_or_insert_with(|| self.shared_seg());
-                Body::shared(buf.clone(), start..end)
-            };
-            Event::push_bodied(events, body);
+                let buf = shared.get_or_insert_with(|| self.shared_seg()).clone();
+                Event::push_bodied_with(events, || Body::shared(buf, start..end));
+            }
             // See `codec::decode_batch`: the event four ahead probably begins there.
             crate::hint::prefetch(bytes, end + 4 * (end - at));
             at = end;

@@ -87,13 +87,13 @@ pub fn decode_batch(r: &mut Reader) -> Result<Vec<Event>, DecodeError> {
                 // No headers: the event straddles two buffers.
                 let body = r.read_body()?;
                 Event::push_bodied(&mut events, body);
+            } else if let Some(h) = r.received_headers(mark, headers) {
+                let body = r.read_body()?;
+                Event::push_with(&mut events, || h, || body);
             } else {
                 Event::push_bodied(&mut events, crate::event::Body::new());
                 let e = events.last_mut().expect("just pushed");
-                match r.received_headers(mark, headers) {
-                    Some(h) => e.headers = h,
-                    None => decode_headers(r, headers, e)?,
-                }
+                decode_headers(r, headers, e)?;
                 e.body = r.read_body()?;
             }
             // A big batch was received into memory the kernel's copy left out of the
