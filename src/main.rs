@@ -158,6 +158,10 @@ enum Command {
         /// --header timestamp=1700000000000 --header host=web1
         #[arg(long = "header", value_name = "KEY=VALUE", value_parser = parse_header)]
         headers: Vec<(String, String)>,
+        /// TCP congestion control of the connections, e.g. cubic or bbr (Linux
+        /// TCP_CONGESTION; default: the system's, net.ipv4.tcp_congestion_control)
+        #[arg(long, value_name = "NAME")]
+        congestion: Option<String>,
     },
     /// Inspect a file channel's data directory offline
     #[command(subcommand)]
@@ -324,6 +328,7 @@ fn main() -> ExitCode {
             acked_log,
             spin_us,
             headers,
+            congestion,
         }) => {
             if tls.ssl && protocol == "netcat" {
                 eprintln!("flume-fast loadgen: --ssl is for --protocol avro (netcat has no TLS)");
@@ -362,6 +367,7 @@ fn main() -> ExitCode {
                 acked_log,
                 spin: Duration::from_micros(spin_us),
                 headers,
+                congestion,
                 stop: Default::default(),
             })
         }
@@ -454,7 +460,10 @@ fn loadgen(opts: LoadOptions) -> ExitCode {
         }
         Err(e) => {
             eprintln!("flume-fast loadgen: {e}");
-            ExitCode::from(EXIT_RUNTIME)
+            match e {
+                flume_fast::tools::ToolError::Option(_) => ExitCode::from(EXIT_CONFIG),
+                _ => ExitCode::from(EXIT_RUNTIME),
+            }
         }
     }
 }

@@ -370,6 +370,24 @@ fn loadgen_headers_reach_the_agent_and_bad_ones_are_refused() {
 }
 
 #[test]
+fn loadgen_congestion_control_is_used_or_refused_with_exit_2() {
+    let port = free_port();
+    let mut agent = Agent::start(&receiver_conf(port, ""), &[]);
+    let p = port.to_string();
+    let args = ["loadgen", "-p", &p, "-b", "50", "-s", "10", "-n", "500"];
+    let (code, stdout, stderr) = run(&[&args[..], &["--congestion", "reno"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(r#""acked_events":500"#), "{stdout}");
+    let (code, stdout, err) = run(&[&args[..], &["--congestion", "no-such-algorithm"]].concat());
+    assert_eq!(code, 2, "{stdout}");
+    assert!(
+        err.contains("--congestion no-such-algorithm: ") && err.contains("available: "),
+        "{err}"
+    );
+    assert!(agent.stop().success());
+}
+
+#[test]
 fn loadgen_drives_netcat_too() {
     let port = free_port();
     let conf = receiver_conf(port, "").replace("type = avro", "type = netcat");

@@ -28,7 +28,8 @@ pub enum Recv {
     WouldBlock,
 }
 
-fn sock<S: AsRawFd>(s: &S) -> BorrowedFd<'_> {
+/// A socket2 view of a socket that lacks `AsFd` (tokio-uring's streams).
+pub fn sock<S: AsRawFd>(s: &S) -> BorrowedFd<'_> {
     // SAFETY: the descriptor belongs to `s`, which outlives the borrow.
     unsafe { BorrowedFd::borrow_raw(s.as_raw_fd()) }
 }

@@ -12,6 +12,9 @@ pub enum ToolError {
     Connect(String),
     #[error("{0}")]
     Rpc(String),
+    /// An option the system refuses (a usage error, not a failure of the run).
+    #[error("{0}")]
+    Option(String),
 }
 
 /// The TLS options of `avro-client` and `loadgen`, named after the avro sink's keys.
