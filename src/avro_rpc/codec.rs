@@ -73,12 +73,12 @@ pub fn decode_batch(r: &mut Reader) -> Result<Vec<Event>, DecodeError> {
         events.reserve(n.min(r.remaining() / 2 + 1));
         let mut left = n;
         loop {
-            left -= r.read_plain_events(left, &mut events);
+            left -= r.read_events_in_place(left, &mut events);
             if left == 0 {
                 break;
             }
-            // One event the general way: it has headers, straddles two buffers, or is
-            // malformed.
+            // One event the general way: it straddles two buffers, has headers that cannot
+            // stay as received (or are in blocks), or is malformed.
             left -= 1;
             let before = r.remaining();
             let mark = r.mark();
@@ -319,7 +319,7 @@ mod tests {
             let _ = decode_batch(&mut Reader::new(&segs));
         }
 
-        /// In one buffer, events without headers go through `read_plain_events`; one byte
+        /// In one buffer, most events go through `read_events_in_place`; one byte
         /// per buffer, none can, so every event goes the general way. Both must decode the
         /// same events, or both refuse, whatever the bytes: plain events mixed with headed
         /// ones, bodies cut short, lengths that lie.
