@@ -312,17 +312,21 @@ impl<'a> Reader<'a> {
         }
         let buf: &[u8] = self.segs.get(self.seg)?;
         let mut names = [(0usize, 0usize); RECEIVED_HEADERS];
+        let mut values = [(0usize, 0usize); RECEIVED_HEADERS];
         let mut pairs = MapPairs::new(buf, mark.pos);
-        for (seen, (k, v)) in pairs.by_ref().enumerate() {
-            let name = &buf[k.clone()];
-            if seen == RECEIVED_HEADERS || names[..seen].iter().any(|&(s, e)| &buf[s..e] == name) {
+        let mut seen = 0;
+        for (k, v) in pairs.by_ref() {
+            if seen == RECEIVED_HEADERS {
                 return None;
             }
-            std::str::from_utf8(name).ok()?;
-            std::str::from_utf8(&buf[v]).ok()?;
             names[seen] = (k.start, k.end);
+            values[seen] = (v.start, v.end);
+            seen += 1;
         }
         let end = pairs.end()?;
+        if !keepable(buf, mark.pos..end, &names[..seen], &values[..seen]) {
+            return None;
+        }
         let h = Headers::received(self.shared_seg(), mark.pos..end)?;
         self.advance(end - self.pos);
         Some(h)
@@ -468,25 +472,37 @@ fn received_map(buf: &[u8], at: usize) -> Option<usize> {
         Some((start, end))
     };
     for i in 0..pairs {
-        let name = string(&mut p)?;
+        names[i] = string(&mut p)?;
         values[i] = string(&mut p)?;
-        let bytes = &buf[name.0..name.1];
-        if names[..i].iter().any(|&(s, e)| &buf[s..e] == bytes) {
-            return None;
-        }
-        names[i] = name;
     }
     if *buf.get(p)? != 0 {
         return None;
     }
     let end = p + 1;
-    // Nearly always ASCII, lengths included: then UTF-8 throughout, in one pass.
-    if !buf[at..end].is_ascii() {
-        for &(s, e) in names[..pairs].iter().chain(&values[..pairs]) {
-            std::str::from_utf8(&buf[s..e]).ok()?;
-        }
-    }
-    Some(end)
+    keepable(buf, at..end, &names[..pairs], &values[..pairs]).then_some(end)
+}
+
+/// Whether the header map `buf[map]`, with these names and values (ranges of `buf`), can
+/// stay as received: no name twice (Java's `HashMap` keeps the last value, which the bytes
+/// would not say), and UTF-8 throughout. Headers are nearly always ASCII, lengths included:
+/// then one pass over the map says so, instead of a check per string.
+fn keepable(
+    buf: &[u8],
+    map: Range<usize>,
+    names: &[(usize, usize)],
+    values: &[(usize, usize)],
+) -> bool {
+    let text = |&(s, e): &(usize, usize)| &buf[s..e];
+    let twice = names
+        .iter()
+        .enumerate()
+        .any(|(i, n)| names[..i].iter().any(|m| text(m) == text(n)));
+    !twice
+        && (buf[map].is_ascii()
+            || names
+                .iter()
+                .chain(values)
+                .all(|r| std::str::from_utf8(text(r)).is_ok()))
 }
 
 /// Walks an Avro `map<string>` (or `map<bytes>`) in `buf` from its first block count at

@@ -84,7 +84,8 @@ pub fn decode_batch(r: &mut Reader) -> Result<Vec<Event>, DecodeError> {
             let mark = r.mark();
             let headers = r.read_block_count()?;
             if headers == 0 {
-                // No headers: the event straddles two buffers.
+                // No headers: the event straddles two buffers (or its body's length is
+                // wrong, which `read_body` reports).
                 let body = r.read_body()?;
                 Event::push_bodied(&mut events, body);
             } else if let Some(h) = r.received_headers(mark, headers) {
@@ -324,7 +325,7 @@ mod tests {
         /// same events, or both refuse, whatever the bytes: plain events mixed with headed
         /// ones, bodies cut short, lengths that lie.
         #[test]
-        fn plain_events_decode_as_the_general_path_does(
+        fn events_in_place_decode_as_the_general_path_does(
             plain in proptest::collection::vec(
                 (proptest::collection::vec(any::<u8>(), 0..300), any::<bool>()),
                 0..12,
