@@ -461,19 +461,10 @@ fn received_map(buf: &[u8], at: usize) -> Option<usize> {
     let mut p = at + 1;
     let mut names = [(0usize, 0usize); RECEIVED_HEADERS];
     let mut values = [(0usize, 0usize); RECEIVED_HEADERS];
-    let string = |p: &mut usize| -> Option<(usize, usize)> {
-        let (len, width) = varint(buf.get(*p..)?)?;
-        let start = *p + width;
-        let end = start.checked_add(usize::try_from(len).ok()?)?;
-        if end > buf.len() {
-            return None;
-        }
-        *p = end;
-        Some((start, end))
-    };
+    let mut string = || bytes_at(buf, &mut p).map(|r| (r.start, r.end));
     for i in 0..pairs {
-        names[i] = string(&mut p)?;
-        values[i] = string(&mut p)?;
+        names[i] = string()?;
+        values[i] = string()?;
     }
     if *buf.get(p)? != 0 {
         return None;
@@ -540,18 +531,29 @@ impl<'a> MapPairs<'a> {
     }
 
     fn long(&mut self) -> Option<i64> {
-        let (v, n) = varint(self.buf.get(self.at..)?)?;
-        self.at += n;
-        Some(v)
+        long_at(self.buf, &mut self.at)
     }
 
     fn bytes(&mut self) -> Option<Range<usize>> {
-        let len = usize::try_from(self.long()?).ok()?;
-        let end = self.at.checked_add(len).filter(|&e| e <= self.buf.len())?;
-        let r = self.at..end;
-        self.at = end;
-        Some(r)
+        bytes_at(self.buf, &mut self.at)
     }
+}
+
+/// The varint at `*at` in `buf`, moving `at` past it.
+fn long_at(buf: &[u8], at: &mut usize) -> Option<i64> {
+    let (v, n) = varint(buf.get(*at..)?)?;
+    *at += n;
+    Some(v)
+}
+
+/// The range of the length-prefixed bytes at `*at` in `buf`, if all of it is there, moving
+/// `at` past them.
+fn bytes_at(buf: &[u8], at: &mut usize) -> Option<Range<usize>> {
+    let len = usize::try_from(long_at(buf, at)?).ok()?;
+    let end = at.checked_add(len).filter(|&e| e <= buf.len())?;
+    let r = *at..end;
+    *at = end;
+    Some(r)
 }
 
 impl Iterator for MapPairs<'_> {

@@ -22,8 +22,9 @@
 //! nothing else can arrive: the spinner then parks at once instead of polling out its
 //! window, and the io_uring worker doing the sync has the core to itself. Clients are
 //! [`Peer`]s, syncs in flight are [`Syncing`]; an answer sent starts the polling again,
-//! since the next request follows within a round trip. At one connection × 100 events into
-//! the file channel this halved the agent's polling (see BENCHMARKS.md).
+//! since the next request follows within a round trip. At one connection × 100 events of
+//! 100 B into the file channel, the shard thread's CPU in 3 s went from 1.24 s to 0.67 s
+//! (see BENCHMARKS.md).
 
 use crate::channel::notify::LocalNotify;
 use std::cell::Cell;
@@ -179,7 +180,8 @@ impl Drop for Stopped {
 }
 
 /// The spinner task for this thread: polls for `window` after each read, then sleeps until
-/// the next one (at once while it waits for the disk only, see the module's doc). Never returns (it ends with the runtime); a zero window returns at once.
+/// the next one (at once while it waits for the disk only, see the module's doc). Never
+/// returns (it ends with the runtime); a zero window returns at once.
 /// The spinner counts as parked from this call on, not from its first poll, so a read
 /// that completes before the task first runs still starts it polling.
 pub fn run(window: Duration) -> impl std::future::Future<Output = ()> {
