@@ -9,8 +9,13 @@
 //! 45 ns most of the time and about 430 ns when the host has put the two virtual CPUs far
 //! apart; the TCP round trip and every one-connection cell follow it (see BENCHMARKS.md).
 //!
+//! With `--blocking` the server reads with blocking `recv` instead, sleeping between
+//! requests: its CPU per round trip is then the kernel's TCP work plus a sleep and a wake-up,
+//! what an agent that does not poll could at best spend per batch. The smaller of the two
+//! bounds the events per CPU-second of any agent that answers batches over the kernel's TCP.
+//!
 //! ```text
-//! cargo run --release --example tcp_floor -- [request bytes] [answer bytes] [round trips]
+//! cargo run --release --example tcp_floor -- [--blocking] [request bytes] [answer bytes] [round trips]
 //! cargo run --release --example tcp_floor -- --cache-line    # only that, in ns
 //! ```
 //!
@@ -22,7 +27,7 @@
 //! the answer 15.
 
 use socket2::SockRef;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::mem::MaybeUninit;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -108,9 +113,10 @@ fn main() {
         }
         return;
     }
+    let blocking = std::env::args().nth(1).as_deref() == Some("--blocking");
+    let args: Vec<String> = std::env::args().skip(1 + blocking as usize).collect();
     let arg = |i: usize, default: usize| {
-        std::env::args()
-            .nth(i)
+        args.get(i - 1)
             .map_or(default, |v| v.parse().expect("a number"))
     };
     let (request, answer, rounds) = (arg(1, 10_328), arg(2, 15), arg(3, 200_000));
@@ -138,13 +144,20 @@ fn main() {
     let mut buf = vec![MaybeUninit::new(0u8); request.max(1)];
     let (started, cpu) = (Instant::now(), cpu_seconds());
     for _ in 0..rounds {
-        assert!(poll_read(&s, &mut buf, request), "client closed");
+        if blocking {
+            // SAFETY: u8 has no invalid values, and `buf` was initialised above.
+            let buf = unsafe { &mut *(&mut buf[..request] as *mut [MaybeUninit<u8>] as *mut [u8]) };
+            s.read_exact(buf).expect("client closed");
+        } else {
+            assert!(poll_read(&s, &mut buf, request), "client closed");
+        }
         s.write_all(&reply).expect("send");
     }
     let (wall, cpu) = (started.elapsed().as_secs_f64(), cpu_seconds() - cpu);
     client.join().expect("client");
     println!(
-        "{rounds} round trips of {request} + {answer} bytes: {:.2} µs each, server CPU {:.2} µs each",
+        "{rounds} round trips of {request} + {answer} bytes, server {}: {:.2} µs each, server CPU {:.2} µs each",
+        if blocking { "blocking" } else { "polling" },
         wall * 1e6 / rounds as f64,
         cpu * 1e6 / rounds as f64
     );
