@@ -142,12 +142,11 @@ fn main() {
     s.set_nodelay(true).expect("nodelay");
     let reply = vec![b'y'; answer];
     let mut buf = vec![MaybeUninit::new(0u8); request.max(1)];
+    let mut whole = vec![0u8; if blocking { request } else { 0 }];
     let (started, cpu) = (Instant::now(), cpu_seconds());
     for _ in 0..rounds {
         if blocking {
-            // SAFETY: u8 has no invalid values, and `buf` was initialised above.
-            let buf = unsafe { &mut *(&mut buf[..request] as *mut [MaybeUninit<u8>] as *mut [u8]) };
-            s.read_exact(buf).expect("client closed");
+            s.read_exact(&mut whole).expect("client closed");
         } else {
             assert!(poll_read(&s, &mut buf, request), "client closed");
         }
