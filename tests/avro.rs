@@ -310,6 +310,11 @@ fn loadgen_acknowledged_count_equals_what_the_receiver_wrote() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains(r#""acked_events":100000"#), "{stdout}");
     assert!(stdout.contains(r#""failed_batches":0"#), "{stdout}");
+    // A batch of 250 events of 40 B without headers: per event an empty map (1 byte), the
+    // body's length (1) and the body (40); the array's count (2) and end (1); the call's
+    // empty metadata (1) and name "appendBatch" (12); the frame's serial, buffer count and
+    // buffer length (12).
+    assert!(stdout.contains(r#""batch_frame_bytes":10528"#), "{stdout}");
     wait_until(Duration::from_secs(30), "100000 lines", || {
         (lines_in(&agent.path("out")).len() >= 100_000).then_some(())
     });

@@ -88,6 +88,10 @@ pub struct Summary {
     pub unanswered_batches: u64,
     /// Connections opened again after one broke.
     pub reconnects: u64,
+    /// Bytes of the Avro RPC frame of one full batch after the handshake, before any
+    /// compression or TLS (what `examples/tcp_floor` sends to time the kernel's share);
+    /// 0 for netcat and `--unique` runs, or when no full batch was sent.
+    pub batch_frame_bytes: u64,
 }
 
 impl Summary {
@@ -97,7 +101,7 @@ impl Summary {
                 r#"{{"protocol":"{}","connections":{},"batch":{},"size":{},"acked_events":{},"#,
                 r#""failed_batches":{},"batches":{},"seconds":{:.3},"events_per_sec":{:.0},"#,
                 r#""mb_per_sec":{:.2},"p50_ms":{:.3},"p99_ms":{:.3},"unanswered_batches":{},"#,
-                r#""reconnects":{}}}"#
+                r#""reconnects":{},"batch_frame_bytes":{}}}"#
             ),
             match o.protocol {
                 Protocol::Avro => "avro",
@@ -116,6 +120,7 @@ impl Summary {
             self.p99_ms,
             self.unanswered_batches,
             self.reconnects,
+            self.batch_frame_bytes,
         )
     }
 }
@@ -129,6 +134,7 @@ struct Shared {
     failed_batches: Cell<u64>,
     unanswered_batches: Cell<u64>,
     reconnects: Cell<u64>,
+    batch_frame_bytes: Cell<u64>,
     latencies_us: RefCell<Vec<u32>>,
     error: RefCell<Option<String>>,
     stop: Arc<AtomicBool>,
@@ -229,6 +235,7 @@ pub fn run(o: &LoadOptions) -> Result<Summary, ToolError> {
             failed_batches: Cell::new(0),
             unanswered_batches: Cell::new(0),
             reconnects: Cell::new(0),
+            batch_frame_bytes: Cell::new(0),
             latencies_us: RefCell::new(Vec::new()),
             error: RefCell::new(None),
             stop: o.stop.clone(),
@@ -299,6 +306,7 @@ pub fn run(o: &LoadOptions) -> Result<Summary, ToolError> {
             batches: lat.len() as u64,
             unanswered_batches: shared.unanswered_batches.get(),
             reconnects: shared.reconnects.get(),
+            batch_frame_bytes: shared.batch_frame_bytes.get(),
         })
     })
 }
@@ -325,6 +333,9 @@ async fn avro_conn(mut s: Conn, o: &LoadOptions, sh: &Shared, i: usize) -> Resul
                     buf.clear();
                     let reusable = client.established() && n == o.batch;
                     client.encode_batch(&events[..n], &mut buf);
+                    if reusable {
+                        sh.batch_frame_bytes.set(buf.len() as u64);
+                    }
                     let r = s.send_keep(std::mem::take(&mut buf)).await;
                     r.map(|b| {
                         if reusable {
