@@ -9,9 +9,14 @@
 //! transaction is released by it. With `fsyncPerTransaction = false` puts return at once
 //! and the task syncs every `fsyncInterval`.
 //!
+//! With `fsyncPerTransaction` the log appends to memory and each sync first writes what
+//! was appended with `O_DIRECT` (see `direct`); without it, appends go to the page cache
+//! at once.
+//!
 //! A take commit appends its take and commit records and returns without waiting for a
 //! sync, which keeps `TakeTx::commit` synchronous: losing a take record in a crash only
-//! makes its events come back once more, which at-least-once allows.
+//! makes its events come back once more, which at-least-once allows. It starts a sync, so
+//! its records reach the disk within one sync's time.
 //!
 //! A failed sync is not retried (after a failed fdatasync Linux may have dropped the dirty
 //! pages): the channel refuses puts until restart, and takes go on.
@@ -63,6 +68,11 @@ struct Inner {
     next_seq: u64,
     next_tx: u64,
     synced_lsn: u64,
+    /// The highest LSN someone waits to see synced: the syncer syncs (everything written)
+    /// while it is above `synced_lsn`.
+    wanted: u64,
+    /// Since when something written (take records) has waited for a sync nobody asked for.
+    unsynced_since: Option<Instant>,
     sync_error: Option<String>,
     /// Set when appending a take failed, so the warning is logged once, not per batch.
     take_log_failing: bool,
@@ -163,6 +173,16 @@ impl WalChannel {
             segs.push_back(Seg::new(f, None).map_err(io_at(&data_dir))?);
         }
         let mut log = Log::new(data_dir.clone(), shard as u32, cfg.segment_size, segs, pos);
+        if cfg.fsync_per_transaction {
+            if let Err(e) = log.enable_direct() {
+                tracing::info!(
+                    channel = name,
+                    shard,
+                    "{} does not take O_DIRECT writes ({e}); writing through the page cache",
+                    data_dir.display()
+                );
+            }
+        }
         log.free =
             segment::take_free(&data_dir, cfg.segment_size, FREE_KEEP).map_err(io_at(&data_dir))?;
         let replayed = r.live.len();
@@ -185,6 +205,8 @@ impl WalChannel {
                 next_seq: r.next_seq,
                 next_tx: r.next_tx,
                 synced_lsn: 0,
+                wanted: 0,
+                unsynced_since: None,
                 sync_error: None,
                 take_log_failing: false,
             }),
@@ -404,18 +426,26 @@ impl WalChannel {
         Ok(())
     }
 
+    /// Resolves once everything appended so far is on disk, take records included (a
+    /// take commit does not wait for that; see the module comment).
+    pub async fn flush(&self) -> Result<(), String> {
+        let target = self.inner.borrow().log.written_lsn();
+        self.wait_synced(target).await
+    }
+
     /// Resolves once a sync covers `target` (or with the sync's error).
     async fn wait_synced(&self, target: u64) -> Result<(), String> {
         loop {
             let woken = self.synced.notified();
             {
-                let s = self.inner.borrow();
+                let mut s = self.inner.borrow_mut();
                 if s.synced_lsn >= target {
                     return Ok(());
                 }
                 if let Some(e) = &s.sync_error {
                     return Err(e.clone());
                 }
+                s.wanted = s.wanted.max(target);
             }
             self.wake_syncer.notify_all();
             woken.await;
@@ -495,6 +525,8 @@ impl WalChannel {
             }
             Err(_) => {}
         }
+        // Its records reach the disk with the next sync, or after `LAZY_SYNC_AFTER`.
+        self.wake_syncer.notify_all();
         let bound = Self::trim_bound(&s);
         s.log.trim_consumed(bound);
         // The oldest segment is all read: a checkpoint now frees it for the next spare,
@@ -684,6 +716,26 @@ impl WalChannel {
         self.inner.borrow().log.spare.is_some()
     }
 
+    /// Direct appends' chunk size and memory budget, smaller (tests); false when the
+    /// log appends through the page cache.
+    #[cfg(test)]
+    pub fn set_direct_limits(&self, chunk: usize, budget: usize) -> bool {
+        let mut s = self.inner.borrow_mut();
+        s.log
+            .direct
+            .as_mut()
+            .map(|d| d.set_limits(chunk, budget))
+            .is_some()
+    }
+
+    /// Whether the queue's oldest event is read from the log's mapping (else from
+    /// memory, or the queue is empty).
+    #[cfg(test)]
+    pub fn front_in_mapping(&self) -> bool {
+        let s = self.inner.borrow();
+        s.queue.front_ptr().and_then(|p| s.log.lsn_of(p)).is_some()
+    }
+
     /// Rolls so far that found no spare ready and created the segment on the loop.
     pub fn blocking_rolls(&self) -> u64 {
         self.inner.borrow().log.blocking_rolls
@@ -768,22 +820,41 @@ impl Drop for Pending<'_> {
 async fn syncer(chan: Rc<WalChannel>) {
     loop {
         let woken = chan.wake_syncer.notified();
-        let work = {
+        let (work, lazy) = {
             let mut s = chan.inner.borrow_mut();
             let written = s.log.written_lsn();
-            (written > s.synced_lsn && s.sync_error.is_none())
-                .then(|| (written, s.log.sync_targets()))
+            let unsynced = written > s.synced_lsn && s.sync_error.is_none();
+            let work = (unsynced && s.wanted > s.synced_lsn).then(|| {
+                s.unsynced_since = None;
+                (written, s.log.sync_targets())
+            });
+            let lazy = if unsynced && work.is_none() {
+                *s.unsynced_since.get_or_insert_with(Instant::now)
+            } else {
+                Instant::now()
+            };
+            (work, unsynced.then_some(lazy))
         };
         if let Some((upto, targets)) = work {
             let syncing = spin::syncing();
             let mut failed = None;
-            for seg in &targets.segs {
-                if let Err(e) = seg.uring.sync_data().await {
+            if let Some(disk) = &targets.disk {
+                if let Err(e) = disk.write(targets.writes).await {
                     failed = Some(format!(
-                        "fdatasync of {} failed: {e}; the channel refuses puts until restart",
-                        seg.file.path.display()
+                        "writing the log of {} failed: {e}; the channel refuses puts until restart",
+                        chan.name
                     ));
-                    break;
+                }
+            }
+            if failed.is_none() {
+                for seg in &targets.segs {
+                    if let Err(e) = seg.uring.sync_data().await {
+                        failed = Some(format!(
+                            "fdatasync of {} failed: {e}; the channel refuses puts until restart",
+                            seg.file.path.display()
+                        ));
+                        break;
+                    }
                 }
             }
             if let (None, Some(dir)) = (&failed, &targets.dir) {
@@ -810,16 +881,29 @@ async fn syncer(chan: Rc<WalChannel>) {
         if chan.stopped.get() {
             return;
         }
-        if chan.cfg.fsync_per_transaction {
-            woken.await;
-        } else {
-            tokio::select! {
+        // Unless someone waits, what is written is synced after a while: take records
+        // soon (a crash before that delivers their events again), puts without
+        // fsyncPerTransaction every fsyncInterval.
+        let after = match (chan.cfg.fsync_per_transaction, lazy) {
+            (true, None) => None,
+            (true, Some(since)) => Some(since + LAZY_SYNC_AFTER),
+            (false, _) => Some(Instant::now() + chan.cfg.fsync_interval),
+        };
+        match after {
+            None => woken.await,
+            Some(at) => tokio::select! {
                 _ = woken => {}
-                _ = tokio::time::sleep(chan.cfg.fsync_interval) => {}
-            }
+                _ = tokio::time::sleep_until(at.into()) => {
+                    let mut s = chan.inner.borrow_mut();
+                    s.wanted = s.log.written_lsn();
+                }
+            },
         }
     }
 }
+
+/// How long take records wait for a put's sync to cover them before they get their own.
+const LAZY_SYNC_AFTER: Duration = Duration::from_millis(1);
 
 async fn sync_dir(dir: &Path) -> std::io::Result<()> {
     let d = tokio_uring::fs::File::open(dir).await?;

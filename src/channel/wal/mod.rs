@@ -10,6 +10,7 @@
 pub mod channel;
 pub mod checkpoint;
 pub mod config;
+mod direct;
 pub mod layout;
 mod log;
 mod queue;

@@ -1,12 +1,13 @@
 //! The file channel's queue of committed, untaken events, in seq order (which is log
 //! order). It holds no copy of a body and, for events put since the start, not even one
 //! entry per event: a put batch is one `Run` of the put frames it wrote, laid end to end
-//! in the log's mapping, and a take decodes the frames at the front into events (bodies
-//! are slices of the mapping). Headers are decoded from the frames at take too, as
-//! slices of the mapping: kept from the put, they would hold on to the network buffer
-//! their event arrived in (an Avro event's headers are a slice of it), and a backlog of
-//! events with headers would cost its whole size in memory, not on disk. A million queued
-//! events of a thousand-event batches take a thousand runs, not a million entries.
+//! in the log's mapping or in the memory they were written from (`direct`), and a take
+//! decodes the frames at the front into events (bodies are slices of the frames). Headers
+//! are decoded from the frames at take too, as slices of them: kept from the put, they
+//! would hold on to the network buffer their event arrived in (an Avro event's headers
+//! are a slice of it), and a backlog of events with headers would cost its whole size in
+//! memory, not on disk. A million queued events of a thousand-event batches take a
+//! thousand runs, not a million entries.
 
 use super::record::{self, FRAME_HEADER, KIND_PUT};
 use crate::event::{Body, Event, Headers};

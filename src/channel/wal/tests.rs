@@ -69,10 +69,19 @@ fn crash_with(tx: crate::channel::TakeTx) {
     drop(tx);
 }
 
+/// Waits until the take commits so far are on disk: a crash before that only delivers
+/// their events again (see `take_records_reach_the_disk_with_the_next_sync`).
+async fn settle(ch: &Channel) {
+    let Channel::Wal(w) = ch else { unreachable!() };
+    w.flush().await.unwrap();
+}
+
+/// Takes everything and commits it, on disk.
 async fn drain(ch: &Channel) -> Vec<String> {
     let tx = ch.take(usize::MAX);
     let out = bodies(&tx.events);
     tx.commit();
+    settle(ch).await;
     out
 }
 
@@ -95,6 +104,7 @@ fn committed_puts_survive_a_crash_in_order_and_takes_stay_taken() {
         assert_eq!(bodies(&tx.events), names(0..5));
         assert_eq!(tx.events[0].headers.get("n"), Some("0"));
         tx.commit();
+        settle(&ch).await;
         // Taken, never committed: the crash (end of the runtime) comes first.
         let held = ch.take(3);
         assert_eq!(bodies(&held.events), names(5..8));
@@ -105,6 +115,7 @@ fn committed_puts_survive_a_crash_in_order_and_takes_stay_taken() {
         assert_eq!(bodies(&tx.events), names(5..20));
         assert_eq!(tx.events[3].headers.get("n"), Some("8"));
         tx.commit();
+        settle(&ch).await;
     });
     with_channel(&c, 0, 1, |ch| async move {
         assert!(ch.is_empty());
@@ -179,6 +190,7 @@ fn below_minimum_required_space_puts_fail_cleanly_and_takes_go_on() {
         let tx = ch.take(1);
         assert_eq!(bodies(&tx.events), names(0..1));
         tx.commit();
+        settle(&ch).await;
     });
     with_channel(&c, 0, 1, |ch| async move {
         put(&ch, 3..5).await;
@@ -392,6 +404,7 @@ fn bodies_of_mixed_sizes_read_back_the_same_across_rolls_and_restarts() {
         let tx = ch.take(120);
         assert_eq!(tx.events, mixed(0..120));
         tx.commit();
+        settle(&ch).await;
     });
     assert!(
         super::segment::list(&dir).unwrap().len() > 2,
@@ -697,6 +710,7 @@ fn a_damaged_or_missing_checkpoint_replays_the_same_from_segments() {
         w.checkpoint().await.unwrap();
         put(&ch, 300..400).await;
         ch.take(30).commit();
+        settle(&ch).await;
         crash_with(ch.take(10));
     });
     let ck = root.path().join("ckpt/shard-0");
@@ -742,6 +756,75 @@ fn fewer_shards_adopt_the_orphaned_shard_directories() {
     assert!(!root.path().join("ckpt/shard-2").exists());
     with_channel(&c, 0, 1, |ch| async move {
         assert!(ch.is_empty(), "adopted events are not duplicated");
+    });
+}
+
+#[test]
+fn take_records_reach_the_disk_with_the_next_sync() {
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    with_channel(&c, 0, 1, |ch| async move {
+        put(&ch, 0..10).await;
+        ch.take(4).commit();
+        // Crash before any sync wrote the take: at-least-once delivers them again.
+    });
+    with_channel(&c, 0, 1, |ch| async move {
+        let tx = ch.take(4);
+        assert_eq!(bodies(&tx.events), names(0..4));
+        tx.commit();
+        settle(&ch).await;
+    });
+    with_channel(&c, 0, 1, |ch| async move {
+        assert_eq!(drain(&ch).await, names(4..10));
+    });
+}
+
+#[test]
+fn direct_appends_cross_chunks_and_the_memory_budget_and_replay_the_same() {
+    let root = tempfile::tempdir().unwrap();
+    let mut c = cfg(root.path());
+    c.segment_size = 512 << 10;
+    // 64 KiB chunks, at most four of them live: past that, batches go through the page
+    // cache until the queue has drained to half of it.
+    let (chunk, budget) = (64 << 10, 256 << 10);
+    let dir = shard0(root.path());
+    with_channel(&c, 0, 1, |ch| async move {
+        let Channel::Wal(w) = &ch else { unreachable!() };
+        assert!(
+            w.set_direct_limits(chunk, budget),
+            "this file system takes O_DIRECT"
+        );
+        for b in 0..40 {
+            ch.put(mixed(b * 50..(b + 1) * 50)).await.unwrap();
+        }
+        assert!(
+            !w.front_in_mapping(),
+            "the first batches are read from memory"
+        );
+        let tx = ch.take(1000);
+        assert_eq!(tx.events, mixed(0..1000));
+        tx.commit();
+        assert!(w.front_in_mapping(), "past the budget, from the page cache");
+        let tx = ch.take(1000);
+        assert_eq!(tx.events, mixed(1000..2000));
+        tx.commit();
+        assert!(ch.is_empty());
+        ch.put(mixed(2000..2100)).await.unwrap();
+        assert!(
+            !w.front_in_mapping(),
+            "back to memory once the queue drained"
+        );
+        settle(&ch).await;
+        crash_with(ch.take(50));
+    });
+    assert!(
+        super::segment::list(&dir).unwrap().len() > 2,
+        "the batches span several segments"
+    );
+    with_channel(&c, 0, 1, |ch| async move {
+        let tx = ch.take(1000);
+        assert_eq!(tx.events, mixed(2000..2100));
+        tx.commit();
     });
 }
 
