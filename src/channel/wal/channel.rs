@@ -379,10 +379,14 @@ impl WalChannel {
             let at = s.log.written_lsn();
             s.next_tx += 1;
             s.next_seq += n as u64;
-            let appended = s.log.append_puts(tx, first, &mut events).and_then(|spans| {
-                s.log.append_record(&Record::Commit { tx })?;
-                Ok(spans)
-            });
+            let queued = s.queue.len();
+            let appended = s
+                .log
+                .append_puts(tx, first, &mut events, queued)
+                .and_then(|spans| {
+                    s.log.append_record(&Record::Commit { tx })?;
+                    Ok(spans)
+                });
             let spans = match appended {
                 Ok(spans) => spans,
                 Err(e) => {
@@ -716,16 +720,13 @@ impl WalChannel {
         self.inner.borrow().log.spare.is_some()
     }
 
-    /// Direct appends' chunk size and memory budget, smaller (tests); false when the
-    /// log appends through the page cache.
+    /// Direct appends' chunk size, memory budget and queue bound, smaller (tests); false
+    /// when the log appends through the page cache.
     #[cfg(test)]
-    pub fn set_direct_limits(&self, chunk: usize, budget: usize) -> bool {
+    pub fn set_direct_limits(&self, chunk: usize, budget: usize, ahead: usize) -> bool {
         let mut s = self.inner.borrow_mut();
-        s.log
-            .direct
-            .as_mut()
-            .map(|d| d.set_limits(chunk, budget))
-            .is_some()
+        let d = s.log.direct.as_mut();
+        d.map(|d| d.set_limits(chunk, budget, ahead)).is_some()
     }
 
     /// Whether the queue's oldest event is read from the log's mapping (else from
@@ -766,7 +767,7 @@ impl WalChannel {
                 s.next_seq += batch.len() as u64;
                 let spans = s
                     .log
-                    .append_puts(tx, first, &mut batch)
+                    .append_puts(tx, first, &mut batch, usize::MAX)
                     .map_err(io_at(&dir))?;
                 s.log
                     .append_record(&Record::Commit { tx })
@@ -838,8 +839,8 @@ async fn syncer(chan: Rc<WalChannel>) {
         if let Some((upto, targets)) = work {
             let syncing = spin::syncing();
             let mut failed = None;
-            if let Some(disk) = &targets.disk {
-                if let Err(e) = disk.write(targets.writes).await {
+            if let Some((disk, flush)) = targets.direct {
+                if let Err(e) = disk.flush(flush).await {
                     failed = Some(format!(
                         "writing the log of {} failed: {e}; the channel refuses puts until restart",
                         chan.name

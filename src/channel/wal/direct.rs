@@ -1,7 +1,8 @@
 //! Direct-I/O appends for a log whose puts wait for their sync (`fsyncPerTransaction`, the
-//! default): frames are encoded into aligned memory (`Chunk`s), the group commit writes
-//! them with `O_DIRECT` and then syncs, and the queue reads recently put events from that
-//! memory rather than from the log's mapping.
+//! default): frames are encoded into aligned memory (`Chunk`s), each group commit hands
+//! them to the shard's disk thread (`Disk`), which writes them with `O_DIRECT` and syncs,
+//! and the queue reads recently put events from that memory rather than from the log's
+//! mapping.
 //!
 //! Why: through the page cache, each put batch paid for the kernel's copy into cached
 //! pages and its per-page bookkeeping, for writing those pages back at the sync, and for
@@ -19,11 +20,12 @@
 //! so a block is never written twice at once.
 //!
 //! Memory: the queue's frames keep their chunk alive. A batch that would take the live
-//! chunks past `MEMORY_BUDGET` per log is written through the page cache instead, as
-//! without this module, and so is every batch after it until the live chunks are down to
-//! half the budget: a backlog lives on disk (and in the page cache), not in memory. Each
-//! switch pads the log to a block boundary with a padding record, so a block is written
-//! either directly or through the page cache, never both ways.
+//! chunks past `MEMORY_BUDGET` per log, or that comes behind more than `QUEUE_AHEAD` of
+//! queue, is written through the page cache instead, as without this module, and so is
+//! every batch after it until both are down to half: a backlog lives on disk (and in the
+//! page cache), not in memory. Each switch pads the log to a block boundary with a
+//! padding record, so a block is written either directly or through the page cache,
+//! never both ways. The disk thread syncs what went either way.
 
 use super::log::Seg;
 use super::segment::PAGE;
@@ -43,15 +45,21 @@ use std::sync::Arc;
 /// divides it).
 pub const BLOCK: usize = PAGE;
 
-/// A chunk's usual size: some batches of 1,000 events of 1 KiB.
+/// A chunk's usual size: three batches of 1,000 events of 1 KiB.
 pub const CHUNK: usize = 4 << 20;
 
 /// Live chunk bytes a log keeps for the queue before frames are read from the mapping.
-pub const MEMORY_BUDGET: usize = 32 << 20;
+pub const MEMORY_BUDGET: usize = 16 << 20;
+
+/// The longest queue (in bytes of frames) a batch goes to memory behind: a sink that
+/// keeps up takes it soon. Behind a backlog it would only hold memory until it is read:
+/// in S3 (file_roll behind the file channel) at 8 × 1000 × 1 KiB, a 32 MiB budget and no
+/// bound on the queue took the agent's peak RSS to 66 MiB; these bounds, to 49 MiB.
+pub const QUEUE_AHEAD: usize = 8 << 20;
 
 /// Chunks of `CHUNK` bytes each thread keeps for reuse, up to the budget's worth: a
 /// newly mapped page costs a fault and, on a virtual machine whose free memory goes back
-/// to the host, several µs. Live and kept chunks together stay within about the budget.
+/// to the host, several µs.
 const POOL_KEEP: usize = MEMORY_BUDGET / CHUNK;
 
 thread_local! {
@@ -229,10 +237,15 @@ pub struct Write {
 pub struct Appender {
     open: Option<Region>,
     sealed: Vec<Region>,
+    /// The active segment, opened for direct writes (and syncs) whichever way appends go.
+    file: Arc<DirectFile>,
+    /// Files written through the page cache since the last sync.
+    buffered: Vec<Arc<DirectFile>>,
     live: Arc<AtomicUsize>,
-    /// `CHUNK` and `MEMORY_BUDGET`, smaller in tests.
+    /// `CHUNK`, `MEMORY_BUDGET` and `QUEUE_AHEAD`, smaller in tests.
     chunk: usize,
     budget: usize,
+    queue_ahead: usize,
     pub disk: Disk,
 }
 
@@ -243,23 +256,28 @@ impl Appender {
     /// starts shard `shard`'s disk thread.
     pub fn start(seg: Rc<Seg>, pos: usize, shard: u32) -> io::Result<Appender> {
         let live = Arc::new(AtomicUsize::new(0));
-        let open = Self::region(seg, pos, CHUNK, &live)?;
+        let file = DirectFile::open(&seg.file.path)?;
+        let open = Self::region(seg, file.clone(), pos, CHUNK, &live)?;
         Ok(Appender {
             open: Some(open),
             sealed: Vec::new(),
+            file,
+            buffered: Vec::new(),
             live,
             chunk: CHUNK,
             budget: MEMORY_BUDGET,
+            queue_ahead: QUEUE_AHEAD,
             disk: Disk::start(format!("wal-disk-{shard}"))?,
         })
     }
 
-    /// Smaller chunks and budget, so tests cross them with little data.
+    /// Smaller chunks, budget and queue bound, so tests cross them with little data.
     #[cfg(test)]
-    pub fn set_limits(&mut self, chunk: usize, budget: usize) {
+    pub fn set_limits(&mut self, chunk: usize, budget: usize, queue_ahead: usize) {
         assert!(chunk % BLOCK == 0 && self.sealed.is_empty());
         self.chunk = chunk;
         self.budget = budget;
+        self.queue_ahead = queue_ahead;
         let r = self.open.as_mut().expect("direct at start");
         let new = Chunk::new(chunk, &self.live);
         // SAFETY: both ranges are inside their chunks; the old one's is only read.
@@ -271,11 +289,11 @@ impl Appender {
 
     fn region(
         seg: Rc<Seg>,
+        file: Arc<DirectFile>,
         pos: usize,
         chunk: usize,
         live: &Arc<AtomicUsize>,
     ) -> io::Result<Region> {
-        let file = DirectFile::open(&seg.file.path)?;
         let base = align_down(pos);
         let chunk = Chunk::new(chunk, live);
         // SAFETY: a new chunk: nothing covers it.
@@ -296,17 +314,16 @@ impl Appender {
         self.open.is_some()
     }
 
-    /// Whether the next batch of `n` bytes of frames should go to memory: within the
-    /// budget while appends go there, and, once they went through the page cache, when
-    /// the live chunks are down to half of it (so a queue near the budget does not switch
-    /// back and forth at every batch).
-    pub fn wants_direct(&self, n: usize) -> bool {
+    /// Whether the next batch of `n` bytes of frames, behind a queue of about `ahead`
+    /// bytes, should go to memory: while the queue is short (`QUEUE_AHEAD`; a batch
+    /// behind a backlog is read long after, and would only hold memory until then) and
+    /// the live chunks are within the budget. Once appends went through the page cache,
+    /// both must be down to half, so that a queue near either bound does not switch back
+    /// and forth at every batch.
+    pub fn wants_direct(&self, n: usize, ahead: usize) -> bool {
         let live = self.live.load(Ordering::Relaxed) + n;
-        if self.is_direct() {
-            live <= self.budget
-        } else {
-            live <= self.budget / 2
-        }
+        let half = if self.is_direct() { 1 } else { 2 };
+        live <= self.budget / half && ahead <= self.queue_ahead / half
     }
 
     /// Appends go through the page cache from now on. The caller has padded the log to a
@@ -324,23 +341,32 @@ impl Appender {
     /// the log to it).
     pub fn resume(&mut self, seg: Rc<Seg>, pos: usize) -> io::Result<()> {
         debug_assert_eq!(pos % BLOCK, 0);
-        self.open = Some(Self::region(seg, pos, self.chunk, &self.live)?);
+        let file = self.file.clone();
+        self.open = Some(Self::region(seg, file, pos, self.chunk, &self.live)?);
         Ok(())
     }
 
     /// The log rolled to `seg`: what is left of the old segment's frames is written by
     /// the next sync, and appending goes on after the new one's header.
     pub fn roll(&mut self, seg: Rc<Seg>, pos: usize) -> io::Result<()> {
-        if self.open.is_none() {
-            return Ok(());
-        }
-        let new = Self::region(seg, pos, self.chunk, &self.live)?;
-        if let Some(old) = self.open.replace(new) {
-            if old.end > old.written {
-                self.sealed.push(old);
+        let file = DirectFile::open(&seg.file.path)?;
+        if self.open.is_some() {
+            let new = Self::region(seg, file.clone(), pos, self.chunk, &self.live)?;
+            if let Some(old) = self.open.replace(new) {
+                if old.end > old.written {
+                    self.sealed.push(old);
+                }
             }
         }
+        self.file = file;
         Ok(())
+    }
+
+    /// The active segment was written through the page cache: the next sync covers it.
+    pub fn wrote_buffered(&mut self) {
+        if !self.buffered.iter().any(|f| Arc::ptr_eq(f, &self.file)) {
+            self.buffered.push(self.file.clone());
+        }
     }
 
     fn open(&mut self) -> &mut Region {
@@ -399,17 +425,21 @@ impl Appender {
         r.chunk.slice(start - r.base, end - r.base)
     }
 
-    /// The writes that put every frame appended to memory on disk, in order; what they
-    /// cover counts as written from now on.
-    pub fn writes(&mut self) -> Vec<Write> {
-        let mut out: Vec<Write> = self.sealed.drain(..).map(|r| Self::write_of(&r)).collect();
+    /// What puts every frame appended so far on disk: the writes of what is in memory,
+    /// in order (what they cover counts as written from now on), and the files written
+    /// through the page cache.
+    pub fn flush(&mut self) -> Flush {
+        let mut writes: Vec<Write> = self.sealed.drain(..).map(|r| Self::write_of(&r)).collect();
         if let Some(r) = &mut self.open {
             if r.end > r.written {
-                out.push(Self::write_of(r));
+                writes.push(Self::write_of(r));
                 r.written = r.end;
             }
         }
-        out
+        Flush {
+            writes,
+            sync: std::mem::take(&mut self.buffered),
+        }
     }
 
     fn write_of(r: &Region) -> Write {
@@ -430,12 +460,14 @@ impl Appender {
     }
 }
 
-/// Makes `w`, durably, by blocking calls (start-up, orphan adoption).
-pub fn write_blocking(w: &Write) -> io::Result<()> {
-    // SAFETY: the chunk range is allocated; nothing writes the blocks before `len`.
-    let buf = unsafe { std::slice::from_raw_parts(w.buf.ptr(), w.buf.len) };
-    w.file.std.write_all_at(buf, w.at)?;
-    w.file.std.sync_data()
+/// Makes `flush` by blocking calls (start-up, orphan adoption).
+pub fn flush_blocking(flush: Flush) -> io::Result<()> {
+    let writes: Writes = flush
+        .writes
+        .into_iter()
+        .map(|w| (w.file, w.buf, w.at))
+        .collect();
+    run(&writes, &flush.sync)
 }
 
 /// The thread that makes a log's direct writes and their `fdatasync`, with blocking
@@ -459,7 +491,16 @@ type Writes = Vec<(Arc<DirectFile>, ChunkWrite, u64)>;
 /// shard's thread, which reuses them.
 struct Job {
     writes: Writes,
+    sync: Vec<Arc<DirectFile>>,
     done: tokio::sync::oneshot::Sender<(io::Result<()>, Writes)>,
+}
+
+/// What one group commit hands the disk thread: direct writes to make, then every file
+/// they or the page cache wrote to since the last one to sync.
+#[derive(Default)]
+pub struct Flush {
+    pub writes: Vec<Write>,
+    pub sync: Vec<Arc<DirectFile>>,
 }
 
 impl Disk {
@@ -469,22 +510,30 @@ impl Disk {
         let (jobs, rx) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new().name(name).spawn(move || {
             for job in rx {
-                let r = run(&job.writes);
+                let r = run(&job.writes, &job.sync);
                 let _ = job.done.send((r, job.writes));
             }
         })?;
         Ok(Disk { jobs })
     }
 
-    /// Makes `writes`, in order, and syncs every file they touched.
-    pub async fn write(&self, writes: Vec<Write>) -> io::Result<()> {
-        if writes.is_empty() {
+    /// Makes `flush`'s writes, in order, and syncs every file it names.
+    pub async fn flush(&self, flush: Flush) -> io::Result<()> {
+        if flush.writes.is_empty() && flush.sync.is_empty() {
             return Ok(());
         }
         let (done, result) = tokio::sync::oneshot::channel();
-        let writes = writes.into_iter().map(|w| (w.file, w.buf, w.at)).collect();
+        let writes = flush
+            .writes
+            .into_iter()
+            .map(|w| (w.file, w.buf, w.at))
+            .collect();
         self.jobs
-            .send(Job { writes, done })
+            .send(Job {
+                writes,
+                sync: flush.sync,
+                done,
+            })
             .map_err(|_| io::Error::other("the log's disk thread has ended"))?;
         let (r, _writes) = result
             .await
@@ -493,15 +542,19 @@ impl Disk {
     }
 }
 
-fn run(writes: &Writes) -> io::Result<()> {
+fn run(writes: &Writes, sync: &[Arc<DirectFile>]) -> io::Result<()> {
     for (file, buf, at) in writes {
         // SAFETY: the chunk range is allocated and the `Arc` in `buf` keeps it alive.
         let bytes = unsafe { std::slice::from_raw_parts(buf.ptr(), buf.len) };
         file.std.write_all_at(bytes, *at)?;
     }
-    for (i, (file, _, _)) in writes.iter().enumerate() {
-        if !writes[..i].iter().any(|(f, _, _)| Arc::ptr_eq(f, file)) {
+    let files = writes.iter().map(|(f, _, _)| f).chain(sync);
+    let mut synced: Vec<&Arc<DirectFile>> = Vec::new();
+    for file in files {
+        if !synced.iter().any(|f| Arc::ptr_eq(f, file)) {
+            // On the inode: it also writes back what went through the page cache.
             file.std.sync_data()?;
+            synced.push(file);
         }
     }
     Ok(())

@@ -14,7 +14,7 @@
 //! 283 µs for pwrite + fdatasync of the same bytes (128 KB: 609 µs against 352 µs). The
 //! page cache is shared, so the mapping sees what was written at once.
 
-use super::direct::{self, Appender, Write};
+use super::direct::{self, Appender, Disk, Flush};
 use super::queue::Span;
 use super::record::{self, Record};
 use super::segment::{self, SegmentFile, HEADER_LEN, PAGE};
@@ -96,11 +96,9 @@ pub struct Log {
     pub free: Vec<PathBuf>,
     /// Rolls so far (the channel checkpoints early when one leaves a consumed segment).
     pub rolls: u64,
-    /// Appends go to memory and are written with `O_DIRECT` at each sync (see `direct`).
+    /// Appends go to memory and are written with `O_DIRECT` at each sync (see `direct`),
+    /// whose disk thread then makes every sync of this log.
     pub direct: Option<Appender>,
-    /// Something was written through the page cache since the last sync: it needs an
-    /// `fdatasync` (direct writes are durable when they complete).
-    buffered: bool,
 }
 
 /// The smallest padding record (frame header, kind byte, alignment).
@@ -127,9 +125,8 @@ const STAGE_KEEP: usize = 4 << 20;
 
 /// What one group sync must cover.
 pub struct SyncTargets {
-    /// Direct writes to make first, synced (see `direct`), and who makes them.
-    pub writes: Vec<Write>,
-    pub disk: Option<direct::Disk>,
+    /// For a log with direct appends, all it needs: its disk thread and what to give it.
+    pub direct: Option<(Disk, Flush)>,
     pub segs: Vec<Rc<Seg>>,
     pub dir: Option<PathBuf>,
 }
@@ -160,7 +157,6 @@ impl Log {
             free: Vec::new(),
             rolls: 0,
             direct: None,
-            buffered: true,
         }
     }
 
@@ -275,8 +271,10 @@ impl Log {
                 d.reserve(self.pos, frame.len()).copy_from_slice(frame);
                 d.appended(self.pos, frame.len());
             }
-            _ => {
-                self.buffered = true;
+            d => {
+                if let Some(d) = d {
+                    d.wrote_buffered();
+                }
                 self.active()
                     .file
                     .file
@@ -288,13 +286,13 @@ impl Log {
     }
 
     /// Switches direct appends to memory on or off for a batch of `n` bytes of frames
-    /// (see `direct`'s budget), padding the log to a block boundary first so that no
-    /// block is written both ways.
-    fn choose_direct(&mut self, n: usize) -> io::Result<()> {
+    /// behind a queue of about `ahead` bytes (see `direct`), padding the log to a block
+    /// boundary first so that no block is written both ways.
+    fn choose_direct(&mut self, n: usize, ahead: usize) -> io::Result<()> {
         let Some(d) = &self.direct else {
             return Ok(());
         };
-        let want = d.wants_direct(n);
+        let want = d.wants_direct(n, ahead);
         if want == d.is_direct() {
             return Ok(());
         }
@@ -331,16 +329,21 @@ impl Log {
     ///
     /// On an error the frames of the failed run are not in the log and `pos` is where they
     /// would have started; the caller rolls the transaction back.
+    ///
+    /// `queued` is how many events wait in the queue before these: a long queue means
+    /// they will be read long after, so keeping them in memory would only cost memory
+    /// (see `direct`).
     pub fn append_puts(
         &mut self,
         tx: u64,
         first: u64,
         events: &mut [Event],
+        queued: usize,
     ) -> io::Result<Vec<Span>> {
         let mut stage = std::mem::take(&mut self.stage);
         let mut spans = Vec::with_capacity(1);
         let r = self
-            .append_puts_via(&mut stage, tx, first, events, &mut spans)
+            .append_puts_via(&mut stage, tx, first, events, queued, &mut spans)
             .map(|()| spans);
         stage.clear();
         if stage.capacity() <= STAGE_KEEP {
@@ -355,15 +358,19 @@ impl Log {
         tx: u64,
         first: u64,
         events: &mut [Event],
+        queued: usize,
         spans: &mut Vec<Span>,
     ) -> io::Result<()> {
         let lens: Vec<usize> = events
             .iter()
             .map(|e| record::frame_len(record::put_payload_len(e)))
             .collect();
+        let bytes: usize = lens.iter().sum();
+        // The queue ahead in bytes, as if its events were the size of these.
+        let ahead = queued.saturating_mul(bytes) / events.len().max(1);
+        self.choose_direct(bytes, ahead)?;
         // (index, body offset in the run) of the run's events.
         let mut placed: Vec<(usize, usize)> = Vec::with_capacity(events.len());
-        self.choose_direct(lens.iter().sum())?;
         let mut i = 0;
         while i < events.len() {
             // Rolls when the next frame does not fit; a run is what fits after that.
@@ -399,8 +406,10 @@ impl Log {
                     d.appended(start, total);
                     d.frames(start, run_end(start, &placed, events))
                 }
-                _ => {
-                    self.buffered = true;
+                d => {
+                    if let Some(d) = d {
+                        d.wrote_buffered();
+                    }
                     stage.clear();
                     stage.resize(total, 0);
                     encode(stage);
@@ -415,31 +424,25 @@ impl Log {
         Ok(())
     }
 
-    /// What a sync must cover now: the direct writes to make, the segments rolled away
-    /// from since the last sync and the active one (when anything went through the page
-    /// cache), and the directory when a spare joined the log.
+    /// What a sync must cover now: for a log with direct appends, what its disk thread
+    /// must write and sync; for one without, the segments rolled away from since the
+    /// last sync and the active one; and the directory when a spare joined the log.
     pub fn sync_targets(&mut self) -> SyncTargets {
         let mut segs = std::mem::take(&mut self.dirty);
         segs.push(self.active().clone());
-        if !std::mem::replace(&mut self.buffered, self.direct.is_none()) {
+        if self.direct.is_some() {
             segs.clear();
         }
         let dir = std::mem::take(&mut self.dir_dirty).then(|| self.dir.clone());
-        let writes = self.direct.as_mut().map(|d| d.writes()).unwrap_or_default();
-        let disk = self.direct.as_ref().map(|d| d.disk.clone());
-        SyncTargets {
-            writes,
-            disk,
-            segs,
-            dir,
-        }
+        let direct = self.direct.as_mut().map(|d| (d.disk.clone(), d.flush()));
+        SyncTargets { direct, segs, dir }
     }
 
     /// Blocking sync of everything written (start-up and orphan adoption only).
     pub fn sync_blocking(&mut self) -> io::Result<()> {
         let t = self.sync_targets();
-        for w in &t.writes {
-            direct::write_blocking(w)?;
+        if let Some((_, flush)) = t.direct {
+            direct::flush_blocking(flush)?;
         }
         for s in t.segs {
             s.file.sync_blocking()?;

@@ -781,19 +781,27 @@ fn take_records_reach_the_disk_with_the_next_sync() {
 
 #[test]
 fn direct_appends_cross_chunks_and_the_memory_budget_and_replay_the_same() {
+    // 64 KiB chunks, at most four of them live: past that, batches go through the page
+    // cache until the live chunks are down to half of it.
+    direct_appends_switch_and_replay(64 << 10, 256 << 10, 64 << 20);
+}
+
+#[test]
+fn direct_appends_stop_behind_a_long_queue_and_replay_the_same() {
+    // Behind more than 128 KiB of queue, batches go through the page cache until it has
+    // drained to half of it.
+    direct_appends_switch_and_replay(64 << 10, 64 << 20, 128 << 10);
+}
+
+fn direct_appends_switch_and_replay(chunk: usize, budget: usize, ahead: usize) {
     let root = tempfile::tempdir().unwrap();
     let mut c = cfg(root.path());
     c.segment_size = 512 << 10;
-    // 64 KiB chunks, at most four of them live: past that, batches go through the page
-    // cache until the queue has drained to half of it.
-    let (chunk, budget) = (64 << 10, 256 << 10);
     let dir = shard0(root.path());
     with_channel(&c, 0, 1, |ch| async move {
         let Channel::Wal(w) = &ch else { unreachable!() };
-        assert!(
-            w.set_direct_limits(chunk, budget),
-            "this file system takes O_DIRECT"
-        );
+        let direct = w.set_direct_limits(chunk, budget, ahead);
+        assert!(direct, "this file system takes O_DIRECT");
         for b in 0..40 {
             ch.put(mixed(b * 50..(b + 1) * 50)).await.unwrap();
         }
@@ -804,7 +812,7 @@ fn direct_appends_cross_chunks_and_the_memory_budget_and_replay_the_same() {
         let tx = ch.take(1000);
         assert_eq!(tx.events, mixed(0..1000));
         tx.commit();
-        assert!(w.front_in_mapping(), "past the budget, from the page cache");
+        assert!(w.front_in_mapping(), "past the bound, from the page cache");
         let tx = ch.take(1000);
         assert_eq!(tx.events, mixed(1000..2000));
         tx.commit();
