@@ -842,8 +842,7 @@ async fn syncer(chan: Rc<WalChannel>) {
             if let Some((disk, flush)) = targets.direct {
                 if let Err(e) = disk.flush(flush).await {
                     failed = Some(format!(
-                        "writing the log of {} failed: {e}; the channel refuses puts until restart",
-                        chan.name
+                        "{e}; the channel refuses puts until restart"
                     ));
                 }
             }

@@ -200,6 +200,8 @@ impl ChunkWrite {
 /// description: the log's other descriptor stays buffered, for the header and replay).
 pub struct DirectFile {
     pub std: File,
+    /// For errors: the segment's name when it was opened.
+    pub path: std::path::PathBuf,
 }
 
 impl DirectFile {
@@ -208,7 +210,14 @@ impl DirectFile {
             .write(true)
             .custom_flags(libc::O_DIRECT)
             .open(path)?;
-        Ok(Arc::new(DirectFile { std }))
+        Ok(Arc::new(DirectFile {
+            std,
+            path: path.to_owned(),
+        }))
+    }
+
+    fn err(&self, what: &str, e: io::Error) -> io::Error {
+        io::Error::new(e.kind(), format!("{what} {}: {e}", self.path.display()))
     }
 }
 
@@ -546,14 +555,16 @@ fn run(writes: &Writes, sync: &[Arc<DirectFile>]) -> io::Result<()> {
     for (file, buf, at) in writes {
         // SAFETY: the chunk range is allocated and the `Arc` in `buf` keeps it alive.
         let bytes = unsafe { std::slice::from_raw_parts(buf.ptr(), buf.len) };
-        file.std.write_all_at(bytes, *at)?;
+        file.std
+            .write_all_at(bytes, *at)
+            .map_err(|e| file.err("writing", e))?;
     }
     let files = writes.iter().map(|(f, _, _)| f).chain(sync);
     let mut synced: Vec<&Arc<DirectFile>> = Vec::new();
     for file in files {
         if !synced.iter().any(|f| Arc::ptr_eq(f, file)) {
             // On the inode: it also writes back what went through the page cache.
-            file.std.sync_data()?;
+            file.std.sync_data().map_err(|e| file.err("fdatasync of", e))?;
             synced.push(file);
         }
     }
