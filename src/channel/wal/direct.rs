@@ -55,7 +55,7 @@ pub const MEMORY_BUDGET: usize = 16 << 20;
 /// keeps up takes it soon. Behind a backlog it would only hold memory until it is read:
 /// in S3 (file_roll behind the file channel) at 8 × 1000 × 1 KiB, a 32 MiB budget and no
 /// bound on the queue took the agent's peak RSS to 66 MiB; these bounds, to 49 MiB.
-pub const QUEUE_AHEAD: usize = 8 << 20;
+pub const QUEUE_AHEAD: usize = 4 << 20;
 
 /// Chunks of `CHUNK` bytes each thread keeps for reuse, up to the budget's worth: a
 /// newly mapped page costs a fault and, on a virtual machine whose free memory goes back
