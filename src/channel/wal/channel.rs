@@ -841,9 +841,7 @@ async fn syncer(chan: Rc<WalChannel>) {
             let mut failed = None;
             if let Some((disk, flush)) = targets.direct {
                 if let Err(e) = disk.flush(flush).await {
-                    failed = Some(format!(
-                        "{e}; the channel refuses puts until restart"
-                    ));
+                    failed = Some(format!("{e}; the channel refuses puts until restart"));
                 }
             }
             if failed.is_none() {

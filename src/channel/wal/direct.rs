@@ -54,7 +54,9 @@ pub const MEMORY_BUDGET: usize = 16 << 20;
 /// The longest queue (in bytes of frames) a batch goes to memory behind: a sink that
 /// keeps up takes it soon. Behind a backlog it would only hold memory until it is read:
 /// in S3 (file_roll behind the file channel) at 8 × 1000 × 1 KiB, a 32 MiB budget and no
-/// bound on the queue took the agent's peak RSS to 66 MiB; these bounds, to 49 MiB.
+/// bound on the queue took the agent's peak RSS to 66 MiB, a 16 MiB budget and an 8 MiB
+/// bound to 49 MiB; in S5 at 1 × 100 × 1 KiB, an 8 MiB bound to 42 MiB and this one to
+/// 31 MiB.
 pub const QUEUE_AHEAD: usize = 4 << 20;
 
 /// Chunks of `CHUNK` bytes each thread keeps for reuse, up to the budget's worth: a
@@ -564,7 +566,9 @@ fn run(writes: &Writes, sync: &[Arc<DirectFile>]) -> io::Result<()> {
     for file in files {
         if !synced.iter().any(|f| Arc::ptr_eq(f, file)) {
             // On the inode: it also writes back what went through the page cache.
-            file.std.sync_data().map_err(|e| file.err("fdatasync of", e))?;
+            file.std
+                .sync_data()
+                .map_err(|e| file.err("fdatasync of", e))?;
             synced.push(file);
         }
     }
