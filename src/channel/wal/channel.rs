@@ -15,8 +15,9 @@
 //!
 //! A take commit appends its take and commit records and returns without waiting for a
 //! sync, which keeps `TakeTx::commit` synchronous: losing a take record in a crash only
-//! makes its events come back once more, which at-least-once allows. It starts a sync, so
-//! its records reach the disk within one sync's time.
+//! makes its events come back once more, which at-least-once allows. Its records reach
+//! the disk with the next put's sync, or `LAZY_SYNC_AFTER` later: a sync of their own
+//! started at once made the next put wait for two.
 //!
 //! A failed sync is not retried (after a failed fdatasync Linux may have dropped the dirty
 //! pages): the channel refuses puts until restart, and takes go on.
