@@ -37,7 +37,6 @@ use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::ptr::NonNull;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -56,7 +55,7 @@ pub const MEMORY_BUDGET: usize = 16 << 20;
 /// in S3 (file_roll behind the file channel) at 8 × 1000 × 1 KiB, a 32 MiB budget and no
 /// bound on the queue took the agent's peak RSS to 66 MiB, a 16 MiB budget and an 8 MiB
 /// bound to 49 MiB; in S5 at 1 × 100 × 1 KiB, an 8 MiB bound to 42 MiB and this one to
-/// 31 MiB.
+/// 31 and 40 MiB in two runs (Java Flume: 393-411 MiB).
 pub const QUEUE_AHEAD: usize = 4 << 20;
 
 /// Chunks of `CHUNK` bytes each thread keeps for reuse, up to the budget's worth: a
@@ -69,7 +68,8 @@ thread_local! {
 }
 
 /// Chunks are mapped, not allocated: the allocator kept freed blocks of this size in
-/// its heap, where they fragmented and the resident set grew to 200 MiB in seconds.
+/// its heap, where they fragmented; at 8 × 1000 × 1 KiB the agent's anonymous memory
+/// grew to 193 MiB in 2 s.
 fn map(len: usize) -> NonNull<u8> {
     // SAFETY: an anonymous private mapping of a non-zero length.
     let p = unsafe {
@@ -225,7 +225,6 @@ impl DirectFile {
 
 /// One segment's frames in one chunk: chunk byte 0 is segment offset `base`.
 struct Region {
-    seg: Rc<Seg>,
     file: Arc<DirectFile>,
     chunk: Arc<Chunk>,
     base: usize,
@@ -265,7 +264,7 @@ impl Appender {
     /// log ends): opens it with `O_DIRECT` (an error means this file system does not take
     /// direct writes), reads the partial block before `pos` into the first chunk and
     /// starts shard `shard`'s disk thread.
-    pub fn start(seg: Rc<Seg>, pos: usize, shard: u32) -> io::Result<Appender> {
+    pub fn start(seg: &Seg, pos: usize, shard: u32) -> io::Result<Appender> {
         let live = Arc::new(AtomicUsize::new(0));
         let file = DirectFile::open(&seg.file.path)?;
         let open = Self::region(seg, file.clone(), pos, CHUNK, &live)?;
@@ -299,7 +298,7 @@ impl Appender {
     }
 
     fn region(
-        seg: Rc<Seg>,
+        seg: &Seg,
         file: Arc<DirectFile>,
         pos: usize,
         chunk: usize,
@@ -311,7 +310,6 @@ impl Appender {
         let head = unsafe { chunk.bytes_mut(0, pos - base) };
         seg.file.file.read_exact_at(head, base as u64)?;
         Ok(Region {
-            seg,
             file,
             chunk,
             base,
@@ -350,7 +348,7 @@ impl Appender {
 
     /// Appends go to memory again, from block boundary `pos` of `seg` (the caller padded
     /// the log to it).
-    pub fn resume(&mut self, seg: Rc<Seg>, pos: usize) -> io::Result<()> {
+    pub fn resume(&mut self, seg: &Seg, pos: usize) -> io::Result<()> {
         debug_assert_eq!(pos % BLOCK, 0);
         let file = self.file.clone();
         self.open = Some(Self::region(seg, file, pos, self.chunk, &self.live)?);
@@ -359,7 +357,7 @@ impl Appender {
 
     /// The log rolled to `seg`: what is left of the old segment's frames is written by
     /// the next sync, and appending goes on after the new one's header.
-    pub fn roll(&mut self, seg: Rc<Seg>, pos: usize) -> io::Result<()> {
+    pub fn roll(&mut self, seg: &Seg, pos: usize) -> io::Result<()> {
         let file = DirectFile::open(&seg.file.path)?;
         if self.open.is_some() {
             let new = Self::region(seg, file.clone(), pos, self.chunk, &self.live)?;
@@ -403,7 +401,6 @@ impl Appender {
                 );
             }
             let new = Region {
-                seg: r.seg.clone(),
                 file: r.file.clone(),
                 chunk,
                 base,
@@ -473,12 +470,7 @@ impl Appender {
 
 /// Makes `flush` by blocking calls (start-up, orphan adoption).
 pub fn flush_blocking(flush: Flush) -> io::Result<()> {
-    let writes: Writes = flush
-        .writes
-        .into_iter()
-        .map(|w| (w.file, w.buf, w.at))
-        .collect();
-    run(&writes, &flush.sync)
+    run(&flush)
 }
 
 /// The thread that makes a log's direct writes and their `fdatasync`, with blocking
@@ -496,19 +488,15 @@ pub struct Disk {
     jobs: std::sync::mpsc::Sender<Job>,
 }
 
-type Writes = Vec<(Arc<DirectFile>, ChunkWrite, u64)>;
-
-/// The writes go back with the result, so their chunks are freed (and pooled) on the
-/// shard's thread, which reuses them.
 struct Job {
-    writes: Writes,
-    sync: Vec<Arc<DirectFile>>,
-    done: tokio::sync::oneshot::Sender<(io::Result<()>, Writes)>,
+    flush: Flush,
+    done: tokio::sync::oneshot::Sender<(io::Result<()>, Flush)>,
 }
 
 /// What one group commit hands the disk thread: direct writes to make, then every file
-/// they or the page cache wrote to since the last one to sync.
-#[derive(Default)]
+/// they or the page cache wrote to since the last one to sync. It comes back with the
+/// result, so that the chunks are freed (and pooled) on the shard's thread, which reuses
+/// them.
 pub struct Flush {
     pub writes: Vec<Write>,
     pub sync: Vec<Arc<DirectFile>>,
@@ -521,8 +509,8 @@ impl Disk {
         let (jobs, rx) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new().name(name).spawn(move || {
             for job in rx {
-                let r = run(&job.writes, &job.sync);
-                let _ = job.done.send((r, job.writes));
+                let r = run(&job.flush);
+                let _ = job.done.send((r, job.flush));
             }
         })?;
         Ok(Disk { jobs })
@@ -534,34 +522,25 @@ impl Disk {
             return Ok(());
         }
         let (done, result) = tokio::sync::oneshot::channel();
-        let writes = flush
-            .writes
-            .into_iter()
-            .map(|w| (w.file, w.buf, w.at))
-            .collect();
         self.jobs
-            .send(Job {
-                writes,
-                sync: flush.sync,
-                done,
-            })
+            .send(Job { flush, done })
             .map_err(|_| io::Error::other("the log's disk thread has ended"))?;
-        let (r, _writes) = result
+        let (r, _flush) = result
             .await
             .map_err(|_| io::Error::other("the log's disk thread has ended"))?;
         r
     }
 }
 
-fn run(writes: &Writes, sync: &[Arc<DirectFile>]) -> io::Result<()> {
-    for (file, buf, at) in writes {
+fn run(flush: &Flush) -> io::Result<()> {
+    for Write { file, buf, at } in &flush.writes {
         // SAFETY: the chunk range is allocated and the `Arc` in `buf` keeps it alive.
         let bytes = unsafe { std::slice::from_raw_parts(buf.ptr(), buf.len) };
         file.std
             .write_all_at(bytes, *at)
             .map_err(|e| file.err("writing", e))?;
     }
-    let files = writes.iter().map(|(f, _, _)| f).chain(sync);
+    let files = flush.writes.iter().map(|w| &w.file).chain(&flush.sync);
     let mut synced: Vec<&Arc<DirectFile>> = Vec::new();
     for file in files {
         if !synced.iter().any(|f| Arc::ptr_eq(f, file)) {
