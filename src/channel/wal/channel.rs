@@ -830,12 +830,9 @@ async fn syncer(chan: Rc<WalChannel>) {
                 s.unsynced_since = None;
                 (written, s.log.sync_targets())
             });
-            let lazy = if unsynced && work.is_none() {
-                *s.unsynced_since.get_or_insert_with(Instant::now)
-            } else {
-                Instant::now()
-            };
-            (work, unsynced.then_some(lazy))
+            let lazy = (unsynced && work.is_none())
+                .then(|| *s.unsynced_since.get_or_insert_with(Instant::now));
+            (work, lazy)
         };
         if let Some((upto, targets)) = work {
             let syncing = spin::syncing();
@@ -883,10 +880,12 @@ async fn syncer(chan: Rc<WalChannel>) {
         // Unless someone waits, what is written is synced after a while: take records
         // soon (a crash before that delivers their events again), puts without
         // fsyncPerTransaction every fsyncInterval.
+        // The deadline counts from when the data was first seen unsynced, so that the
+        // wake-ups of take commits do not push it back.
         let after = match (chan.cfg.fsync_per_transaction, lazy) {
             (true, None) => None,
             (true, Some(since)) => Some(since + LAZY_SYNC_AFTER),
-            (false, _) => Some(Instant::now() + chan.cfg.fsync_interval),
+            (false, since) => Some(since.unwrap_or_else(Instant::now) + chan.cfg.fsync_interval),
         };
         match after {
             None => woken.await,
