@@ -438,6 +438,13 @@ impl WalChannel {
         self.wait_synced(target).await
     }
 
+    /// Whether a sync covers every record written so far.
+    #[cfg(test)]
+    pub fn is_synced(&self) -> bool {
+        let s = self.inner.borrow();
+        s.synced_lsn >= s.log.written_lsn()
+    }
+
     /// Resolves once a sync covers `target` (or with the sync's error).
     async fn wait_synced(&self, target: u64) -> Result<(), String> {
         loop {

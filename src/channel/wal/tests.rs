@@ -850,6 +850,43 @@ fn without_fsync_per_transaction_puts_still_reach_the_log() {
 }
 
 #[test]
+fn without_fsync_per_transaction_puts_are_synced_while_a_sink_commits_faster_than_the_interval() {
+    let root = tempfile::tempdir().unwrap();
+    let mut c = cfg(root.path());
+    c.fsync_per_transaction = false;
+    c.fsync_interval = Duration::from_millis(100);
+    with_channel(&c, 0, 1, |ch| async move {
+        let Channel::Wal(w) = &ch else { unreachable!() };
+        put(&ch, 0..400).await;
+        assert!(
+            !w.is_synced(),
+            "a put without fsyncPerTransaction waits for no sync"
+        );
+        // Each take commit wakes the syncer, every 10 ms: that must not push the
+        // fsyncInterval deadline of the put back (the checkpoint, an hour away, would
+        // otherwise be the first sync).
+        let start = std::time::Instant::now();
+        let mut taken = 0;
+        while !w.is_synced() {
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "not synced after {taken} take commits in {:?}, fsyncInterval 100 ms",
+                start.elapsed()
+            );
+            let tx = ch.take(1);
+            assert_eq!(tx.events.len(), 1);
+            tx.commit();
+            taken += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            taken >= 3,
+            "synced after {taken} take commits, before the interval"
+        );
+    });
+}
+
+#[test]
 fn concurrent_puts_share_syncs() {
     let root = tempfile::tempdir().unwrap();
     let c = cfg(root.path());
