@@ -572,16 +572,19 @@ impl WalChannel {
     /// The state a checkpoint records now, and the smallest live seq.
     fn snapshot(&self) -> (Checkpoint, u64) {
         let s = self.inner.borrow();
-        let mut live: Vec<u64> = Vec::with_capacity(s.queue.len() + s.in_flight);
-        live.extend(s.queue.seqs());
+        let mut ranges: Vec<(u64, u64)> = s.queue.seq_runs().collect();
         for t in s.takes.values() {
-            live.extend_from_slice(&t.seqs);
+            ranges.extend(
+                record::runs(&t.seqs)
+                    .iter()
+                    .map(|&(f, n)| (f, u64::from(n))),
+            );
         }
         for &(first, n, _) in s.pending.values() {
-            live.extend(first..first + n as u64);
+            ranges.push((first, n as u64));
         }
-        live.sort_unstable();
-        let min_live = live.first().copied().unwrap_or(s.next_seq);
+        let live = record::merge_runs(ranges);
+        let min_live = live.first().map_or(s.next_seq, |r| r.0);
         let c = Checkpoint {
             shard: self.shard as u32,
             written_at_ms: crate::flow::delivery::now_millis(),
@@ -589,7 +592,7 @@ impl WalChannel {
             next_seq: s.next_seq,
             next_tx: s.next_tx,
             segments: s.log.segment_infos(),
-            live: record::runs(&live),
+            live,
         };
         (c, min_live)
     }

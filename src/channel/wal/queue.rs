@@ -299,11 +299,10 @@ impl Queue {
         self.runs.iter().take(16).find_map(Run::front_ptr)
     }
 
-    /// Every queued seq, in order.
-    pub fn seqs(&self) -> impl Iterator<Item = u64> + '_ {
-        self.runs
-            .iter()
-            .flat_map(|r| r.seq()..r.seq() + r.len() as u64)
+    /// Every queued seq, in order, as runs of consecutive seqs `(first, count)`: one per
+    /// put batch, not one per event.
+    pub fn seq_runs(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.runs.iter().map(|r| (r.seq(), r.len() as u64))
     }
 }
 
@@ -425,7 +424,8 @@ mod tests {
         batch(&mut q, 5, vec![ev("f", None)]);
         batch(&mut q, 0, vec![ev("a", None), ev("b", None)]);
         q.push_one(3, ev("d", Some("z")));
-        assert_eq!(q.seqs().collect::<Vec<_>>(), [0, 1, 3, 5]);
+        let seqs: Vec<u64> = q.seq_runs().flat_map(|(s, n)| s..s + n).collect();
+        assert_eq!(seqs, [0, 1, 3, 5]);
         let (seqs, evs, _) = q.take(4);
         assert_eq!(seqs, [0, 1, 3, 5]);
         assert_eq!(bodies(&evs), ["a", "b", "d", "f"]);

@@ -367,6 +367,33 @@ pub fn runs(seqs: &[u64]) -> Vec<(u64, u32)> {
     out
 }
 
+/// Merges ranges of seqs `(first, count)`, in any order and not overlapping, into the
+/// runs `runs` would make of their seqs sorted: a checkpoint of a million queued events
+/// costs a run per put batch, not a sort of a million seqs on the shard's loop.
+pub fn merge_runs(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u32)> {
+    ranges.sort_unstable_by_key(|r| r.0);
+    let mut out: Vec<(u64, u32)> = Vec::new();
+    for (mut first, mut count) in ranges {
+        while count > 0 {
+            match out.last_mut() {
+                Some((start, n)) if *start + u64::from(*n) == first && *n < u32::MAX => {
+                    let k = count.min(u64::from(u32::MAX - *n));
+                    *n += k as u32;
+                    first += k;
+                    count -= k;
+                }
+                _ => {
+                    let k = count.min(u64::from(u32::MAX));
+                    out.push((first, k as u32));
+                    first += k;
+                    count -= k;
+                }
+            }
+        }
+    }
+    out
+}
+
 /// What the scanner found at an offset of the segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
@@ -796,5 +823,26 @@ mod tests {
     fn runs_group_consecutive_seqs() {
         assert_eq!(runs(&[4, 5, 6, 9, 10, 3]), vec![(4, 3), (9, 2), (3, 1)]);
         assert!(runs(&[]).is_empty());
+    }
+
+    #[test]
+    fn merged_ranges_are_the_runs_of_their_sorted_seqs() {
+        // The queue's put batches, a take in the middle, a put waiting for its sync.
+        let ranges = vec![(120, 30), (0, 100), (100, 5), (150, 1), (110, 10), (200, 7)];
+        let mut seqs: Vec<u64> = ranges.iter().flat_map(|&(f, n)| f..f + n).collect();
+        seqs.sort_unstable();
+        assert_eq!(merge_runs(ranges), runs(&seqs));
+        assert_eq!(runs(&seqs), vec![(0, 105), (110, 41), (200, 7)]);
+        assert!(merge_runs(Vec::new()).is_empty());
+        // A run never passes u32::MAX events: as `runs` does, the rest starts a new one.
+        let max = u64::from(u32::MAX);
+        assert_eq!(
+            merge_runs(vec![(max, 2), (0, max)]),
+            vec![(0, u32::MAX), (max, 2)]
+        );
+        assert_eq!(
+            merge_runs(vec![(0, max + 3)]),
+            vec![(0, u32::MAX), (max, 3)]
+        );
     }
 }
