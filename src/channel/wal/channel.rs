@@ -740,6 +740,12 @@ impl WalChannel {
         d.map(|d| d.set_limits(chunk, budget, ahead)).is_some()
     }
 
+    /// The bytes of chunks the shard keeps for reuse (see `direct`).
+    #[cfg(test)]
+    pub fn pooled_chunks(&self) -> usize {
+        super::direct::pooled()
+    }
+
     /// Whether the queue's oldest event is read from the log's mapping (else from
     /// memory, or the queue is empty).
     #[cfg(test)]

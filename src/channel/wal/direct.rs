@@ -23,7 +23,9 @@
 //! chunks past `MEMORY_BUDGET` per log, or that comes behind more than `QUEUE_AHEAD` of
 //! queue, is written through the page cache instead, as without this module, and so is
 //! every batch after it until both are down to half: a backlog lives on disk (and in the
-//! page cache), not in memory. Each switch pads the log to a block boundary with a
+//! page cache), not in memory; once that has lasted `RELEASE_AFTER`, the chunks kept for
+//! reuse are given back, as are those the queue lets go of, until appends go to memory
+//! again. Each switch pads the log to a block boundary with a
 //! padding record, so a block is written either directly or through the page cache,
 //! never both ways. The disk thread syncs what went either way.
 
@@ -37,8 +39,9 @@ use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The block size direct writes are aligned to (a page: every device's logical block
 /// divides it).
@@ -58,13 +61,45 @@ pub const MEMORY_BUDGET: usize = 16 << 20;
 /// 31 and 40 MiB in two runs (Java Flume: 393-411 MiB).
 pub const QUEUE_AHEAD: usize = 4 << 20;
 
-/// Chunks of `CHUNK` bytes each thread keeps for reuse, up to the budget's worth: a
-/// newly mapped page costs a fault and, on a virtual machine whose free memory goes back
-/// to the host, several µs.
-const POOL_KEEP: usize = MEMORY_BUDGET / CHUNK;
+/// How long appends go through the page cache before the chunks kept for reuse are given
+/// back: a backlog (S3 and S5, a sink slower than the source) lasts seconds, while a
+/// queue near `QUEUE_AHEAD` (S2 at 8 × 1000 × 1 KiB) switches every few milliseconds,
+/// and giving them back at each switch took it from 1.37-1.46 M to 0.90-1.07 M events/s
+/// in two runs each, for the faults of mapping new ones.
+const RELEASE_AFTER: Duration = Duration::from_millis(100);
 
 thread_local! {
-    static POOL: RefCell<Vec<NonNull<u8>>> = const { RefCell::new(Vec::new()) };
+    /// Chunks of a log's usual size (`CHUNK`) each thread keeps for reuse, with their
+    /// length, up to the log's budget's worth: a newly mapped page costs a fault and, on
+    /// a virtual machine whose free memory goes back to the host, several µs.
+    static POOL: RefCell<Vec<(NonNull<u8>, usize)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Unmaps the chunks this thread keeps for reuse.
+fn release_pool() {
+    let pooled = POOL.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    for (ptr, len) in pooled {
+        // SAFETY: mapped in `Chunk::new` with this length, and used by no one.
+        unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
+    }
+}
+
+/// The bytes of the chunks this thread keeps for reuse.
+#[cfg(test)]
+pub fn pooled() -> usize {
+    POOL.with(|p| p.borrow().iter().map(|c| c.1).sum())
+}
+
+/// A log's chunk memory: the bytes of its live chunks, and whether a chunk it lets go
+/// of is kept for reuse (not while its appends go through the page cache: behind a
+/// backlog, the sink reads the log's mapping, and kept chunks would only add to it).
+struct Usage {
+    live: AtomicUsize,
+    pooling: AtomicBool,
+    /// The log's usual chunk size (larger chunks, for a larger batch, are not kept) and
+    /// its budget, the most a thread keeps.
+    chunk: usize,
+    keep: usize,
 }
 
 /// Chunks are mapped, not allocated: the allocator kept freed blocks of this size in
@@ -102,7 +137,7 @@ pub const fn align_up(n: usize) -> usize {
 pub struct Chunk {
     ptr: NonNull<u8>,
     len: usize,
-    live: Arc<AtomicUsize>,
+    usage: Arc<Usage>,
 }
 
 // SAFETY: a chunk is plain memory; who writes which bytes when is the appender's
@@ -111,16 +146,18 @@ unsafe impl Send for Chunk {}
 unsafe impl Sync for Chunk {}
 
 impl Chunk {
-    fn new(len: usize, live: &Arc<AtomicUsize>) -> Arc<Chunk> {
-        let pooled = (len == CHUNK)
-            .then(|| POOL.with(|p| p.borrow_mut().pop()))
-            .flatten();
+    fn new(len: usize, usage: &Arc<Usage>) -> Arc<Chunk> {
+        let pooled = POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            let at = p.iter().rposition(|c| c.1 == len)?;
+            Some(p.swap_remove(at).0)
+        });
         let ptr = pooled.unwrap_or_else(|| map(len));
-        live.fetch_add(len, Ordering::Relaxed);
+        usage.live.fetch_add(len, Ordering::Relaxed);
         Arc::new(Chunk {
             ptr,
             len,
-            live: live.clone(),
+            usage: usage.clone(),
         })
     }
 
@@ -147,13 +184,18 @@ impl Chunk {
 
 impl Drop for Chunk {
     fn drop(&mut self) {
-        self.live.fetch_sub(self.len, Ordering::Relaxed);
+        self.usage.live.fetch_sub(self.len, Ordering::Relaxed);
         let ptr = self.ptr;
-        let kept = self.len == CHUNK
+        let usage = &self.usage;
+        let kept = self.len == usage.chunk
+            && usage.pooling.load(Ordering::Relaxed)
             && POOL
                 .try_with(|p| {
                     let mut p = p.borrow_mut();
-                    (p.len() < POOL_KEEP).then(|| p.push(ptr)).is_some()
+                    let kept: usize = p.iter().map(|c| c.1).sum();
+                    (kept + self.len <= usage.keep)
+                        .then(|| p.push((ptr, self.len)))
+                        .is_some()
                 })
                 .unwrap_or(false);
         if !kept {
@@ -251,11 +293,14 @@ pub struct Appender {
     file: Arc<DirectFile>,
     /// Files written through the page cache since the last sync.
     buffered: Vec<Arc<DirectFile>>,
-    live: Arc<AtomicUsize>,
-    /// `CHUNK`, `MEMORY_BUDGET` and `QUEUE_AHEAD`, smaller in tests.
+    usage: Arc<Usage>,
+    /// Since when appends go through the page cache (`None` while they go to memory).
+    stopped_at: Option<Instant>,
+    /// `CHUNK`, `MEMORY_BUDGET`, `QUEUE_AHEAD` and `RELEASE_AFTER`, smaller in tests.
     chunk: usize,
     budget: usize,
     queue_ahead: usize,
+    release_after: Duration,
     pub disk: Disk,
 }
 
@@ -265,36 +310,51 @@ impl Appender {
     /// direct writes), reads the partial block before `pos` into the first chunk and
     /// starts shard `shard`'s disk thread.
     pub fn start(seg: &Seg, pos: usize, shard: u32) -> io::Result<Appender> {
-        let live = Arc::new(AtomicUsize::new(0));
+        let usage = Self::usage(CHUNK, MEMORY_BUDGET);
         let file = DirectFile::open(&seg.file.path)?;
-        let open = Self::region(seg, file.clone(), pos, CHUNK, &live)?;
+        let open = Self::region(seg, file.clone(), pos, CHUNK, &usage)?;
         Ok(Appender {
             open: Some(open),
             sealed: Vec::new(),
             file,
             buffered: Vec::new(),
-            live,
+            usage,
+            stopped_at: None,
             chunk: CHUNK,
             budget: MEMORY_BUDGET,
             queue_ahead: QUEUE_AHEAD,
+            release_after: RELEASE_AFTER,
             disk: Disk::start(format!("wal-disk-{shard}"))?,
         })
     }
 
-    /// Smaller chunks, budget and queue bound, so tests cross them with little data.
+    /// Smaller chunks, budget and queue bound, and chunks given back at the first append
+    /// through the page cache, so tests cross them with little data.
     #[cfg(test)]
     pub fn set_limits(&mut self, chunk: usize, budget: usize, queue_ahead: usize) {
         assert!(chunk % BLOCK == 0 && self.sealed.is_empty());
         self.chunk = chunk;
         self.budget = budget;
         self.queue_ahead = queue_ahead;
+        self.release_after = Duration::ZERO;
+        self.usage = Self::usage(chunk, budget);
         let r = self.open.as_mut().expect("direct at start");
-        let new = Chunk::new(chunk, &self.live);
+        let new = Chunk::new(chunk, &self.usage);
         // SAFETY: both ranges are inside their chunks; the old one's is only read.
         unsafe {
             std::ptr::copy_nonoverlapping(r.chunk.ptr.as_ptr(), new.ptr.as_ptr(), r.end - r.base)
         };
         r.chunk = new;
+        release_pool();
+    }
+
+    fn usage(chunk: usize, keep: usize) -> Arc<Usage> {
+        Arc::new(Usage {
+            live: AtomicUsize::new(0),
+            pooling: AtomicBool::new(true),
+            chunk,
+            keep,
+        })
     }
 
     fn region(
@@ -302,10 +362,10 @@ impl Appender {
         file: Arc<DirectFile>,
         pos: usize,
         chunk: usize,
-        live: &Arc<AtomicUsize>,
+        usage: &Arc<Usage>,
     ) -> io::Result<Region> {
         let base = align_down(pos);
-        let chunk = Chunk::new(chunk, live);
+        let chunk = Chunk::new(chunk, usage);
         // SAFETY: a new chunk: nothing covers it.
         let head = unsafe { chunk.bytes_mut(0, pos - base) };
         seg.file.file.read_exact_at(head, base as u64)?;
@@ -330,7 +390,7 @@ impl Appender {
     /// both must be down to half, so that a queue near either bound does not switch back
     /// and forth at every batch.
     pub fn wants_direct(&self, n: usize, ahead: usize) -> bool {
-        let live = self.live.load(Ordering::Relaxed) + n;
+        let live = self.usage.live.load(Ordering::Relaxed) + n;
         let half = if self.is_direct() { 1 } else { 2 };
         live <= self.budget / half && ahead <= self.queue_ahead / half
     }
@@ -344,6 +404,7 @@ impl Appender {
                 self.sealed.push(r);
             }
         }
+        self.stopped_at = Some(Instant::now());
     }
 
     /// Appends go to memory again, from block boundary `pos` of `seg` (the caller padded
@@ -351,7 +412,9 @@ impl Appender {
     pub fn resume(&mut self, seg: &Seg, pos: usize) -> io::Result<()> {
         debug_assert_eq!(pos % BLOCK, 0);
         let file = self.file.clone();
-        self.open = Some(Self::region(seg, file, pos, self.chunk, &self.live)?);
+        self.stopped_at = None;
+        self.usage.pooling.store(true, Ordering::Relaxed);
+        self.open = Some(Self::region(seg, file, pos, self.chunk, &self.usage)?);
         Ok(())
     }
 
@@ -360,7 +423,7 @@ impl Appender {
     pub fn roll(&mut self, seg: &Seg, pos: usize) -> io::Result<()> {
         let file = DirectFile::open(&seg.file.path)?;
         if self.open.is_some() {
-            let new = Self::region(seg, file.clone(), pos, self.chunk, &self.live)?;
+            let new = Self::region(seg, file.clone(), pos, self.chunk, &self.usage)?;
             if let Some(old) = self.open.replace(new) {
                 if old.end > old.written {
                     self.sealed.push(old);
@@ -372,9 +435,18 @@ impl Appender {
     }
 
     /// The active segment was written through the page cache: the next sync covers it.
+    /// Past `RELEASE_AFTER` of that, chunks are no longer kept for reuse, and those kept
+    /// are unmapped.
     pub fn wrote_buffered(&mut self) {
         if !self.buffered.iter().any(|f| Arc::ptr_eq(f, &self.file)) {
             self.buffered.push(self.file.clone());
+        }
+        let release = self.release_after;
+        if self.usage.pooling.load(Ordering::Relaxed)
+            && self.stopped_at.is_some_and(|t| t.elapsed() >= release)
+        {
+            self.usage.pooling.store(false, Ordering::Relaxed);
+            release_pool();
         }
     }
 
@@ -386,12 +458,12 @@ impl Appender {
     /// which is the region's end), moving to a new chunk when this one is full.
     pub fn reserve(&mut self, pos: usize, n: usize) -> &mut [u8] {
         let size = self.chunk;
-        let live = self.live.clone();
+        let usage = self.usage.clone();
         let r = self.open();
         debug_assert_eq!(pos, r.end);
         if pos + n - r.base > r.chunk.len {
             let base = align_down(pos);
-            let chunk = Chunk::new(size.max(align_up(pos - base + n)), &live);
+            let chunk = Chunk::new(size.max(align_up(pos - base + n)), &usage);
             // SAFETY: both ranges are inside their chunks; the old one's is only read.
             unsafe {
                 std::ptr::copy_nonoverlapping(

@@ -787,6 +787,32 @@ fn direct_appends_cross_chunks_and_the_memory_budget_and_replay_the_same() {
 }
 
 #[test]
+fn direct_appends_reuse_the_chunks_the_queue_let_go_of() {
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    with_channel(&c, 0, 1, |ch| async move {
+        let Channel::Wal(w) = &ch else { unreachable!() };
+        assert!(w.set_direct_limits(64 << 10, 64 << 20, 64 << 20));
+        assert_eq!(w.pooled_chunks(), 0);
+        for b in 0..8 {
+            ch.put(mixed(b * 50..(b + 1) * 50)).await.unwrap();
+        }
+        let tx = ch.take(1000);
+        assert_eq!(tx.events, mixed(0..400));
+        tx.commit();
+        settle(&ch).await;
+        let kept = w.pooled_chunks();
+        assert!(kept >= 64 << 10, "the chunks read are kept, {kept} bytes");
+        ch.put(mixed(400..450)).await.unwrap();
+        ch.put(mixed(450..500)).await.unwrap();
+        assert!(w.pooled_chunks() < kept, "and used again");
+        let tx = ch.take(1000);
+        assert_eq!(tx.events, mixed(400..500));
+        tx.commit();
+    });
+}
+
+#[test]
 fn direct_appends_stop_behind_a_long_queue_and_replay_the_same() {
     // Behind more than 128 KiB of queue, batches go through the page cache until it has
     // drained to half of it.
@@ -813,6 +839,11 @@ fn direct_appends_switch_and_replay(chunk: usize, budget: usize, ahead: usize) {
         assert_eq!(tx.events, mixed(0..1000));
         tx.commit();
         assert!(w.front_in_mapping(), "past the bound, from the page cache");
+        assert_eq!(
+            w.pooled_chunks(),
+            0,
+            "chunks are not kept while appends go through the page cache"
+        );
         let tx = ch.take(1000);
         assert_eq!(tx.events, mixed(1000..2000));
         tx.commit();
