@@ -46,6 +46,7 @@ import org.apache.hadoop.util.ReflectionUtils;
  *                       last COUNT of that path stopped, so polling a growing file is cheap;
  *                       a file renamed between listing and reading counts 0 this time)
  *   REPLICATION path    REPLICATION n  (the namenode's default replication, for files under path)
+ *   DELETE dir          DELETED  (removes dir and everything under it, and forgets their counts)
  *   SEQ path            META keyClass valueClass compressed blockCompressed codec, REC key base64(value)
  *   TEXT path           LINE base64(line)  (decompressed by extension, as `hadoop fs -text`)
  *   AVRO path           REC base64(k=v&k=v) base64(body)  (decompressed by extension first)
@@ -155,6 +156,13 @@ public class HdfsPeer {
                     }
                 }
                 out.println("COUNT " + lines + " " + files);
+                return;
+            }
+            case "DELETE": {
+                fs.delete(path, true);
+                String under = path.toUri().getPath() + "/";
+                counted.keySet().removeIf(k -> k.startsWith(under));
+                out.println("DELETED");
                 return;
             }
             case "REPLICATION": {
