@@ -375,20 +375,20 @@ pub fn merge_runs(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u32)> {
     let mut out: Vec<(u64, u32)> = Vec::new();
     for (mut first, mut count) in ranges {
         while count > 0 {
-            match out.last_mut() {
+            let k = match out.last_mut() {
                 Some((start, n)) if *start + u64::from(*n) == first && *n < u32::MAX => {
                     let k = count.min(u64::from(u32::MAX - *n));
                     *n += k as u32;
-                    first += k;
-                    count -= k;
+                    k
                 }
                 _ => {
                     let k = count.min(u64::from(u32::MAX));
                     out.push((first, k as u32));
-                    first += k;
-                    count -= k;
+                    k
                 }
-            }
+            };
+            first += k;
+            count -= k;
         }
     }
     out
