@@ -96,10 +96,11 @@ pub fn pooled() -> usize {
 struct Usage {
     live: AtomicUsize,
     pooling: AtomicBool,
-    /// The log's usual chunk size (larger chunks, for a larger batch, are not kept) and
-    /// its budget, the most a thread keeps.
+    /// The log's usual chunk size (`CHUNK`; larger chunks, for a larger batch, are not
+    /// kept) and its budget (`MEMORY_BUDGET`): the most its live chunks may hold before
+    /// appends go through the page cache, and the most a thread keeps for reuse.
     chunk: usize,
-    keep: usize,
+    budget: usize,
 }
 
 /// Chunks are mapped, not allocated: the allocator kept freed blocks of this size in
@@ -193,7 +194,7 @@ impl Drop for Chunk {
                 .try_with(|p| {
                     let mut p = p.borrow_mut();
                     let kept: usize = p.iter().map(|c| c.1).sum();
-                    (kept + self.len <= usage.keep)
+                    (kept + self.len <= usage.budget)
                         .then(|| p.push((ptr, self.len)))
                         .is_some()
                 })
@@ -296,9 +297,8 @@ pub struct Appender {
     usage: Arc<Usage>,
     /// Since when appends go through the page cache (`None` while they go to memory).
     stopped_at: Option<Instant>,
-    /// `CHUNK`, `MEMORY_BUDGET`, `QUEUE_AHEAD` and `RELEASE_AFTER`, smaller in tests.
-    chunk: usize,
-    budget: usize,
+    /// `QUEUE_AHEAD` and `RELEASE_AFTER` (and, in `usage`, `CHUNK` and `MEMORY_BUDGET`),
+    /// smaller in tests.
     queue_ahead: usize,
     release_after: Duration,
     pub disk: Disk,
@@ -312,7 +312,7 @@ impl Appender {
     pub fn start(seg: &Seg, pos: usize, shard: u32) -> io::Result<Appender> {
         let usage = Self::usage(CHUNK, MEMORY_BUDGET);
         let file = DirectFile::open(&seg.file.path)?;
-        let open = Self::region(seg, file.clone(), pos, CHUNK, &usage)?;
+        let open = Self::region(seg, file.clone(), pos, &usage)?;
         Ok(Appender {
             open: Some(open),
             sealed: Vec::new(),
@@ -320,8 +320,6 @@ impl Appender {
             buffered: Vec::new(),
             usage,
             stopped_at: None,
-            chunk: CHUNK,
-            budget: MEMORY_BUDGET,
             queue_ahead: QUEUE_AHEAD,
             release_after: RELEASE_AFTER,
             disk: Disk::start(format!("wal-disk-{shard}"))?,
@@ -333,8 +331,6 @@ impl Appender {
     #[cfg(test)]
     pub fn set_limits(&mut self, chunk: usize, budget: usize, queue_ahead: usize) {
         assert!(chunk % BLOCK == 0 && self.sealed.is_empty());
-        self.chunk = chunk;
-        self.budget = budget;
         self.queue_ahead = queue_ahead;
         self.release_after = Duration::ZERO;
         self.usage = Self::usage(chunk, budget);
@@ -348,12 +344,12 @@ impl Appender {
         release_pool();
     }
 
-    fn usage(chunk: usize, keep: usize) -> Arc<Usage> {
+    fn usage(chunk: usize, budget: usize) -> Arc<Usage> {
         Arc::new(Usage {
             live: AtomicUsize::new(0),
             pooling: AtomicBool::new(true),
             chunk,
-            keep,
+            budget,
         })
     }
 
@@ -361,11 +357,10 @@ impl Appender {
         seg: &Seg,
         file: Arc<DirectFile>,
         pos: usize,
-        chunk: usize,
         usage: &Arc<Usage>,
     ) -> io::Result<Region> {
         let base = align_down(pos);
-        let chunk = Chunk::new(chunk, usage);
+        let chunk = Chunk::new(usage.chunk, usage);
         // SAFETY: a new chunk: nothing covers it.
         let head = unsafe { chunk.bytes_mut(0, pos - base) };
         seg.file.file.read_exact_at(head, base as u64)?;
@@ -392,7 +387,7 @@ impl Appender {
     pub fn wants_direct(&self, n: usize, ahead: usize) -> bool {
         let live = self.usage.live.load(Ordering::Relaxed) + n;
         let half = if self.is_direct() { 1 } else { 2 };
-        live <= self.budget / half && ahead <= self.queue_ahead / half
+        live <= self.usage.budget / half && ahead <= self.queue_ahead / half
     }
 
     /// Appends go through the page cache from now on. The caller has padded the log to a
@@ -414,7 +409,7 @@ impl Appender {
         let file = self.file.clone();
         self.stopped_at = None;
         self.usage.pooling.store(true, Ordering::Relaxed);
-        self.open = Some(Self::region(seg, file, pos, self.chunk, &self.usage)?);
+        self.open = Some(Self::region(seg, file, pos, &self.usage)?);
         Ok(())
     }
 
@@ -423,7 +418,7 @@ impl Appender {
     pub fn roll(&mut self, seg: &Seg, pos: usize) -> io::Result<()> {
         let file = DirectFile::open(&seg.file.path)?;
         if self.open.is_some() {
-            let new = Self::region(seg, file.clone(), pos, self.chunk, &self.usage)?;
+            let new = Self::region(seg, file.clone(), pos, &self.usage)?;
             if let Some(old) = self.open.replace(new) {
                 if old.end > old.written {
                     self.sealed.push(old);
@@ -457,13 +452,12 @@ impl Appender {
     /// Room for `n` bytes of frames at segment offset `pos` (the log's write position,
     /// which is the region's end), moving to a new chunk when this one is full.
     pub fn reserve(&mut self, pos: usize, n: usize) -> &mut [u8] {
-        let size = self.chunk;
         let usage = self.usage.clone();
         let r = self.open();
         debug_assert_eq!(pos, r.end);
         if pos + n - r.base > r.chunk.len {
             let base = align_down(pos);
-            let chunk = Chunk::new(size.max(align_up(pos - base + n)), &usage);
+            let chunk = Chunk::new(usage.chunk.max(align_up(pos - base + n)), &usage);
             // SAFETY: both ranges are inside their chunks; the old one's is only read.
             unsafe {
                 std::ptr::copy_nonoverlapping(
