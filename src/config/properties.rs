@@ -65,69 +65,162 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<Prop>, ConfigError> {
     Ok(out)
 }
 
-/// Replaces `${...}` references in every value. The file's own keys are a last resort, so a
-/// value file (`NC_PORT = 44444`) can feed another, as in Flume 1.10+.
+/// Replaces `${...}` references in every value, as Flume 1.10+ does through Commons Text's
+/// `StringSubstitutor`: `${name:-default}` falls back to its default, references nest
+/// (`${A:-${B}}`), and a default or a key of the file that holds references is itself
+/// substituted. The file's own keys are a last resort, so a value file
+/// (`NC_PORT = 44444`) can feed another.
 pub fn substitute(props: &mut [Prop], subs: &Substitutions) -> Result<(), ConfigError> {
-    let own: HashMap<String, String> = props
-        .iter()
-        .filter(|p| !p.value.contains("${"))
-        .map(|p| (p.key.clone(), p.value.clone()))
-        .collect();
-    for p in props.iter_mut() {
+    // Last wins for a key given twice, as for the key itself.
+    let own: HashMap<&str, &Prop> = props.iter().map(|p| (p.key.as_str(), p)).collect();
+    let resolver = Resolver { subs, own: &own };
+    let mut resolved = Vec::new();
+    for (i, p) in props.iter().enumerate() {
         if p.value.contains("${") {
-            p.value = substitute_one(&p.value, subs, &own).map_err(|msg| ConfigError::Key {
-                loc: p.loc.clone(),
-                key: p.key.clone(),
-                msg,
-            })?;
+            let mut chain = vec![p.key.as_str()];
+            let value = resolver
+                .expand(&p.value, &mut chain)
+                .map_err(|msg| ConfigError::Key {
+                    loc: p.loc.clone(),
+                    key: p.key.clone(),
+                    msg,
+                })?;
+            resolved.push((i, value));
         }
+    }
+    for (i, value) in resolved {
+        props[i].value = value;
     }
     Ok(())
 }
 
-fn substitute_one(
-    value: &str,
-    subs: &Substitutions,
-    own: &HashMap<String, String>,
-) -> Result<String, String> {
-    let mut out = String::with_capacity(value.len());
-    let mut rest = value;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("unterminated '${{' in value '{value}'"))?;
-        let reference = &after[..end];
-        // Commons Text's `${name:-default}`, which Flume 1.10+ accepts.
-        let (name, fallback) = match reference.split_once(":-") {
-            Some((n, d)) => (n, Some(d)),
-            None => (reference, None),
-        };
-        let resolved = if let Some(n) = name.strip_prefix("env:") {
-            subs.env.get(n)
-        } else if let Some(n) = name.strip_prefix("sys:") {
-            subs.defines.get(n)
-        } else {
-            subs.defines
-                .get(name)
-                .or_else(|| subs.env.get(name))
-                .or_else(|| own.get(name))
-        };
-        match resolved.map(String::as_str).or(fallback) {
-            Some(v) => out.push_str(v),
-            None if name.is_empty() => return Err("empty '${}' reference".to_string()),
-            None => {
+struct Resolver<'a> {
+    subs: &'a Substitutions,
+    own: &'a HashMap<&'a str, &'a Prop>,
+}
+
+impl<'a> Resolver<'a> {
+    /// `text` with every reference replaced; `chain` holds the keys being expanded, to
+    /// catch a key that refers to itself.
+    fn expand(&self, text: &'a str, chain: &mut Vec<&'a str>) -> Result<String, String> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let end = closing_brace(after)
+                .ok_or_else(|| format!("unterminated '${{' in value '{text}'"))?;
+            let reference = &after[..end];
+            let (name, fallback) = split_default(reference);
+            if name.contains("${") {
                 return Err(format!(
-                "unresolved '${{{name}}}': define it with -D{0}=VALUE or set the environment variable {0}",
-                name.trim_start_matches("env:").trim_start_matches("sys:")
-            ))
+                    "'${{{reference}}}': a reference inside a variable name is not supported"
+                ));
             }
+            match self.lookup(name, chain)? {
+                Some(v) => out.push_str(&v),
+                None => match fallback {
+                    Some(d) => out.push_str(&self.expand(d, chain)?),
+                    None if name.is_empty() => return Err("empty '${}' reference".to_string()),
+                    None => {
+                        let bare = name.trim_start_matches("env:").trim_start_matches("sys:");
+                        return Err(format!(
+                            "unresolved '${{{name}}}': define it with -D{bare}=VALUE or set the environment variable {bare}"
+                        ));
+                    }
+                },
+            }
+            rest = &after[end + 1..];
         }
-        rest = &after[end + 1..];
+        out.push_str(rest);
+        Ok(out)
     }
-    out.push_str(rest);
-    Ok(out)
+
+    /// The value `name` stands for: `-D` definitions, then the environment (both taken as
+    /// they are), then a key of the file (itself expanded).
+    fn lookup(&self, name: &'a str, chain: &mut Vec<&'a str>) -> Result<Option<String>, String> {
+        if let Some(n) = name.strip_prefix("env:") {
+            return Ok(self.subs.env.get(n).cloned());
+        }
+        if let Some(n) = name.strip_prefix("sys:") {
+            return Ok(self.subs.defines.get(n).cloned());
+        }
+        if let Some(v) = self
+            .subs
+            .defines
+            .get(name)
+            .or_else(|| self.subs.env.get(name))
+        {
+            return Ok(Some(v.clone()));
+        }
+        let Some(p) = self.own.get(name) else {
+            return Ok(None);
+        };
+        if !p.value.contains("${") {
+            return Ok(Some(p.value.clone()));
+        }
+        if chain.contains(&name) {
+            chain.push(name);
+            return Err(format!(
+                "'${{{name}}}' refers to itself: {}",
+                chain.join(" -> ")
+            ));
+        }
+        chain.push(name);
+        let v = self.expand(&p.value, chain).map_err(|e| {
+            format!(
+                "'${{{name}}}' is the key {name} of {}, whose value cannot be resolved: {e}",
+                p.loc
+            )
+        })?;
+        chain.pop();
+        Ok(Some(v))
+    }
+}
+
+/// The index of the `}` that closes a reference whose `${` came just before `s`.
+fn closing_brace(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'$' && bytes.get(i + 1) == Some(&b'{') {
+            depth += 1;
+            i += 2;
+            continue;
+        }
+        if bytes[i] == b'}' {
+            if depth == 0 {
+                return Some(i);
+            }
+            depth -= 1;
+        }
+        i += 1;
+    }
+    None
+}
+
+/// `name:-default`, split at the first `:-` outside nested references.
+fn split_default(reference: &str) -> (&str, Option<&str>) {
+    let bytes = reference.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                depth += 1;
+                i += 2;
+                continue;
+            }
+            b'}' => depth = depth.saturating_sub(1),
+            b':' if depth == 0 && bytes.get(i + 1) == Some(&b'-') => {
+                return (&reference[..i], Some(&reference[i + 2..]));
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    (reference, None)
 }
 
 #[cfg(test)]
@@ -191,5 +284,64 @@ mod tests {
             err.starts_with("t.conf:2: y: unresolved '${NOPE}'"),
             "{err}"
         );
+    }
+
+    fn substituted(text: &str, env: &[(&str, &str)]) -> Result<Vec<String>, String> {
+        let mut props = parse(Path::new("t.conf"), text).unwrap();
+        let subs = Substitutions {
+            defines: HashMap::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        substitute(&mut props, &subs).map_err(|e| e.to_string())?;
+        Ok(props.into_iter().map(|p| p.value).collect())
+    }
+
+    #[test]
+    fn nested_defaults_resolve_as_flume_1_10() {
+        let got = substituted(
+            "a = ${UNDEF:-${HOME}}\nb = ${UNDEF:-${ALSO:-x}y}\nc = ${UNDEF:-}\nd = ${HOME:-${NOPE}}\n",
+            &[("HOME", "/home/f")],
+        )
+        .unwrap();
+        assert_eq!(got, ["/home/f", "xy", "", "/home/f"]);
+        let err = substituted("a = ${UNDEF:-${NOPE}}\n", &[]).unwrap_err();
+        assert!(
+            err.starts_with("t.conf:1: a: unresolved '${NOPE}'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn file_keys_that_hold_references_are_resolved_or_named() {
+        let got =
+            substituted("base = ${ROOT}/data\ndir = ${base}/ch\n", &[("ROOT", "/r")]).unwrap();
+        assert_eq!(got, ["/r/data", "/r/data/ch"]);
+
+        // The error names the key of the file and its line, not just "-D".
+        let err = substituted("base = ${ROOT}/data\ndir = ${base}/ch\n", &[]).unwrap_err();
+        assert!(
+            err.starts_with("t.conf:1: base: unresolved '${ROOT}'"),
+            "{err}"
+        );
+        let err = substituted("dir = ${base}/ch\nbase = ${ROOT}/data\n", &[]).unwrap_err();
+        assert!(
+            err.starts_with(
+                "t.conf:1: dir: '${base}' is the key base of t.conf:2, whose value cannot be resolved: unresolved '${ROOT}'"
+            ),
+            "{err}"
+        );
+
+        let err = substituted("a = ${b}\nb = ${a}\n", &[]).unwrap_err();
+        assert!(err.contains("refers to itself: a -> b -> a"), "{err}");
+        let err = substituted("a = ${${b}}\n", &[]).unwrap_err();
+        assert!(
+            err.contains("inside a variable name is not supported"),
+            "{err}"
+        );
+        let err = substituted("a = ${b\n", &[]).unwrap_err();
+        assert!(err.contains("unterminated"), "{err}");
     }
 }
