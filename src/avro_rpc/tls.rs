@@ -183,10 +183,11 @@ fn open(store: &Store) -> Result<p12_keystore::KeyStore, TlsError> {
     if !matches!(ty.as_str(), "PKCS12" | "JKS") {
         return Err(TlsError::Type(store.store_type.clone()));
     }
-    let data = std::fs::read(&store.path).map_err(|source| TlsError::Read {
-        path: store.path.clone(),
-        source,
-    })?;
+    let data = crate::config::file::read_regular(&store.path, crate::config::file::MAX_STORE_BYTES)
+        .map_err(|source| TlsError::Read {
+            path: store.path.clone(),
+            source,
+        })?;
     if data.starts_with(&JKS_MAGIC) || data.starts_with(&JCEKS_MAGIC) {
         return Err(TlsError::Jks {
             path: store.path.clone(),

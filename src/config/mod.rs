@@ -4,6 +4,7 @@
 
 mod agent;
 pub(crate) use agent::sub_props;
+pub mod file;
 pub mod keys;
 pub mod properties;
 pub mod render;
@@ -52,9 +53,16 @@ pub fn load(
     agent: Option<&str>,
     subs: &Substitutions,
 ) -> Result<AgentConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let read_err = |source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
+    };
+    let bytes = file::read_regular(path, file::MAX_CONFIG_BYTES).map_err(read_err)?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        read_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+        ))
     })?;
     load_str(path, &text, agent, subs)
 }
