@@ -212,7 +212,17 @@ impl<'a> Keys<'a> {
                 value: p.value.clone(),
                 defaulted: false,
             });
-            return Ok(Some((p.value.trim().to_string(), Some(p))));
+            let value = p.value.trim();
+            // An empty required value would mean "here" for a directory or "any" for a host:
+            // never what was meant, so it is refused like a missing key.
+            if spec.required && value.is_empty() {
+                return Err(self.err(
+                    Some(p),
+                    key,
+                    format!("required key '{key}' is empty ({})", spec.doc),
+                ));
+            }
+            return Ok(Some((value.to_string(), Some(p))));
         }
         if spec.required {
             return Err(ConfigError::Key {

@@ -96,7 +96,14 @@ impl WalConfig {
         if data_dirs.is_empty() {
             return Err(k.invalid("dataDirs", "dataDirs names no directory"));
         }
-        let checkpoint_dir = expand_home(&k.str("checkpointDir")?);
+        let checkpoint_dir = k.str("checkpointDir")?;
+        if checkpoint_dir.is_empty() {
+            return Err(k.invalid(
+                "checkpointDir",
+                "checkpointDir is empty (it would put the checkpoints in the working directory)",
+            ));
+        }
+        let checkpoint_dir = expand_home(&checkpoint_dir);
         if data_dirs.contains(&checkpoint_dir) {
             return Err(k.invalid(
                 "checkpointDir",
