@@ -94,12 +94,26 @@ pub(super) async fn run(
             break;
         }
     }
+    // The drain budget counts from the stop signal: a source still waiting to put into a
+    // full channel (a memory channel waits up to keep-alive) spends it too, so the agent
+    // exits within --drain-timeout whatever the sources and sinks are doing.
+    let deadline = tokio::time::Instant::now() + opts.drain_timeout;
     stop_sources.trigger();
-    for t in source_tasks {
-        let _ = t.await;
+    let source_aborts: Vec<_> = source_tasks.iter().map(|t| t.abort_handle()).collect();
+    let sources_joined = futures_join(source_tasks);
+    tokio::pin!(sources_joined);
+    tokio::select! {
+        _ = &mut sources_joined => {}
+        _ = tokio::time::sleep_until(deadline) => {
+            tracing::warn!("shard {k}: drain timeout while sources were stopping; events they had not delivered were not acknowledged");
+            for a in &source_aborts {
+                a.abort();
+            }
+            sources_joined.await;
+        }
     }
     drain.trigger();
-    let deadline = tokio::time::sleep(opts.drain_timeout);
+    let deadline = tokio::time::sleep_until(deadline);
     tokio::pin!(deadline);
     let joined = futures_join(sink_tasks);
     tokio::pin!(joined);
