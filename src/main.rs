@@ -16,6 +16,8 @@ use std::time::Duration;
 
 const EXIT_RUNTIME: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
+/// loadgen: the run went through, but some events it sent were never acknowledged.
+const EXIT_UNACKED: u8 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -442,7 +444,7 @@ fn loadgen(opts: LoadOptions) -> ExitCode {
                 s.p50_ms,
                 s.p99_ms,
                 if s.failed_batches > 0 {
-                    format!(", {} batches not acknowledged", s.failed_batches)
+                    format!(", {} batches answered FAILED", s.failed_batches)
                 } else {
                     String::new()
                 },
@@ -456,6 +458,13 @@ fn loadgen(opts: LoadOptions) -> ExitCode {
                 }
             );
             println!("{}", s.json(&opts));
+            if s.unacked_events > 0 {
+                eprintln!(
+                    "flume-fast loadgen: {} events were sent and never acknowledged",
+                    s.unacked_events
+                );
+                return ExitCode::from(EXIT_UNACKED);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -78,6 +78,10 @@ const BACKOFF_MAX: Duration = Duration::from_millis(500);
 pub struct Summary {
     pub acked: u64,
     pub failed_batches: u64,
+    /// Events sent and never acknowledged: refused without a retry (count and time runs
+    /// without `--unique`), or still refused when the run ended (`--unique`). Not zero
+    /// makes `loadgen` exit with status 3.
+    pub unacked_events: u64,
     pub seconds: f64,
     pub events_per_sec: f64,
     pub mb_per_sec: f64,
@@ -99,7 +103,8 @@ impl Summary {
         format!(
             concat!(
                 r#"{{"protocol":"{}","connections":{},"batch":{},"size":{},"acked_events":{},"#,
-                r#""failed_batches":{},"batches":{},"seconds":{:.3},"events_per_sec":{:.0},"#,
+                r#""failed_batches":{},"unacked_events":{},"batches":{},"seconds":{:.3},"#,
+                r#""events_per_sec":{:.0},"#,
                 r#""mb_per_sec":{:.2},"p50_ms":{:.3},"p99_ms":{:.3},"unanswered_batches":{},"#,
                 r#""reconnects":{},"batch_frame_bytes":{}}}"#
             ),
@@ -112,6 +117,7 @@ impl Summary {
             o.size,
             self.acked,
             self.failed_batches,
+            self.unacked_events,
             self.batches,
             self.seconds,
             self.events_per_sec,
@@ -132,6 +138,7 @@ struct Shared {
     deadline: Option<Instant>,
     acked: Cell<u64>,
     failed_batches: Cell<u64>,
+    unacked_events: Cell<u64>,
     unanswered_batches: Cell<u64>,
     reconnects: Cell<u64>,
     batch_frame_bytes: Cell<u64>,
@@ -233,6 +240,7 @@ pub fn run(o: &LoadOptions) -> Result<Summary, ToolError> {
             deadline: o.duration.map(|d| Instant::now() + d),
             acked: Cell::new(0),
             failed_batches: Cell::new(0),
+            unacked_events: Cell::new(0),
             unanswered_batches: Cell::new(0),
             reconnects: Cell::new(0),
             batch_frame_bytes: Cell::new(0),
@@ -298,6 +306,7 @@ pub fn run(o: &LoadOptions) -> Result<Summary, ToolError> {
         Ok(Summary {
             acked,
             failed_batches: shared.failed_batches.get(),
+            unacked_events: shared.unacked_events.get(),
             seconds,
             events_per_sec: acked as f64 / seconds,
             mb_per_sec: (acked * o.size as u64) as f64 / seconds / 1e6,
@@ -362,6 +371,7 @@ async fn avro_conn(mut s: Conn, o: &LoadOptions, sh: &Shared, i: usize) -> Resul
             sh.acked.set(sh.acked.get() + n as u64);
         } else {
             sh.failed_batches.set(sh.failed_batches.get() + 1);
+            sh.unacked_events.set(sh.unacked_events.get() + n as u64);
         }
     }
     Ok(())
@@ -469,6 +479,7 @@ async fn avro_unique_conn(c: Conn, o: &LoadOptions, sh: &Shared, i: usize) -> Re
                         }
                         Err(_) => {
                             if sh.over() {
+                                sh.unacked_events.set(sh.unacked_events.get() + n as u64);
                                 return Ok(());
                             }
                             tokio::time::sleep(backoff).await;
@@ -501,6 +512,7 @@ async fn avro_unique_conn(c: Conn, o: &LoadOptions, sh: &Shared, i: usize) -> Re
             // Not acknowledged: the same events again, after a pause that grows while
             // the agent keeps refusing or stays away.
             if sh.over() {
+                sh.unacked_events.set(sh.unacked_events.get() + n as u64);
                 return Ok(());
             }
             tokio::time::sleep(backoff).await;
@@ -572,6 +584,8 @@ async fn netcat_conn(c: Conn, o: &LoadOptions, sh: &Shared, i: usize) -> Result<
         sh.acked.set(sh.acked.get() + ok);
         if ok < n as u64 {
             sh.failed_batches.set(sh.failed_batches.get() + 1);
+            sh.unacked_events
+                .set(sh.unacked_events.get() + n as u64 - ok);
         }
     }
     Ok(())
