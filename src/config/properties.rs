@@ -7,6 +7,7 @@
 //! duplicates reported as warnings, and substitution with a clear error for unresolved names.
 
 use super::{ConfigError, Loc};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -73,7 +74,11 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<Prop>, ConfigError> {
 pub fn substitute(props: &mut [Prop], subs: &Substitutions) -> Result<(), ConfigError> {
     // Last wins for a key given twice, as for the key itself.
     let own: HashMap<&str, &Prop> = props.iter().map(|p| (p.key.as_str(), p)).collect();
-    let resolver = Resolver { subs, own: &own };
+    let resolver = Resolver {
+        subs,
+        own: &own,
+        done: RefCell::new(HashMap::new()),
+    };
     let mut resolved = Vec::new();
     for (i, p) in props.iter().enumerate() {
         if p.value.contains("${") {
@@ -94,9 +99,15 @@ pub fn substitute(props: &mut [Prop], subs: &Substitutions) -> Result<(), Config
     Ok(())
 }
 
+/// The longest a value may grow to through references: keys that each double the one
+/// before would otherwise take memory exponential in the number of lines.
+const MAX_VALUE_LEN: usize = 64 << 10;
+
 struct Resolver<'a> {
     subs: &'a Substitutions,
     own: &'a HashMap<&'a str, &'a Prop>,
+    /// Keys of the file already expanded, so each is expanded once.
+    done: RefCell<HashMap<&'a str, String>>,
 }
 
 impl<'a> Resolver<'a> {
@@ -130,6 +141,11 @@ impl<'a> Resolver<'a> {
                     }
                 },
             }
+            if out.len() > MAX_VALUE_LEN {
+                return Err(format!(
+                    "the value grows past {MAX_VALUE_LEN} bytes through its references"
+                ));
+            }
             rest = &after[end + 1..];
         }
         out.push_str(rest);
@@ -159,6 +175,9 @@ impl<'a> Resolver<'a> {
         if !p.value.contains("${") {
             return Ok(Some(p.value.clone()));
         }
+        if let Some(v) = self.done.borrow().get(name) {
+            return Ok(Some(v.clone()));
+        }
         if chain.contains(&name) {
             chain.push(name);
             return Err(format!(
@@ -174,6 +193,7 @@ impl<'a> Resolver<'a> {
             )
         })?;
         chain.pop();
+        self.done.borrow_mut().insert(name, v.clone());
         Ok(Some(v))
     }
 }
@@ -343,5 +363,15 @@ mod tests {
         );
         let err = substituted("a = ${b\n", &[]).unwrap_err();
         assert!(err.contains("unterminated"), "{err}");
+    }
+
+    #[test]
+    fn references_that_double_at_every_key_stop_at_a_bound() {
+        let mut text = String::from("k0 = xxxxxxxxxxxxxxxx\n");
+        for i in 1..40 {
+            text.push_str(&format!("k{i} = ${{k{}}}${{k{}}}\n", i - 1, i - 1));
+        }
+        let err = substituted(&text, &[]).unwrap_err();
+        assert!(err.contains("grows past 65536 bytes"), "{err}");
     }
 }
