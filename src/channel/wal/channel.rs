@@ -22,6 +22,12 @@
 //! A failed sync is not retried (after a failed fdatasync Linux may have dropped the dirty
 //! pages): the channel refuses puts until restart, and takes go on.
 //!
+//! A full disk is not that: it shows up when the log needs a new segment (see `segment`),
+//! before anything is acknowledged, and fails the put (or leaves a take commit unlogged)
+//! without harm to the log. The channel recovers as the sinks drain: take commits that
+//! cannot be logged ask for a checkpoint, which records them and frees the consumed
+//! segments, and the next roll reuses those (`Log::room`).
+//!
 //! A third task keeps a spare segment ready (created through io_uring right after each
 //! roll), so rolling costs the event path a rename instead of a fallocate and two fsyncs.
 
@@ -104,6 +110,9 @@ pub struct WalChannel {
     /// Set at the end of close: background tasks end.
     stopped: Cell<bool>,
     checkpointing: Cell<bool>,
+    /// The preallocator's last attempt failed (a full disk): it waits for a roll or for
+    /// a checkpoint to free segments.
+    spare_failing: Cell<bool>,
     /// Last free-space check: when, and whether puts were allowed.
     space_check: Cell<Option<(Instant, Option<u64>)>>,
     _locks: Vec<DirLock>,
@@ -221,6 +230,7 @@ impl WalChannel {
             closing: Cell::new(false),
             stopped: Cell::new(false),
             checkpointing: Cell::new(false),
+            spare_failing: Cell::new(false),
             space_check: Cell::new(None),
             _locks: locks,
         });
@@ -530,12 +540,21 @@ impl WalChannel {
             .append_record(&Record::Take { tx, runs })
             .and_then(|()| s.log.append_record(&Record::Commit { tx }));
         match logged {
-            Ok(()) => s.take_log_failing = false,
-            Err(e) if !s.take_log_failing => {
-                s.take_log_failing = true;
-                tracing::warn!(channel = %self.name, shard = self.shard, "cannot log take commits ({e}); taken events will be delivered again after a restart");
+            Ok(()) => {
+                if std::mem::take(&mut s.take_log_failing) {
+                    tracing::info!(channel = %self.name, shard = self.shard, "take commits are logged again");
+                }
             }
-            Err(_) => {}
+            Err(e) => {
+                if !std::mem::replace(&mut s.take_log_failing, true) {
+                    tracing::warn!(channel = %self.name, shard = self.shard, "cannot log take commits ({e}); recording them with checkpoints until the log can roll again");
+                }
+                // The log is full and cannot roll (no disk for a new segment): a
+                // checkpoint records the take instead (its events are no longer live in
+                // it), so a restart does not deliver a drained backlog again. It also
+                // frees the segments the sinks have consumed, which lets the log roll.
+                self.want_checkpoint.notify_all();
+            }
         }
         // Its records reach the disk with the next sync, or after `LAZY_SYNC_AFTER`.
         self.wake_syncer.notify_all();
@@ -691,7 +710,14 @@ impl WalChannel {
                 // A free segment may be reused only once its old name is gone for good, so
                 // a crash never finds a segment under a name its new header contradicts.
                 sync_dir(&dir).await.map_err(|e| e.to_string())?;
-                self.inner.borrow_mut().log.free.extend(kept);
+                let want_spare = {
+                    let mut s = self.inner.borrow_mut();
+                    s.log.free.extend(kept);
+                    s.log.want_spare.clone()
+                };
+                // A preallocator that failed (a full disk) waits for this: the space it
+                // lacked may be these segments.
+                want_spare.notify_all();
             }
             Ok(())
         }
@@ -738,6 +764,19 @@ impl WalChannel {
         let mut s = self.inner.borrow_mut();
         let d = s.log.direct.as_mut();
         d.map(|d| d.set_limits(chunk, budget, ahead)).is_some()
+    }
+
+    /// Whether the preallocator failed to make the next segment and waits (see
+    /// `spare_failing`).
+    #[cfg(test)]
+    pub fn spare_failing(&self) -> bool {
+        self.spare_failing.get()
+    }
+
+    /// Whether the log appends with direct I/O (see `direct`).
+    #[cfg(test)]
+    pub fn appends_direct(&self) -> bool {
+        self.inner.borrow().log.direct.is_some()
     }
 
     /// The bytes of chunks the shard keeps for reuse (see `direct`).
@@ -932,7 +971,6 @@ async fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// segment on the loop and reports its error to the put, as without a spare.
 async fn preallocator(chan: Rc<WalChannel>) {
     let want = chan.inner.borrow().log.want_spare.clone();
-    let mut failing = false;
     loop {
         let woken = want.notified();
         if chan.stopped.get() {
@@ -967,7 +1005,7 @@ async fn preallocator(chan: Rc<WalChannel>) {
             };
             match made {
                 Ok(spare) => {
-                    failing = false;
+                    chan.spare_failing.set(false);
                     let unused = {
                         let mut s = chan.inner.borrow_mut();
                         let current = s.log.active().file.end_lsn() == start && !chan.stopped.get();
@@ -984,8 +1022,8 @@ async fn preallocator(chan: Rc<WalChannel>) {
                     }
                     continue;
                 }
-                Err(e) if !failing => {
-                    failing = true;
+                Err(e) if !chan.spare_failing.get() => {
+                    chan.spare_failing.set(true);
                     tracing::warn!(channel = %chan.name, shard = chan.shard, "cannot make the next segment ahead of time ({e}); it will be created when needed");
                 }
                 Err(_) => {}
@@ -996,9 +1034,11 @@ async fn preallocator(chan: Rc<WalChannel>) {
 }
 
 /// Checkpoints every checkpointInterval, and early when a consumed segment can be freed
-/// for reuse (see `commit_take`), until the channel closes.
+/// for reuse or a take commit could not be logged (see `commit_take`), until the channel
+/// closes.
 async fn checkpointer(chan: Rc<WalChannel>) {
     let mut early = chan.want_checkpoint.notified();
+    let mut failing = false;
     loop {
         let stop = chan.stop_tasks.notified();
         if chan.stopped.get() {
@@ -1014,8 +1054,18 @@ async fn checkpointer(chan: Rc<WalChannel>) {
         }
         // Armed before the checkpoint runs, so a request made during it is not lost.
         early = chan.want_checkpoint.notified();
-        if let Err(e) = chan.checkpoint().await {
-            tracing::warn!(channel = %chan.name, shard = chan.shard, "checkpoint failed: {e}");
+        // Logged once per failing spell: on a full disk every take commit asks for one.
+        match chan.checkpoint().await {
+            Ok(()) if std::mem::take(&mut failing) => {
+                tracing::info!(channel = %chan.name, shard = chan.shard, "checkpoints succeed again");
+            }
+            Ok(()) => {}
+            Err(e) if !std::mem::replace(&mut failing, true) => {
+                tracing::warn!(channel = %chan.name, shard = chan.shard, "checkpoint failed: {e}");
+            }
+            Err(e) => {
+                tracing::debug!(channel = %chan.name, shard = chan.shard, "checkpoint failed: {e}")
+            }
         }
     }
 }

@@ -224,10 +224,7 @@ impl Log {
             Some(s) => s,
             None => {
                 self.blocking_rolls += 1;
-                // On the loop: no zero-filling here, it would stall every connection.
-                let file =
-                    SegmentFile::create(&self.dir, self.shard, start, self.segment_size, false)?;
-                Seg::new(file, None)?
+                self.segment_blocking(start)?
             }
         };
         if let Some(d) = &mut self.direct {
@@ -250,6 +247,34 @@ impl Log {
         self.segs.push_back(seg);
         self.pos = HEADER_LEN;
         Ok(())
+    }
+
+    /// The segment starting at `start`, made on the loop for a roll that found no spare
+    /// ready: out of a free segment when there is one, else a new file (not zero-filled,
+    /// which would stall every connection). Free segments come first because on a full
+    /// disk they are the only space left: a new file fails with ENOSPC while the log's
+    /// own consumed segments sit there, and the log could never roll again.
+    fn segment_blocking(&mut self, start: u64) -> io::Result<Rc<Seg>> {
+        while let Some(from) = self.free.pop() {
+            // A failed reuse removed the file; the next one, or a new file, may do.
+            let Ok(mut f) =
+                SegmentFile::reuse_blocking(&self.dir, &from, self.shard, start, self.segment_size)
+            else {
+                continue;
+            };
+            if f.activate(&self.dir).is_err() {
+                let _ = std::fs::remove_file(&f.path);
+                continue;
+            }
+            // Durable with the next group commit, before anything in it is acknowledged.
+            self.dir_dirty = true;
+            let path = f.path.clone();
+            return Seg::new(f, None).inspect_err(|_| {
+                let _ = std::fs::remove_file(&path);
+            });
+        }
+        let file = SegmentFile::create(&self.dir, self.shard, start, self.segment_size, false)?;
+        Seg::new(file, None)
     }
 
     pub fn append_record(&mut self, r: &Record) -> io::Result<()> {
