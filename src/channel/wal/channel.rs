@@ -110,6 +110,8 @@ pub struct WalChannel {
     /// Set at the end of close: background tasks end.
     stopped: Cell<bool>,
     checkpointing: Cell<bool>,
+    /// Woken when a checkpoint ends, for one waiting to start.
+    checkpoint_done: LocalNotify,
     /// The preallocator's last attempt failed (a full disk): it waits for a roll or for
     /// a checkpoint to free segments.
     spare_failing: Cell<bool>,
@@ -183,6 +185,7 @@ impl WalChannel {
             segs.push_back(Seg::new(f, None).map_err(io_at(&data_dir))?);
         }
         let mut log = Log::new(data_dir.clone(), shard as u32, cfg.segment_size, segs, pos);
+        log.reserve = cfg.minimum_required_space;
         if cfg.fsync_per_transaction {
             if let Err(e) = log.enable_direct() {
                 tracing::info!(
@@ -230,6 +233,7 @@ impl WalChannel {
             closing: Cell::new(false),
             stopped: Cell::new(false),
             checkpointing: Cell::new(false),
+            checkpoint_done: LocalNotify::default(),
             spare_failing: Cell::new(false),
             space_check: Cell::new(None),
             _locks: locks,
@@ -680,8 +684,14 @@ impl WalChannel {
     /// then give up the segments it made unnecessary: kept as free segments for reuse
     /// (see `segment`), up to `FREE_KEEP`, else deleted.
     pub async fn checkpoint(&self) -> Result<(), String> {
-        if self.checkpointing.replace(true) {
-            return Ok(());
+        // One at a time, and one that starts after the call: a caller (close, a test)
+        // must not return on a checkpoint whose snapshot predates it.
+        loop {
+            let done = self.checkpoint_done.notified();
+            if !self.checkpointing.replace(true) {
+                break;
+            }
+            done.await;
         }
         let result = async {
             let (c, min_live) = self.snapshot();
@@ -723,6 +733,7 @@ impl WalChannel {
         }
         .await;
         self.checkpointing.set(false);
+        self.checkpoint_done.notify_all();
         result
     }
 
@@ -991,17 +1002,21 @@ async fn preallocator(chan: Rc<WalChannel>) {
             })
         };
         if let Some((dir, shard, start, size, zero, free)) = job {
+            let create = || async {
+                chan.inner.borrow().log.check_room_for_new_segment()?;
+                SegmentFile::create_spare(&dir, shard, start, size, zero).await
+            };
             let made = match free {
                 Some(from) => {
                     match SegmentFile::reuse_as_spare(&dir, &from, shard, start, size).await {
                         Ok(spare) => Ok(spare),
                         Err(e) => {
                             tracing::warn!(channel = %chan.name, shard = chan.shard, "cannot reuse free segment {} ({e}); making a new one", from.display());
-                            SegmentFile::create_spare(&dir, shard, start, size, zero).await
+                            create().await
                         }
                     }
                 }
-                None => SegmentFile::create_spare(&dir, shard, start, size, zero).await,
+                None => create().await,
             };
             match made {
                 Ok(spare) => {
@@ -1017,8 +1032,20 @@ async fn preallocator(chan: Rc<WalChannel>) {
                         }
                     };
                     // The log rolled past it meanwhile (a blocking roll) or is closing.
-                    if let Some((f, _)) = unused {
-                        let _ = tokio_uring::fs::remove_file(&f.path).await;
+                    // Rolled past: it goes back to the free segments, since on a full disk
+                    // it may be the only room there is (both names are outside the log,
+                    // so the rename needs no directory sync).
+                    if let Some((f, uring)) = unused {
+                        let keep =
+                            !chan.stopped.get() && chan.inner.borrow().log.free.len() < FREE_KEEP;
+                        let to = dir.join(segment::free_name(f.start));
+                        let path = f.path.clone();
+                        drop((f, uring));
+                        if keep && tokio_uring::fs::rename(&path, &to).await.is_ok() {
+                            chan.inner.borrow_mut().log.free.push(to);
+                        } else {
+                            let _ = tokio_uring::fs::remove_file(&path).await;
+                        }
                     }
                     continue;
                 }

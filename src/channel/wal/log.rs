@@ -99,6 +99,8 @@ pub struct Log {
     /// Appends go to memory and are written with `O_DIRECT` at each sync (see `direct`),
     /// whose disk thread then makes every sync of this log.
     pub direct: Option<Appender>,
+    /// Free space (minimumRequiredSpace) a new segment file must leave on the disk.
+    pub reserve: u64,
 }
 
 /// The smallest padding record (frame header, kind byte, alignment).
@@ -157,6 +159,7 @@ impl Log {
             free: Vec::new(),
             rolls: 0,
             direct: None,
+            reserve: 0,
         }
     }
 
@@ -273,8 +276,33 @@ impl Log {
                 let _ = std::fs::remove_file(&path);
             });
         }
+        self.check_room_for_new_segment()?;
         let file = SegmentFile::create(&self.dir, self.shard, start, self.segment_size, false)?;
         Seg::new(file, None)
+    }
+
+    /// Fails unless a new segment file leaves `reserve` bytes free. Why: the log must
+    /// not take the disk below minimumRequiredSpace by itself, or nothing is left for the
+    /// checkpoint that frees the segments the sinks have consumed, and the channel stays
+    /// stuck with every byte in segments. (Reusing a free segment takes no space.)
+    pub fn check_room_for_new_segment(&self) -> io::Result<()> {
+        if self.reserve == 0 {
+            return Ok(());
+        }
+        // Unknown free space does not stop the log; creating the file still fails
+        // cleanly if the disk is really full.
+        match super::layout::free_space(&self.dir) {
+            Ok(free) if free < self.segment_size as u64 + self.reserve => {
+                Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    format!(
+                        "No space left on device for a new segment: {free} bytes free, a segment takes {} and minimumRequiredSpace keeps {}",
+                        self.segment_size, self.reserve
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     pub fn append_record(&mut self, r: &Record) -> io::Result<()> {

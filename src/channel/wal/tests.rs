@@ -1215,7 +1215,9 @@ async fn fill_until_enospc(ch: &Channel) -> u32 {
     loop {
         match ch.put(evs(n..n + 100)).await {
             Ok(()) => n += 100,
-            Err((ChannelError::Log { message, .. }, _)) if message.contains("os error 28") => {
+            Err((ChannelError::Log { message, .. }, _))
+                if message.contains("No space left on device") =>
+            {
                 if w.spare_failing() && !w.spare_ready() {
                     return n;
                 }
@@ -1386,4 +1388,29 @@ fn after_a_full_disk_takes_are_recorded_and_puts_resume_as_the_backlog_drains() 
             assert_eq!(drain(&ch).await, names(after..after + 100), "fsync {fsync}");
         });
     }
+}
+
+/// The log makes no new segment file that would leave less than minimumRequiredSpace:
+/// taking the last bytes itself (a spare made ahead of need) left none for the
+/// checkpoint that frees the consumed segments, and the channel stayed stuck with every
+/// byte in segments. Puts now fail at the roll, the free space stays above the floor,
+/// and a checkpoint after the drain succeeds.
+#[test]
+fn the_log_leaves_minimum_required_space_free_for_its_checkpoints() {
+    let Some((fs, mut c)) = tiny_disk(true) else {
+        return;
+    };
+    c.minimum_required_space = 160 << 10;
+    let root = fs.dir.path().to_path_buf();
+    with_channel(&c, 0, 1, |ch| async move {
+        let Channel::Wal(w) = &ch else { unreachable!() };
+        let acked = fill_until_enospc(&ch).await;
+        assert!(acked > 1000, "{acked}");
+        let free = settled_free_space(&root);
+        assert!(free >= 160 << 10, "the log left {free} bytes free");
+        assert!(drain_all(&ch).await == names(0..acked), "the backlog");
+        w.checkpoint().await.unwrap();
+        put(&ch, acked..acked + 100).await;
+        assert_eq!(drain(&ch).await, names(acked..acked + 100));
+    });
 }
