@@ -22,6 +22,12 @@
 //! A failed sync is not retried (after a failed fdatasync Linux may have dropped the dirty
 //! pages): the channel refuses puts until restart, and takes go on.
 //!
+//! A full disk is not that: it shows up when the log needs a new segment (see `segment`),
+//! before anything is acknowledged, and fails the put (or leaves a take commit unlogged)
+//! without harm to the log. The channel recovers as the sinks drain: take commits that
+//! cannot be logged ask for a checkpoint, which records them and frees the consumed
+//! segments, and the next roll reuses those (`Log::room`).
+//!
 //! A third task keeps a spare segment ready (created through io_uring right after each
 //! roll), so rolling costs the event path a rename instead of a fallocate and two fsyncs.
 
@@ -104,6 +110,11 @@ pub struct WalChannel {
     /// Set at the end of close: background tasks end.
     stopped: Cell<bool>,
     checkpointing: Cell<bool>,
+    /// Woken when a checkpoint ends, for one waiting to start.
+    checkpoint_done: LocalNotify,
+    /// The preallocator's last attempt failed (a full disk): it waits for a roll or for
+    /// a checkpoint to free segments.
+    spare_failing: Cell<bool>,
     /// Last free-space check: when, and whether puts were allowed.
     space_check: Cell<Option<(Instant, Option<u64>)>>,
     _locks: Vec<DirLock>,
@@ -174,6 +185,7 @@ impl WalChannel {
             segs.push_back(Seg::new(f, None).map_err(io_at(&data_dir))?);
         }
         let mut log = Log::new(data_dir.clone(), shard as u32, cfg.segment_size, segs, pos);
+        log.reserve = cfg.minimum_required_space;
         if cfg.fsync_per_transaction {
             if let Err(e) = log.enable_direct() {
                 tracing::info!(
@@ -221,6 +233,8 @@ impl WalChannel {
             closing: Cell::new(false),
             stopped: Cell::new(false),
             checkpointing: Cell::new(false),
+            checkpoint_done: LocalNotify::default(),
+            spare_failing: Cell::new(false),
             space_check: Cell::new(None),
             _locks: locks,
         });
@@ -530,12 +544,21 @@ impl WalChannel {
             .append_record(&Record::Take { tx, runs })
             .and_then(|()| s.log.append_record(&Record::Commit { tx }));
         match logged {
-            Ok(()) => s.take_log_failing = false,
-            Err(e) if !s.take_log_failing => {
-                s.take_log_failing = true;
-                tracing::warn!(channel = %self.name, shard = self.shard, "cannot log take commits ({e}); taken events will be delivered again after a restart");
+            Ok(()) => {
+                if std::mem::take(&mut s.take_log_failing) {
+                    tracing::info!(channel = %self.name, shard = self.shard, "take commits are logged again");
+                }
             }
-            Err(_) => {}
+            Err(e) => {
+                if !std::mem::replace(&mut s.take_log_failing, true) {
+                    tracing::warn!(channel = %self.name, shard = self.shard, "cannot log take commits ({e}); recording them with checkpoints until the log can roll again");
+                }
+                // The log is full and cannot roll (no disk for a new segment): a
+                // checkpoint records the take instead (its events are no longer live in
+                // it), so a restart does not deliver a drained backlog again. It also
+                // frees the segments the sinks have consumed, which lets the log roll.
+                self.want_checkpoint.notify_all();
+            }
         }
         // Its records reach the disk with the next sync, or after `LAZY_SYNC_AFTER`.
         self.wake_syncer.notify_all();
@@ -661,8 +684,14 @@ impl WalChannel {
     /// then give up the segments it made unnecessary: kept as free segments for reuse
     /// (see `segment`), up to `FREE_KEEP`, else deleted.
     pub async fn checkpoint(&self) -> Result<(), String> {
-        if self.checkpointing.replace(true) {
-            return Ok(());
+        // One at a time, and one that starts after the call: a caller (close, a test)
+        // must not return on a checkpoint whose snapshot predates it.
+        loop {
+            let done = self.checkpoint_done.notified();
+            if !self.checkpointing.replace(true) {
+                break;
+            }
+            done.await;
         }
         let result = async {
             let (c, min_live) = self.snapshot();
@@ -691,12 +720,20 @@ impl WalChannel {
                 // A free segment may be reused only once its old name is gone for good, so
                 // a crash never finds a segment under a name its new header contradicts.
                 sync_dir(&dir).await.map_err(|e| e.to_string())?;
-                self.inner.borrow_mut().log.free.extend(kept);
+                let want_spare = {
+                    let mut s = self.inner.borrow_mut();
+                    s.log.free.extend(kept);
+                    s.log.want_spare.clone()
+                };
+                // A preallocator that failed (a full disk) waits for this: the space it
+                // lacked may be these segments.
+                want_spare.notify_all();
             }
             Ok(())
         }
         .await;
         self.checkpointing.set(false);
+        self.checkpoint_done.notify_all();
         result
     }
 
@@ -738,6 +775,19 @@ impl WalChannel {
         let mut s = self.inner.borrow_mut();
         let d = s.log.direct.as_mut();
         d.map(|d| d.set_limits(chunk, budget, ahead)).is_some()
+    }
+
+    /// Whether the preallocator failed to make the next segment and waits (see
+    /// `spare_failing`).
+    #[cfg(test)]
+    pub fn spare_failing(&self) -> bool {
+        self.spare_failing.get()
+    }
+
+    /// Whether the log appends with direct I/O (see `direct`).
+    #[cfg(test)]
+    pub fn appends_direct(&self) -> bool {
+        self.inner.borrow().log.direct.is_some()
     }
 
     /// The bytes of chunks the shard keeps for reuse (see `direct`).
@@ -932,7 +982,6 @@ async fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// segment on the loop and reports its error to the put, as without a spare.
 async fn preallocator(chan: Rc<WalChannel>) {
     let want = chan.inner.borrow().log.want_spare.clone();
-    let mut failing = false;
     loop {
         let woken = want.notified();
         if chan.stopped.get() {
@@ -953,21 +1002,25 @@ async fn preallocator(chan: Rc<WalChannel>) {
             })
         };
         if let Some((dir, shard, start, size, zero, free)) = job {
+            let create = || async {
+                chan.inner.borrow().log.check_room_for_new_segment()?;
+                SegmentFile::create_spare(&dir, shard, start, size, zero).await
+            };
             let made = match free {
                 Some(from) => {
                     match SegmentFile::reuse_as_spare(&dir, &from, shard, start, size).await {
                         Ok(spare) => Ok(spare),
                         Err(e) => {
                             tracing::warn!(channel = %chan.name, shard = chan.shard, "cannot reuse free segment {} ({e}); making a new one", from.display());
-                            SegmentFile::create_spare(&dir, shard, start, size, zero).await
+                            create().await
                         }
                     }
                 }
-                None => SegmentFile::create_spare(&dir, shard, start, size, zero).await,
+                None => create().await,
             };
             match made {
                 Ok(spare) => {
-                    failing = false;
+                    chan.spare_failing.set(false);
                     let unused = {
                         let mut s = chan.inner.borrow_mut();
                         let current = s.log.active().file.end_lsn() == start && !chan.stopped.get();
@@ -979,13 +1032,25 @@ async fn preallocator(chan: Rc<WalChannel>) {
                         }
                     };
                     // The log rolled past it meanwhile (a blocking roll) or is closing.
-                    if let Some((f, _)) = unused {
-                        let _ = tokio_uring::fs::remove_file(&f.path).await;
+                    // Rolled past: it goes back to the free segments, since on a full disk
+                    // it may be the only room there is (both names are outside the log,
+                    // so the rename needs no directory sync).
+                    if let Some((f, uring)) = unused {
+                        let keep =
+                            !chan.stopped.get() && chan.inner.borrow().log.free.len() < FREE_KEEP;
+                        let to = dir.join(segment::free_name(f.start));
+                        let path = f.path.clone();
+                        drop((f, uring));
+                        if keep && tokio_uring::fs::rename(&path, &to).await.is_ok() {
+                            chan.inner.borrow_mut().log.free.push(to);
+                        } else {
+                            let _ = tokio_uring::fs::remove_file(&path).await;
+                        }
                     }
                     continue;
                 }
-                Err(e) if !failing => {
-                    failing = true;
+                Err(e) if !chan.spare_failing.get() => {
+                    chan.spare_failing.set(true);
                     tracing::warn!(channel = %chan.name, shard = chan.shard, "cannot make the next segment ahead of time ({e}); it will be created when needed");
                 }
                 Err(_) => {}
@@ -996,9 +1061,11 @@ async fn preallocator(chan: Rc<WalChannel>) {
 }
 
 /// Checkpoints every checkpointInterval, and early when a consumed segment can be freed
-/// for reuse (see `commit_take`), until the channel closes.
+/// for reuse or a take commit could not be logged (see `commit_take`), until the channel
+/// closes.
 async fn checkpointer(chan: Rc<WalChannel>) {
     let mut early = chan.want_checkpoint.notified();
+    let mut failing = false;
     loop {
         let stop = chan.stop_tasks.notified();
         if chan.stopped.get() {
@@ -1014,8 +1081,18 @@ async fn checkpointer(chan: Rc<WalChannel>) {
         }
         // Armed before the checkpoint runs, so a request made during it is not lost.
         early = chan.want_checkpoint.notified();
-        if let Err(e) = chan.checkpoint().await {
-            tracing::warn!(channel = %chan.name, shard = chan.shard, "checkpoint failed: {e}");
+        // Logged once per failing spell: on a full disk every take commit asks for one.
+        match chan.checkpoint().await {
+            Ok(()) if std::mem::take(&mut failing) => {
+                tracing::info!(channel = %chan.name, shard = chan.shard, "checkpoints succeed again");
+            }
+            Ok(()) => {}
+            Err(e) if !std::mem::replace(&mut failing, true) => {
+                tracing::warn!(channel = %chan.name, shard = chan.shard, "checkpoint failed: {e}");
+            }
+            Err(e) => {
+                tracing::debug!(channel = %chan.name, shard = chan.shard, "checkpoint failed: {e}")
+            }
         }
     }
 }

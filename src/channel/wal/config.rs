@@ -25,7 +25,7 @@ const KEYS: &[KeySpec] = &[
     KeySpec::new("transactionCapacity", KeyKind::POSITIVE, Some("10000"), "Maximum number of events per put or take transaction"),
     KeySpec::new("checkpointInterval", KeyKind::POSITIVE, Some("30000"), "Milliseconds between checkpoints (flume-fast also checkpoints when the log rolls past a consumed segment, so it can be reused)"),
     KeySpec::new("maxFileSize", KeyKind::int(65536, 1 << 40), Some(DEFAULT_SEGMENT), "Size of each preallocated, mapped log segment in bytes (Flume's default is 2146435071; flume-fast defaults to 64 MiB, which frees disk sooner)"),
-    KeySpec::new("minimumRequiredSpace", KeyKind::NON_NEGATIVE, Some("524288000"), "Puts fail while the data directory's filesystem has less free space than this (bytes); takes go on so sinks can drain"),
+    KeySpec::new("minimumRequiredSpace", KeyKind::NON_NEGATIVE, Some("524288000"), "Puts fail while the data directory's filesystem has less free space than this (bytes), and the log makes no new segment file that would leave less; takes go on so sinks can drain"),
     KeySpec::new("keep-alive", KeyKind::NON_NEGATIVE, Some("3"), "Seconds a put waits for space before failing"),
     KeySpec::new("checkpointOnClose", KeyKind::Bool, Some("true"), "Write a checkpoint when the channel closes, so the next start replays less"),
     KeySpec::new("fsyncPerTransaction", KeyKind::Bool, Some("true"), "Sync the log before a put commit is acknowledged (one sync shared by all transactions committed meanwhile); false trades durability for speed: a crash of the machine may lose up to fsyncInterval of acknowledged events"),

@@ -99,6 +99,8 @@ pub struct Log {
     /// Appends go to memory and are written with `O_DIRECT` at each sync (see `direct`),
     /// whose disk thread then makes every sync of this log.
     pub direct: Option<Appender>,
+    /// Free space (minimumRequiredSpace) a new segment file must leave on the disk.
+    pub reserve: u64,
 }
 
 /// The smallest padding record (frame header, kind byte, alignment).
@@ -157,6 +159,7 @@ impl Log {
             free: Vec::new(),
             rolls: 0,
             direct: None,
+            reserve: 0,
         }
     }
 
@@ -224,10 +227,7 @@ impl Log {
             Some(s) => s,
             None => {
                 self.blocking_rolls += 1;
-                // On the loop: no zero-filling here, it would stall every connection.
-                let file =
-                    SegmentFile::create(&self.dir, self.shard, start, self.segment_size, false)?;
-                Seg::new(file, None)?
+                self.segment_blocking(start)?
             }
         };
         if let Some(d) = &mut self.direct {
@@ -250,6 +250,59 @@ impl Log {
         self.segs.push_back(seg);
         self.pos = HEADER_LEN;
         Ok(())
+    }
+
+    /// The segment starting at `start`, made on the loop for a roll that found no spare
+    /// ready: out of a free segment when there is one, else a new file (not zero-filled,
+    /// which would stall every connection). Free segments come first because on a full
+    /// disk they are the only space left: a new file fails with ENOSPC while the log's
+    /// own consumed segments sit there, and the log could never roll again.
+    fn segment_blocking(&mut self, start: u64) -> io::Result<Rc<Seg>> {
+        while let Some(from) = self.free.pop() {
+            // A failed reuse removed the file; the next one, or a new file, may do.
+            let Ok(mut f) =
+                SegmentFile::reuse_blocking(&self.dir, &from, self.shard, start, self.segment_size)
+            else {
+                continue;
+            };
+            if f.activate(&self.dir).is_err() {
+                let _ = std::fs::remove_file(&f.path);
+                continue;
+            }
+            // Durable with the next group commit, before anything in it is acknowledged.
+            self.dir_dirty = true;
+            let path = f.path.clone();
+            return Seg::new(f, None).inspect_err(|_| {
+                let _ = std::fs::remove_file(&path);
+            });
+        }
+        self.check_room_for_new_segment()?;
+        let file = SegmentFile::create(&self.dir, self.shard, start, self.segment_size, false)?;
+        Seg::new(file, None)
+    }
+
+    /// Fails unless a new segment file leaves `reserve` bytes free. Why: the log must
+    /// not take the disk below minimumRequiredSpace by itself, or nothing is left for the
+    /// checkpoint that frees the segments the sinks have consumed, and the channel stays
+    /// stuck with every byte in segments. (Reusing a free segment takes no space.)
+    pub fn check_room_for_new_segment(&self) -> io::Result<()> {
+        if self.reserve == 0 {
+            return Ok(());
+        }
+        // Unknown free space does not stop the log; creating the file still fails
+        // cleanly if the disk is really full.
+        match super::layout::free_space(&self.dir) {
+            Ok(free) if free < self.segment_size as u64 + self.reserve => {
+                Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    format!(
+                        "No space left on device for a new segment: {free} bytes free, a segment takes {} and minimumRequiredSpace keeps {}",
+                        self.segment_size, self.reserve
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     pub fn append_record(&mut self, r: &Record) -> io::Result<()> {

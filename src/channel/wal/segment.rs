@@ -18,7 +18,9 @@
 //!
 //! A segment whose records are all consumed is not deleted but kept as a *free* segment,
 //! `<old lsn:020>.free` (a few per shard: `log::FREE_KEEP`, kept by `WalChannel::checkpoint`), and the next spare is made
-//! by renaming one and writing a new header (`reuse_as_spare`). Its pages are still in
+//! by renaming one and writing a new header (`reuse_as_spare`; so is a segment a roll
+//! has to make on the loop, `reuse_blocking`, since on a full disk the free segments are
+//! the only room there is). Its pages are still in
 //! the page cache, so appending overwrites cached pages instead of allocating new ones:
 //! on this VM, whose free memory is handed back to the host, a newly allocated page-cache
 //! page costs about 5.6 µs, and the kernel's copy into new pages was 63% of the agent's
@@ -342,6 +344,48 @@ impl SegmentFile {
         }
         .await;
         spare_or_remove(made, start, path, uring).await
+    }
+
+    /// `reuse_as_spare` by blocking calls, for a roll that found no spare ready (see
+    /// `Log::room`): renamed to a spare, headed for `start` and synced; `activate` makes
+    /// it part of the log. On an error the file is removed.
+    pub fn reuse_blocking(
+        dir: &Path,
+        from: &Path,
+        shard: u32,
+        start: u64,
+        len: usize,
+    ) -> io::Result<SegmentFile> {
+        let path = dir.join(spare_name(start));
+        if let Err(e) = std::fs::rename(from, &path) {
+            let _ = std::fs::remove_file(from);
+            return Err(e);
+        }
+        let made = (|| {
+            let file = OpenOptions::new().read(true).write(true).open(&path)?;
+            let size = file.metadata()?.len();
+            if size != len as u64 {
+                return Err(io::Error::other(format!(
+                    "free segment is {size} bytes, not {len}"
+                )));
+            }
+            let map = MmapRaw::map_raw(&file)?;
+            file.write_all_at(&encode_header(shard, start), 0)?;
+            file.sync_data()?;
+            Ok((file, map))
+        })();
+        match made {
+            Ok((file, map)) => Ok(SegmentFile {
+                start,
+                path,
+                file,
+                map: Arc::new(map),
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err(e)
+            }
+        }
     }
 
     /// Gives a spare its segment name, making it part of the log. The rename is durable

@@ -1099,3 +1099,318 @@ fn zero_filled_spares_have_no_unwritten_extents() {
     let data = std::fs::read(root.path().join(segment::spare_name(0))).unwrap();
     assert!(data[segment::HEADER_LEN..].iter().all(|&b| b == 0));
 }
+
+/// Takes and commits until the channel is empty; what it took, in order.
+async fn drain_all(ch: &Channel) -> Vec<String> {
+    let mut got = Vec::new();
+    while !ch.is_empty() {
+        got.extend(drain(ch).await);
+    }
+    got
+}
+
+/// A small tmpfs on a temporary directory, for a disk that really fills up; unmounted
+/// when dropped, even when the test fails.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts one of `size` (as mount's `size=` option), or says why it cannot (not
+    /// permitted: not root).
+    fn mount(size: &str) -> Result<Tmpfs, String> {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = std::ffi::CString::new(dir.path().as_os_str().as_bytes()).unwrap();
+        let opts = std::ffi::CString::new(format!("size={size}")).unwrap();
+        // SAFETY: NUL-terminated strings that outlive the call.
+        let rc = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                opts.as_ptr().cast(),
+            )
+        };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EPERM) {
+                return Err(format!("cannot mount a tmpfs ({e}); run as root"));
+            }
+            panic!("mounting a tmpfs on {}: {e}", dir.path().display());
+        }
+        Ok(Tmpfs { dir })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        use std::os::unix::ffi::OsStrExt;
+        let target = std::ffi::CString::new(self.dir.path().as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// A channel on a 512 KiB tmpfs (segments of 64 KiB: seven fit, beside the checkpoint),
+/// with a floor of 16 KiB; `None` where no tmpfs can be mounted.
+fn tiny_disk(fsync_per_transaction: bool) -> Option<(Tmpfs, WalConfig)> {
+    let fs = match Tmpfs::mount("512k") {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return None;
+        }
+    };
+    let mut c = cfg(fs.dir.path());
+    c.minimum_required_space = 16 << 10;
+    c.fsync_per_transaction = fsync_per_transaction;
+    Some((fs, c))
+}
+
+/// The free space of a tmpfs once it holds no more than its files: a file deleted by a
+/// runtime that has ended can keep its pages a moment longer, while the kernel tears the
+/// runtime's io_uring down (which closes the last descriptors).
+fn settled_free_space(root: &Path) -> u64 {
+    fn blocks(dir: &Path) -> u64 {
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let m = e.metadata().unwrap();
+            n += if m.is_dir() {
+                blocks(&e.path())
+            } else {
+                std::os::unix::fs::MetadataExt::blocks(&m) * 512
+            };
+        }
+        n
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let c = std::ffi::CString::new(root.as_os_str().as_encoded_bytes()).unwrap();
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: a NUL-terminated path and a valid out pointer.
+        assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+        let used = (st.f_blocks - st.f_bfree) * st.f_frsize;
+        if used <= blocks(root) {
+            return st.f_bavail * st.f_frsize;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{used} bytes used, files hold {}",
+            blocks(root)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Puts batches of 100 (yielding between them, as a source would, so the preallocator
+/// runs) until the disk is full: a put fails with ENOSPC while the preallocator, too,
+/// has failed for want of space (rather than holding the space for a spare still being
+/// made, which the next put would roll to). Returns how many were acknowledged.
+async fn fill_until_enospc(ch: &Channel) -> u32 {
+    let Channel::Wal(w) = ch else { unreachable!() };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut n = 0;
+    loop {
+        match ch.put(evs(n..n + 100)).await {
+            Ok(()) => n += 100,
+            Err((ChannelError::Log { message, .. }, _))
+                if message.contains("No space left on device") =>
+            {
+                if w.spare_failing() && !w.spare_ready() {
+                    return n;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err((e, _)) => panic!("after {n} events: {e}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the disk never filled"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The consumed segments a checkpoint keeps are the only space on a full disk. The
+/// preallocator, once it had failed for want of space, slept until the next roll, which
+/// could not happen (the roll itself failed): it must wake when a checkpoint frees
+/// segments, and make the spare out of one.
+#[test]
+fn a_preallocator_that_failed_on_a_full_disk_reuses_the_segments_a_checkpoint_frees() {
+    let Some((_fs, c)) = tiny_disk(true) else {
+        return;
+    };
+    let dir = c.data_dir(0);
+    with_channel(&c, 0, 1, |ch| async move {
+        let Channel::Wal(w) = &ch else { unreachable!() };
+        let acked = fill_until_enospc(&ch).await;
+        assert!(acked > 2000, "{acked}");
+        assert!(!w.spare_ready(), "no room for a spare on a full disk");
+        let segs: Vec<u64> = segment::list(&dir)
+            .unwrap()
+            .iter()
+            .map(|(_, p)| inode(p))
+            .collect();
+        // The sink drains the backlog (its take records find no room) and a checkpoint
+        // frees the segments, with no await in between: nothing rolls meanwhile, which
+        // would wake the preallocator by itself.
+        let mut got = Vec::new();
+        while !ch.is_empty() {
+            let tx = ch.take(1000);
+            got.extend(bodies(&tx.events));
+            tx.commit();
+        }
+        assert!(got == names(0..acked), "the backlog");
+        w.checkpoint().await.unwrap();
+        assert!(!free_segments(&dir).is_empty(), "the checkpoint kept none");
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while !w.spare_ready() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no spare made of the free segments {:?}",
+                free_segments(&dir)
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let spare = dir.join(&spares(&dir)[0]);
+        assert!(segs.contains(&inode(&spare)), "the spare is a new file");
+        for i in 0..30 {
+            put(&ch, acked + i * 100..acked + (i + 1) * 100).await;
+        }
+        assert!(drain_all(&ch).await == names(acked..acked + 3000), "after");
+    });
+}
+
+/// A roll that finds no spare ready makes the segment on the loop: on a full disk that
+/// must be a free segment, not a new file. Here a restart finds free segments and a disk
+/// with no room for a segment, and puts (not awaiting a sync, so the preallocator has not
+/// run yet) roll before anything else could make a spare.
+#[test]
+fn a_roll_with_no_spare_ready_reuses_a_free_segment_rather_than_make_a_file() {
+    let Some((fs, c)) = tiny_disk(false) else {
+        return;
+    };
+    let dir = c.data_dir(0);
+    let d = dir.clone();
+    with_channel(&c, 0, 1, |ch| async move {
+        let mut n = 0;
+        while free_segments(&d).is_empty() {
+            put(&ch, n..n + 1000).await;
+            assert_eq!(drain(&ch).await, names(n..n + 1000));
+            n += 1000;
+            assert!(n < 100_000, "no segment was freed");
+        }
+        ch.close().await;
+    });
+    let root = fs.dir.path().to_path_buf();
+    with_channel(&c, 0, 1, |ch| async move {
+        let Channel::Wal(w) = &ch else { unreachable!() };
+        // Opened (consumed segments kept or deleted), nothing has yielded since. Ballast
+        // leaves less than a segment of room.
+        let free: Vec<u64> = free_segments(&dir)
+            .iter()
+            .map(|n| inode(&dir.join(n)))
+            .collect();
+        assert!(!free.is_empty());
+        let room = settled_free_space(&root);
+        let ballast = std::fs::File::create(root.join("ballast")).unwrap();
+        let len = (room - (32 << 10)) as libc::off_t;
+        // SAFETY: fallocate on a file we own.
+        let rc =
+            unsafe { libc::fallocate(std::os::unix::io::AsRawFd::as_raw_fd(&ballast), 0, 0, len) };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        let mut n = 0;
+        while w.blocking_rolls() == 0 {
+            ch.put(evs(n..n + 100)).await.unwrap();
+            n += 100;
+        }
+        let active = segment::list(&dir).unwrap().pop().unwrap().1;
+        assert!(free.contains(&inode(&active)), "the roll made a new file");
+        assert!(drain_all(&ch).await == names(0..n), "{n} events");
+    });
+}
+
+/// A full log that cannot roll cannot hold take records either: while the sinks drain a
+/// backlog, each take commit that is not logged asks for a checkpoint, which records it
+/// and frees the consumed segments. Puts are accepted again within moments, and a crash
+/// then does not deliver the drained backlog again. With direct appends and without
+/// fsyncPerTransaction alike.
+#[test]
+fn after_a_full_disk_takes_are_recorded_and_puts_resume_as_the_backlog_drains() {
+    for fsync in [true, false] {
+        let Some((_fs, c)) = tiny_disk(fsync) else {
+            return;
+        };
+        let ckpt = c.checkpoint_dir(0);
+        let after = with_channel(&c, 0, 1, |ch| async move {
+            let Channel::Wal(w) = &ch else { unreachable!() };
+            assert_eq!(w.appends_direct(), fsync, "direct appends on tmpfs");
+            let acked = fill_until_enospc(&ch).await;
+            assert!(acked > 2000, "{acked}");
+            // The sink drains the backlog; the log has no room for its take records.
+            let mut got = Vec::new();
+            while !ch.is_empty() {
+                let tx = ch.take(1000);
+                got.extend(bodies(&tx.events));
+                tx.commit();
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(got, names(0..acked));
+            let drained = std::time::Instant::now();
+            let within = drained + Duration::from_secs(2);
+            while super::checkpoint::read(&ckpt)
+                .unwrap()
+                .is_none_or(|k| k.live_count() > 0)
+            {
+                assert!(
+                    std::time::Instant::now() < within,
+                    "no checkpoint recorded the drained backlog"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            loop {
+                match ch.put(evs(acked..acked + 100)).await {
+                    Ok(()) => break,
+                    Err((e, _)) => assert!(
+                        std::time::Instant::now() < within,
+                        "puts still refused 2 s after the drain: {e}"
+                    ),
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            settle(&ch).await;
+            acked
+            // A crash: no close, no checkpoint of its own.
+        });
+        with_channel(&c, 0, 1, |ch| async move {
+            assert_eq!(drain(&ch).await, names(after..after + 100), "fsync {fsync}");
+        });
+    }
+}
+
+/// The log makes no new segment file that would leave less than minimumRequiredSpace:
+/// taking the last bytes itself (a spare made ahead of need) left none for the
+/// checkpoint that frees the consumed segments, and the channel stayed stuck with every
+/// byte in segments. Puts now fail at the roll, the free space stays above the floor,
+/// and a checkpoint after the drain succeeds.
+#[test]
+fn the_log_leaves_minimum_required_space_free_for_its_checkpoints() {
+    let Some((fs, mut c)) = tiny_disk(true) else {
+        return;
+    };
+    c.minimum_required_space = 160 << 10;
+    let root = fs.dir.path().to_path_buf();
+    with_channel(&c, 0, 1, |ch| async move {
+        let Channel::Wal(w) = &ch else { unreachable!() };
+        let acked = fill_until_enospc(&ch).await;
+        assert!(acked > 1000, "{acked}");
+        let free = settled_free_space(&root);
+        assert!(free >= 160 << 10, "the log left {free} bytes free");
+        assert!(drain_all(&ch).await == names(0..acked), "the backlog");
+        w.checkpoint().await.unwrap();
+        put(&ch, acked..acked + 100).await;
+        assert_eq!(drain(&ch).await, names(acked..acked + 100));
+    });
+}

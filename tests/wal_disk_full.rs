@@ -1,0 +1,374 @@
+//! The file channel on a disk that fills up (issue 31, item 1): avro source → file
+//! channel on a small tmpfs → avro sink whose downstream agent is down, loaded by
+//! `flume-fast loadgen --unique --acked-log` until puts fail with ENOSPC. Then the
+//! downstream comes up: once the backlog is delivered, puts must be accepted again within
+//! 2 s (the space the channel needs is in its own consumed segments), every acknowledged
+//! event must be delivered, and neither the recovery nor a SIGKILL and restart after it
+//! may deliver the backlog a second time.
+//!
+//! Needs to mount a tmpfs (root, as CI runs); skips with the reason otherwise.
+
+mod common;
+
+use common::{free_port, receiver_conf, wait_until, Agent, BIN};
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Size of the tmpfs the channel lives on, and of its segments: five segments fill it
+/// (the sixth, made ahead of need, does not fit), with room left above the floor.
+const FS_SIZE: &str = "24m";
+const SEGMENT: u64 = 4 << 20;
+const FLOOR: u64 = 1 << 20;
+
+/// Body bytes per event: the loadgen id, then padding.
+const SIZE: usize = 256;
+
+/// The tests time a recovery: one at a time, not competing for the machine's cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// A tmpfs mounted on a temporary directory, unmounted when dropped (even when the test
+/// fails), before the directory itself goes.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts one, or says why it cannot (not permitted: not root).
+    fn mount(size: &str) -> Result<Tmpfs, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let target = CString::new(dir.path().as_os_str().as_bytes()).unwrap();
+        let opts = CString::new(format!("size={size}")).unwrap();
+        // SAFETY: NUL-terminated strings that outlive the call.
+        let rc = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                opts.as_ptr().cast(),
+            )
+        };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EPERM) {
+                return Err(format!("cannot mount a tmpfs ({e}); run as root"));
+            }
+            panic!("mounting a tmpfs on {}: {e}", dir.path().display());
+        }
+        Ok(Tmpfs { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let target = CString::new(self.dir.path().as_os_str().as_bytes()).unwrap();
+        // Lazily: an agent killed a moment ago may still hold a file there.
+        // SAFETY: a NUL-terminated path.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// The agent under test: avro on `port` → file channel on `fs` → avro sink to `down`.
+fn upstream_conf(fs: &Path, port: u16, down: u16, fsync_per_transaction: bool) -> String {
+    format!(
+        "a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = avro
+a1.sources.r1.bind = 127.0.0.1
+a1.sources.r1.port = {port}
+a1.sources.r1.channels = c1
+a1.channels.c1.type = file
+a1.channels.c1.checkpointDir = {fs}/ckpt
+a1.channels.c1.dataDirs = {fs}/data
+a1.channels.c1.maxFileSize = {SEGMENT}
+a1.channels.c1.minimumRequiredSpace = {FLOOR}
+a1.channels.c1.fsyncPerTransaction = {fsync_per_transaction}
+a1.channels.c1.capacity = 1000000
+a1.channels.c1.transactionCapacity = 1000
+# No periodic checkpoint during the test: what recovers must not wait for one.
+a1.channels.c1.checkpointInterval = 600000
+a1.sinks.k1.type = avro
+a1.sinks.k1.hostname = 127.0.0.1
+a1.sinks.k1.port = {down}
+a1.sinks.k1.batch-size = 1000
+a1.sinks.k1.channel = c1
+",
+        fs = fs.display()
+    )
+}
+
+/// `flume-fast loadgen --unique` as a child: every batch is retried until acknowledged,
+/// and each attempt's outcome is a line of `acked.log`.
+struct Loadgen {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Loadgen {
+    fn start(dir: &Path, port: u16) -> Loadgen {
+        let log = dir.join("acked.log");
+        let child = Command::new(BIN)
+            .args(["loadgen", "-p", &port.to_string(), "--unique"])
+            .args(["--timeout", "5", "-c", "2", "-b", "500"])
+            .args(["-s", &SIZE.to_string(), "-d", "600", "--acked-log"])
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Loadgen {
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn batches(&self) -> Vec<(String, usize, u64, u64)> {
+        batches(&self.log)
+    }
+
+    fn acked(&self) -> Vec<(usize, u64)> {
+        acked(&self.log)
+    }
+
+    /// SIGTERM (the batches in flight finish), then its JSON summary.
+    fn stop(mut self) -> serde_json::Value {
+        let child = self.child.take().unwrap();
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "loadgen failed: {err}");
+        println!("loadgen: {}", err.trim());
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for Loadgen {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The whole lines of an acked log: (outcome, connection, first seq, end seq).
+fn batches(log: &Path) -> Vec<(String, usize, u64, u64)> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    whole
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            assert_eq!(f.len(), 4, "acked log line {l:?}");
+            (
+                f[0].to_string(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+                f[3].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Every event of every batch an acked log says was acknowledged.
+fn acked(log: &Path) -> Vec<(usize, u64)> {
+    let mut v: Vec<_> = batches(log)
+        .into_iter()
+        .filter(|b| b.0 == "ok")
+        .flat_map(|(_, c, first, end)| (first..end).map(move |s| (c, s)))
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// What the receiver's file_roll output holds, by loadgen id: how often each arrived.
+/// Only whole lines: the receiver may be writing the last one right now.
+fn delivered(out: &Path) -> HashMap<(usize, u64), usize> {
+    let mut seen = HashMap::new();
+    let files = std::fs::read_dir(out).into_iter().flatten().flatten();
+    let texts: Vec<String> = files
+        .map(|f| std::fs::read_to_string(f.path()).unwrap())
+        .collect();
+    let whole = texts
+        .iter()
+        .map(|t| &t[..t.rfind('\n').map_or(0, |i| i + 1)]);
+    for l in whole.flat_map(str::lines) {
+        let id = (l.len() == SIZE)
+            .then(|| l[..20].split_once('-'))
+            .flatten()
+            .and_then(|(c, s)| Some((c.parse().ok()?, s.parse().ok()?)));
+        let id = id.unwrap_or_else(|| panic!("not a loadgen body: {l:?}"));
+        *seen.entry(id).or_insert(0) += 1;
+    }
+    seen
+}
+
+/// Waits (bounded) until the output holds every id in `ids`; returns the output then.
+fn await_delivery(out: &Path, ids: &[(usize, u64)], what: &str) -> HashMap<(usize, u64), usize> {
+    let mut missing = ids.len();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let seen = delivered(out);
+        let now = ids.iter().filter(|id| !seen.contains_key(id)).count();
+        if now == 0 {
+            return seen;
+        }
+        missing = missing.min(now);
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {missing} of {} acknowledged events never arrived",
+            ids.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn disk_full_cycle(fsync_per_transaction: bool) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let fs = match Tmpfs::mount(FS_SIZE) {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let began = Instant::now();
+    let work = tempfile::tempdir().unwrap();
+    let (port, down) = (free_port(), free_port());
+    let conf = upstream_conf(fs.path(), port, down, fsync_per_transaction);
+    let mut agent = Agent::start(&conf, &["--cores", "1"]);
+    let loadgen = Loadgen::start(work.path(), port);
+
+    // The downstream is down: the backlog grows until the disk is full.
+    agent.wait_for_log("No space left on device", Duration::from_secs(40));
+    let failed_at = loadgen.batches().len();
+    wait_until(Duration::from_secs(10), "a batch answered FAILED", || {
+        loadgen
+            .batches()
+            .iter()
+            .any(|b| b.0 == "failed")
+            .then_some(())
+    });
+    let backlog = loadgen.acked();
+    println!(
+        "disk full after {} acknowledged events ({:?}); {failed_at} batches logged",
+        backlog.len(),
+        began.elapsed()
+    );
+    assert!(
+        backlog.len() > 20_000,
+        "too little backlog: {}",
+        backlog.len()
+    );
+
+    // The downstream comes back and takes the whole backlog.
+    let receiver = Agent::start(&receiver_conf(down, ""), &["--cores", "1"]);
+    let out = receiver.path("out");
+    let t = Instant::now();
+    await_delivery(&out, &backlog, "the backlog");
+    let drained = Instant::now();
+    println!("backlog delivered in {:?}", t.elapsed());
+
+    // Puts are accepted again (loadgen retries every 500 ms at most).
+    let lines = loadgen.batches().len();
+    let deadline = drained + Duration::from_secs(2);
+    loop {
+        if loadgen.batches()[lines..].iter().any(|b| b.0 == "ok") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no put accepted within 2 s of the drain; channel log:\n{}",
+            agent.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "puts accepted again {:?} after the drain",
+        drained.elapsed()
+    );
+
+    // A little more traffic through the recovered channel, then the end of the load.
+    let more = loadgen.acked().len() + 5000;
+    wait_until(Duration::from_secs(20), "more acknowledged events", || {
+        (loadgen.acked().len() >= more).then_some(())
+    });
+    let log = loadgen.log.clone();
+    let summary = loadgen.stop();
+    let acked = acked(&log);
+    assert_eq!(
+        summary["acked_events"].as_u64().unwrap(),
+        acked.len() as u64,
+        "loadgen's count and its log disagree"
+    );
+    let seen = await_delivery(&out, &acked, "after the recovery");
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    println!(
+        "{} acknowledged, {} distinct delivered, {duplicates} duplicates",
+        acked.len(),
+        seen.len()
+    );
+    assert!(
+        duplicates * 10 < backlog.len(),
+        "{duplicates} duplicates of a backlog of {}: delivered a second time",
+        backlog.len()
+    );
+
+    // A crash now: the takes of the backlog were recorded (in the log or a checkpoint),
+    // so the restarted agent has next to nothing left to deliver.
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    drop(agent);
+    // On a port of its own: the killed agent's listener can linger a moment.
+    let conf = upstream_conf(fs.path(), free_port(), down, fsync_per_transaction);
+    let agent = Agent::start(&conf, &["--cores", "1"]);
+    let line = agent.wait_for_log("replayed ", Duration::from_secs(20));
+    let replayed: usize = line
+        .split("replayed ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {line:?}"));
+    println!("the restarted agent replayed {replayed} events");
+    assert!(
+        replayed * 10 < backlog.len(),
+        "a restart after the recovery would deliver {replayed} events again (backlog {})",
+        backlog.len()
+    );
+    let total: usize = seen.values().sum();
+    let seen = wait_until(Duration::from_secs(20), "the replayed events", || {
+        let seen = delivered(&out);
+        (seen.values().sum::<usize>() >= total + replayed).then_some(seen)
+    });
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    assert!(
+        duplicates * 10 < backlog.len(),
+        "{duplicates} duplicates after the restart (backlog {})",
+        backlog.len()
+    );
+    drop(agent);
+    drop(receiver);
+    println!("took {:?}", began.elapsed());
+}
+
+#[test]
+fn a_full_disk_recovers_once_the_backlog_drains_with_fsync_per_transaction() {
+    disk_full_cycle(true);
+}
+
+#[test]
+fn a_full_disk_recovers_once_the_backlog_drains_without_fsync_per_transaction() {
+    disk_full_cycle(false);
+}
