@@ -682,7 +682,12 @@ fn established_on(port: u16) -> usize {
 fn six_unfinished_60_mib_frames_keep_the_agent_rss_bounded() {
     const BODY: usize = 60 << 20;
     let port = free_port();
-    let mut agent = Agent::start(&receiver_conf(port, ""), &["--cores", "2"]);
+    // The clients must stay connected for the whole measurement (closing them would free
+    // what they hold): their first request must not run into handshake-timeout.
+    let mut agent = Agent::start(
+        &receiver_conf(port, "a1.sources.r1.handshake-timeout = 600000"),
+        &["--cores", "2"],
+    );
     let mut head = Vec::new();
     head.extend_from_slice(&1i32.to_be_bytes());
     head.extend_from_slice(&1i32.to_be_bytes());

@@ -9,12 +9,16 @@
 //! back on their clients, until the account is below the budget again:
 //!
 //! - while the shard holds less than the budget, everybody reads;
-//! - over it, a connection holding a large share (a sixteenth of the budget or more) waits,
-//!   unless it is the only one holding anything (its request is bounded by the frame size
-//!   limit, and nobody else's would finish first); a connection holding less (a normal
-//!   request in progress) goes on, so small clients keep being served;
-//! - over twice the budget, every connection that would grow waits, but one alone in
-//!   holding anything.
+//! - over it, a connection holding a large share (a sixteenth of the budget or more) waits;
+//!   one holding less (a normal request in progress) goes on, so small clients keep being
+//!   served;
+//! - over twice the budget, every connection that would grow waits;
+//! - but one alone in holding anything goes on: its request is bounded by the frame size
+//!   limit, and nobody else's would finish first;
+//! - and when every connection holding anything waits, none would ever finish and release
+//!   what it holds (large requests that together exceed the budget): one of them goes ahead
+//!   until its request is complete, within one and a half times the budget (the rest is
+//!   left to small requests, so a big one going ahead does not stop them).
 //!
 //! A connection that waits counts as silent for its source's idle timeout: a hog that never
 //! finishes its request is closed in the end, and what it held is freed for the others.
@@ -27,17 +31,25 @@ use std::rc::Rc;
 pub struct Budget {
     limit: usize,
     used: Cell<usize>,
-    /// Connections waiting for room (so a release wakes nobody when nobody waits).
+    /// Connections waiting for room (so a release wakes nobody when nobody waits), and the
+    /// bytes they hold.
     waiting: Cell<usize>,
+    waiting_held: Cell<usize>,
+    /// The connection let ahead while all others wait (0: none), and the next id to give.
+    ahead: Cell<u64>,
+    next_id: Cell<u64>,
     room: LocalNotify,
 }
 
 impl Budget {
     pub fn new(limit: usize) -> Rc<Budget> {
         Rc::new(Budget {
-            limit: limit.max(1),
+            limit: limit.max(16),
             used: Cell::new(0),
             waiting: Cell::new(0),
+            waiting_held: Cell::new(0),
+            ahead: Cell::new(0),
+            next_id: Cell::new(1),
             room: LocalNotify::default(),
         })
     }
@@ -55,18 +67,27 @@ impl Budget {
     fn small(&self) -> usize {
         self.limit / 16
     }
+
+    /// How far a connection let ahead may take the account.
+    fn ahead_limit(&self) -> usize {
+        self.limit + self.limit / 2
+    }
 }
 
 /// One connection's share of a [`Budget`]; gives it back when dropped.
 pub struct Hold {
     budget: Rc<Budget>,
+    id: u64,
     held: usize,
 }
 
 impl Hold {
     pub fn new(budget: &Rc<Budget>) -> Hold {
+        let id = budget.next_id.get();
+        budget.next_id.set(id + 1);
         Hold {
             budget: budget.clone(),
+            id,
             held: 0,
         }
     }
@@ -86,12 +107,19 @@ impl Hold {
             return;
         }
         let b = &*self.budget;
-        let used = b.used.get() - self.held + n;
-        b.used.set(used);
+        b.used.set(b.used.get() - self.held + n);
         let shrank = n < self.held;
         self.held = n;
-        if shrank && b.waiting.get() > 0 && used < 2 * b.limit {
-            b.room.notify_all();
+        if shrank {
+            // A request was completed (or the connection ended): a connection let ahead has
+            // had its turn.
+            if b.ahead.get() == self.id {
+                b.ahead.set(0);
+            }
+            // Waiters check their own rule again; releases with waiters are rare.
+            if b.waiting.get() > 0 {
+                b.room.notify_all();
+            }
         }
     }
 
@@ -100,17 +128,27 @@ impl Hold {
     pub fn may_grow(&self) -> bool {
         let b = &*self.budget;
         let used = b.used.get();
-        used < b.limit || self.held == used || (self.held < b.small() && used < 2 * b.limit)
+        used < b.limit
+            || self.held == used
+            || (self.held < b.small() && used < 2 * b.limit)
+            || (b.ahead.get() == self.id && used < b.ahead_limit())
     }
 
     /// Waits until the connection may read more. Cancel-safe.
     pub async fn room(&self) {
         let b = &*self.budget;
-        b.waiting.set(b.waiting.get() + 1);
-        let _waiting = Waiting(b);
+        let _waiting = Waiting::new(b, self.held);
         loop {
             let released = b.room.notified();
             if self.may_grow() {
+                return;
+            }
+            // Everybody holding anything waits: nobody would release. One goes ahead.
+            if b.ahead.get() == 0
+                && b.waiting_held.get() == b.used.get()
+                && b.used.get() < b.ahead_limit()
+            {
+                b.ahead.set(self.id);
                 return;
             }
             released.await;
@@ -118,11 +156,21 @@ impl Hold {
     }
 }
 
-struct Waiting<'a>(&'a Budget);
+/// Counts a connection among the waiters while it waits.
+struct Waiting<'a>(&'a Budget, usize);
+
+impl<'a> Waiting<'a> {
+    fn new(b: &'a Budget, held: usize) -> Self {
+        b.waiting.set(b.waiting.get() + 1);
+        b.waiting_held.set(b.waiting_held.get() + held);
+        Waiting(b, held)
+    }
+}
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.waiting.set(self.0.waiting.get() - 1);
+        self.0.waiting_held.set(self.0.waiting_held.get() - self.1);
     }
 }
 
@@ -164,6 +212,7 @@ mod tests {
             let mut other = Hold::new(&b);
             hog.set(80);
             other.set(40);
+            // `hog` does not wait, so nobody goes ahead: `other` waits for a release.
             let waiter = async {
                 other.room().await;
                 true
@@ -174,7 +223,48 @@ mod tests {
             };
             let (woke, ()) = tokio::join!(waiter, release);
             assert!(woke);
-            assert_eq!(b.waiting.get(), 0);
+            assert_eq!((b.waiting.get(), b.waiting_held.get()), (0, 0));
+        });
+    }
+
+    /// Large requests that together exceed the budget would wait for each other for ever:
+    /// one goes ahead, within 1.5 times the budget, and its turn ends with its request.
+    #[test]
+    fn when_every_holder_waits_one_goes_ahead_until_its_request_is_done() {
+        tokio_uring::start(async {
+            let b = Budget::new(3200);
+            let mut holds: Vec<Hold> = (0..3).map(|_| Hold::new(&b)).collect();
+            for h in &mut holds {
+                h.set(1100);
+            }
+            assert!(holds.iter().all(|h| !h.may_grow()));
+            let (a, rest) = holds.split_at_mut(1);
+            let (h1, h2) = rest.split_at_mut(1);
+            let first = async {
+                a[0].room().await;
+                0
+            };
+            let second = async {
+                h1[0].room().await;
+                1
+            };
+            let third = async {
+                h2[0].room().await;
+                2
+            };
+            // The last to wait sees everybody waiting and goes ahead; the others still wait.
+            let went = tokio::select! {
+                i = first => i,
+                i = second => i,
+                i = third => i,
+            };
+            assert_eq!(b.ahead.get(), holds[went].id);
+            assert!(holds[went].may_grow());
+            holds[went].set(5000);
+            assert!(!holds[went].may_grow(), "ahead beyond 1.5 times the budget");
+            holds[went].set(4000);
+            assert_eq!(b.ahead.get(), 0, "its request done, its turn is over");
+            assert_eq!((b.waiting.get(), b.waiting_held.get()), (0, 0));
         });
     }
 }

@@ -48,8 +48,8 @@ const KEYS: &[KeySpec] = &[
     KeySpec::new(
         "max-buffered-bytes",
         KeyKind::int(1024, 1 << 40),
-        Some("33554432"),
-        "flume-fast: bytes of unfinished lines buffered over all of this source's connections on one shard; over it, the connections holding the most stop being read (TCP pushes back) until it is below again",
+        Some("16777216"),
+        "flume-fast: bytes of unfinished lines buffered over all of this source's connections on one shard; over it, connections holding a sixteenth of it or more stop being read (TCP pushes back) until it is below again, as for the avro source",
     ),
 ];
 
