@@ -86,13 +86,24 @@ impl RawClient {
     }
 
     fn send(&mut self, bodies: &[&str]) -> Status {
+        let out = self.encode(bodies);
+        self.s.write_all(&out).unwrap();
+        self.reply()
+    }
+
+    /// The frame of an appendBatch of `bodies`.
+    fn encode(&mut self, bodies: &[&str]) -> BytesMut {
         let events: Vec<Event> = bodies
             .iter()
             .map(|b| Event::new(bytes::Bytes::copy_from_slice(b.as_bytes())))
             .collect();
         let mut out = BytesMut::new();
         self.client.encode_batch(&events, &mut out);
-        self.s.write_all(&out).unwrap();
+        out
+    }
+
+    /// Waits for the status of the request sent.
+    fn reply(&mut self) -> Status {
         loop {
             if let Some(f) = self.dec.decode(&mut self.buf).unwrap() {
                 match self.client.on_frame(&f).unwrap() {
@@ -710,6 +721,109 @@ fn six_unfinished_60_mib_frames_keep_the_agent_rss_bounded() {
     // The agent pushed back: not every client got its frame in.
     assert!(!hogs.all_done(), "no client was pushed back");
     hogs.finish();
+    wait_until(Duration::from_secs(30), "10000 lines", || {
+        (lines_in(&agent.path("out")).len() >= 10_000).then_some(())
+    });
+    assert!(agent.stop().success());
+}
+
+/// The receive queues of the established TCP connections whose local port is `port`.
+fn receive_queues(port: u16) -> Vec<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let local_port = u16::from_str_radix(f[1].rsplit(':').next().unwrap(), 16).unwrap();
+            (local_port == port && f[3] == "01")
+                .then(|| u64::from_str_radix(f[4].split(':').nth(1).unwrap(), 16).unwrap())
+        })
+        .collect()
+}
+
+/// Large requests that are in progress together beyond the budget are not left waiting for
+/// each other until the idle timeout. Four clients send the first 1.9 MiB of a 4 MiB batch
+/// (7.6 MiB in all, under the 8 MiB budget) and, once the agent has read all of it, the
+/// rest: every one of them then holds too much to be read over the budget. One goes
+/// ahead, its completion frees room, and all four are answered OK at once.
+#[test]
+fn large_requests_waiting_on_each_other_over_the_budget_all_complete() {
+    let port = free_port();
+    let mut agent = Agent::start(
+        &receiver_conf(port, "a1.sources.r1.max-buffered-bytes = 8388608"),
+        &["--cores", "1"],
+    );
+    let body = "x".repeat(512 << 10);
+    let mut clients: Vec<(RawClient, BytesMut)> = (0..4)
+        .map(|_| {
+            let mut c = RawClient::connect(port);
+            let frame = c.encode(&[body.as_str(); 8]);
+            (c, frame)
+        })
+        .collect();
+    let first = 1900 << 10;
+    for (c, frame) in &mut clients {
+        c.s.write_all(&frame[..first]).unwrap();
+    }
+    wait_until(
+        Duration::from_secs(20),
+        "the agent to read every first part",
+        || {
+            let q = receive_queues(port);
+            (q.len() == 4 && q.iter().all(|&n| n == 0)).then_some(())
+        },
+    );
+    let start = std::time::Instant::now();
+    let threads: Vec<_> = clients
+        .into_iter()
+        .map(|(mut c, frame)| {
+            std::thread::spawn(move || {
+                c.s.write_all(&frame[first..]).unwrap();
+                c.reply()
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), Status::Ok);
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    wait_until(Duration::from_secs(30), "32 events", || {
+        (lines_in(&agent.path("out")).len() >= 32).then_some(())
+    });
+    assert!(agent.stop().success());
+}
+
+/// A client alone in holding an unfinished request may take it past the budget (up to
+/// max-frame-size, so a request bigger than the budget can still be served), but what it
+/// holds must not stop the small requests of others arriving meanwhile.
+#[test]
+fn a_huge_unfinished_request_alone_does_not_stop_small_ones() {
+    const BODY: usize = 60 << 20;
+    let port = free_port();
+    let mut agent = Agent::start(
+        &receiver_conf(port, "a1.sources.r1.handshake-timeout = 600000"),
+        &["--cores", "1"],
+    );
+    let mut head = Vec::new();
+    head.extend_from_slice(&1i32.to_be_bytes());
+    head.extend_from_slice(&1i32.to_be_bytes());
+    head.extend_from_slice(&(BODY as i32).to_be_bytes());
+    let hog = Hogs::start(port, 1, &head, (BODY - 1024) as u64);
+    hog.await_steady(Duration::from_secs(120));
+    assert!(
+        hog.all_done(),
+        "a request alone was pushed back: {:?}",
+        hog.sent()
+    );
+    let (code, stdout, stderr) = loadgen(port, 2, 10_000);
+    assert_eq!(code, 0, "loadgen was not served: {stderr}");
+    assert!(stdout.contains(r#""acked_events":10000"#), "{stdout}");
+    hog.finish();
     wait_until(Duration::from_secs(30), "10000 lines", || {
         (lines_in(&agent.path("out")).len() >= 10_000).then_some(())
     });

@@ -14,11 +14,17 @@
 //!   served;
 //! - over twice the budget, every connection that would grow waits;
 //! - but one alone in holding anything goes on: its request is bounded by the frame size
-//!   limit, and nobody else's would finish first;
+//!   limit, and nobody else's would finish first. It is then the one "ahead" (below), and
+//!   what it holds does not count against the small requests' twice-the-budget;
 //! - and when every connection holding anything waits, none would ever finish and release
 //!   what it holds (large requests that together exceed the budget): one of them goes ahead
-//!   until its request is complete, within one and a half times the budget (the rest is
-//!   left to small requests, so a big one going ahead does not stop them).
+//!   until its request is complete or it holds the budget's worth itself, whatever the
+//!   others hold (what it holds does not count against the small requests either). So any
+//!   number of requests up to the budget's size, arriving together, are all served, while
+//!   a shard holds at most about three budgets whatever its clients do (one request
+//!   alone excepted, up to the frame size limit). Requests bigger than the budget in progress
+//!   together wait for each other until the idle timeout closes one: the budget is meant
+//!   to be above the largest request clients send.
 //!
 //! A connection that waits counts as silent for its source's idle timeout: a hog that never
 //! finishes its request is closed in the end, and what it held is freed for the others.
@@ -35,8 +41,9 @@ pub struct Budget {
     /// bytes they hold.
     waiting: Cell<usize>,
     waiting_held: Cell<usize>,
-    /// The connection let ahead while all others wait (0: none), and the next id to give.
+    /// The connection let ahead (0: none), what it holds, and the next id to give.
     ahead: Cell<u64>,
+    ahead_held: Cell<usize>,
     next_id: Cell<u64>,
     room: LocalNotify,
 }
@@ -49,6 +56,7 @@ impl Budget {
             waiting: Cell::new(0),
             waiting_held: Cell::new(0),
             ahead: Cell::new(0),
+            ahead_held: Cell::new(0),
             next_id: Cell::new(1),
             room: LocalNotify::default(),
         })
@@ -66,11 +74,6 @@ impl Budget {
     /// What a connection may hold and still read over the budget.
     fn small(&self) -> usize {
         self.limit / 16
-    }
-
-    /// How far a connection let ahead may take the account.
-    fn ahead_limit(&self) -> usize {
-        self.limit + self.limit / 2
     }
 }
 
@@ -110,11 +113,16 @@ impl Hold {
         b.used.set(b.used.get() - self.held + n);
         let shrank = n < self.held;
         self.held = n;
+        let ahead = b.ahead.get() == self.id;
+        if ahead {
+            b.ahead_held.set(n);
+        }
         if shrank {
             // A request was completed (or the connection ended): a connection let ahead has
             // had its turn.
-            if b.ahead.get() == self.id {
+            if ahead {
                 b.ahead.set(0);
+                b.ahead_held.set(0);
             }
             // Waiters check their own rule again; releases with waiters are rare.
             if b.waiting.get() > 0 {
@@ -128,10 +136,22 @@ impl Hold {
     pub fn may_grow(&self) -> bool {
         let b = &*self.budget;
         let used = b.used.get();
-        used < b.limit
-            || self.held == used
-            || (self.held < b.small() && used < 2 * b.limit)
-            || (b.ahead.get() == self.id && used < b.ahead_limit())
+        if used < b.limit {
+            return true;
+        }
+        if self.held == used {
+            if b.ahead.get() == 0 {
+                self.go_ahead();
+            }
+            return true;
+        }
+        (b.ahead.get() == self.id && self.held < b.limit)
+            || (self.held < b.small() && used - b.ahead_held.get() < 2 * b.limit)
+    }
+
+    fn go_ahead(&self) {
+        self.budget.ahead.set(self.id);
+        self.budget.ahead_held.set(self.held);
     }
 
     /// Waits until the connection may read more. Cancel-safe.
@@ -144,11 +164,8 @@ impl Hold {
                 return;
             }
             // Everybody holding anything waits: nobody would release. One goes ahead.
-            if b.ahead.get() == 0
-                && b.waiting_held.get() == b.used.get()
-                && b.used.get() < b.ahead_limit()
-            {
-                b.ahead.set(self.id);
+            if b.ahead.get() == 0 && b.waiting_held.get() == b.used.get() {
+                self.go_ahead();
                 return;
             }
             released.await;
@@ -205,6 +222,24 @@ mod tests {
     }
 
     #[test]
+    fn one_alone_goes_on_past_any_limit_without_stopping_small_requests() {
+        let b = Budget::new(1600);
+        let mut big = Hold::new(&b);
+        big.set(4000);
+        assert!(big.may_grow());
+        big.set(5000);
+        let mut small = Hold::new(&b);
+        small.set(50);
+        // Its 5000 bytes do not count against the small requests' 3200.
+        assert!(small.may_grow());
+        assert!(!big.may_grow(), "no longer alone");
+        drop(small);
+        assert!(big.may_grow(), "alone again");
+        big.set(0);
+        assert_eq!((b.ahead.get(), b.ahead_held.get()), (0, 0));
+    }
+
+    #[test]
     fn a_release_wakes_a_waiting_connection() {
         tokio_uring::start(async {
             let b = Budget::new(100);
@@ -228,7 +263,8 @@ mod tests {
     }
 
     /// Large requests that together exceed the budget would wait for each other for ever:
-    /// one goes ahead, within 1.5 times the budget, and its turn ends with its request.
+    /// one goes ahead up to the budget's size, whatever the sum, and its turn ends with its
+    /// request; small requests do not count what it holds against their limit.
     #[test]
     fn when_every_holder_waits_one_goes_ahead_until_its_request_is_done() {
         tokio_uring::start(async {
@@ -260,9 +296,17 @@ mod tests {
             };
             assert_eq!(b.ahead.get(), holds[went].id);
             assert!(holds[went].may_grow());
-            holds[went].set(5000);
-            assert!(!holds[went].may_grow(), "ahead beyond 1.5 times the budget");
-            holds[went].set(4000);
+            holds[went].set(3000);
+            assert!(holds[went].may_grow(), "ahead whatever the others hold");
+            holds[went].set(3300);
+            assert!(
+                !holds[went].may_grow(),
+                "ahead up to the budget's size only"
+            );
+            let mut small = Hold::new(&b);
+            small.set(100);
+            assert!(small.may_grow());
+            holds[went].set(0);
             assert_eq!(b.ahead.get(), 0, "its request done, its turn is over");
             assert_eq!((b.waiting.get(), b.waiting_held.get()), (0, 0));
         });
