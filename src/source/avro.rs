@@ -87,7 +87,7 @@ const KEYS: &[KeySpec] = &[
         "handshake-timeout",
         KeyKind::POSITIVE,
         Some("10000"),
-        "flume-fast: milliseconds a new connection may take to finish its TLS handshake, and may stay silent before its first request (the Avro handshake) is in; then it is closed",
+        "flume-fast: milliseconds a new connection may take to finish its TLS handshake, and may go without receiving anything before its first request (carrying the Avro handshake) is in; then it is closed",
     ),
     // Flume's clients keep their connection open between batches and send no keep-alive,
     // so this closes the connection of a sink that merely has nothing to send. That costs
