@@ -107,7 +107,7 @@ const KEYS: &[KeySpec] = &[
     KeySpec::new(
         "max-buffered-bytes",
         KeyKind::int(1024, 1 << 40),
-        Some("16777216"),
+        Some("8388608"),
         "flume-fast: bytes of unfinished requests (after decompression) buffered over all of this source's connections on one shard (each shard has its own); over it, connections holding a sixteenth of it or more stop being read (TCP pushes back on their clients) until it is below again, while smaller requests go on up to twice it; a request alone in holding anything may still grow to max-frame-size, and when all that hold something wait, one of them goes ahead up to this size. Set it above the largest request clients send",
     ),
 ];

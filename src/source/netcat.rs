@@ -48,7 +48,7 @@ const KEYS: &[KeySpec] = &[
     KeySpec::new(
         "max-buffered-bytes",
         KeyKind::int(1024, 1 << 40),
-        Some("16777216"),
+        Some("8388608"),
         "flume-fast: bytes of unfinished lines buffered over all of this source's connections on one shard; over it, connections holding a sixteenth of it or more stop being read (TCP pushes back) until it is below again, as for the avro source",
     ),
 ];
