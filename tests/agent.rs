@@ -585,3 +585,66 @@ fn core_count() -> usize {
         .map(|n| n.get())
         .unwrap_or(1)
 }
+
+/// A netcat connection silent, or stalled in the middle of a line, for idle-timeout is
+/// closed with the peer and the reason in the log; one that keeps sending is not.
+#[test]
+fn netcat_closes_silent_and_stalled_connections_after_idle_timeout() {
+    let port = free_port();
+    let mut agent = Agent::start(&netcat_conf(port, "a1.sources.r1.idle-timeout = 1000"), &[]);
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut stalled = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stalled.write_all(b"a line without its end").unwrap();
+    let mut busy = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut acks = BufReader::new(busy.try_clone().unwrap());
+    let start = std::time::Instant::now();
+    let mut line = String::new();
+    while start.elapsed() < Duration::from_millis(2500) {
+        busy.write_all(b"busy\n").unwrap();
+        line.clear();
+        acks.read_line(&mut line).unwrap();
+        assert_eq!(line, "OK\n");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for s in [&mut silent, &mut stalled] {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(s.read(&mut buf).expect("not closed within 10 s"), 0);
+    }
+    busy.write_all(b"still served\n").unwrap();
+    line.clear();
+    acks.read_line(&mut line).unwrap();
+    assert_eq!(line, "OK\n");
+    agent.wait_for_log("silent for 1s (idle-timeout)", Duration::from_secs(5));
+    agent.wait_for_log(
+        "stalled for 1s in the middle of a line (22 bytes of it received; idle-timeout)",
+        Duration::from_secs(5),
+    );
+    assert!(agent.stop().success());
+}
+
+/// Netcat's partial lines count toward the shard's buffer budget: two clients each sending
+/// one endless 80 MiB line (allowed by max-line-length) are pushed back once the shard holds
+/// max-buffered-bytes, the agent's memory stays low, and a normal client is still served.
+#[test]
+fn netcat_endless_lines_are_pushed_back_by_the_buffer_budget() {
+    const LINE: u64 = 80 << 20;
+    let port = free_port();
+    let mut agent = Agent::start(
+        &netcat_conf(
+            port,
+            "a1.sources.r1.max-line-length = 1073741824\na1.sources.r1.max-buffered-bytes = 8388608",
+        ),
+        &["--cores", "1"],
+    );
+    let hogs = Hogs::start(port, 2, b"", LINE);
+    hogs.await_steady(Duration::from_secs(120));
+    eprintln!("bytes sent per client: {:?}", hogs.sent());
+    assert_eq!(send_lines(port, &["normal".to_string()]), 1);
+    let (now, peak) = rss(agent.child.id());
+    eprintln!("agent RSS {} MiB, peak {} MiB", now >> 20, peak >> 20);
+    assert!(!hogs.all_done(), "no client was pushed back");
+    assert!(peak < 64 << 20, "agent peak RSS {} MiB", peak >> 20);
+    hogs.finish();
+    assert!(agent.stop().success());
+}

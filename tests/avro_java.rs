@@ -329,3 +329,74 @@ fn flume_fast_avro_sink_sends_to_a_java_agent_over_tls() {
 fn flume_fast_avro_sink_sends_to_a_java_agent_over_tls_with_deflate() {
     flume_fast_tls_to_java_agent("deflate");
 }
+
+/// The TCP connections in state ESTABLISHED whose local port is `port` (IPv4).
+fn established_on(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let local_port = u16::from_str_radix(f[1].rsplit(':').next().unwrap(), 16).unwrap();
+            local_port == port && f[3] == "01"
+        })
+        .count()
+}
+
+/// The avro source's idle-timeout closes the connection of a Java avro sink that merely has
+/// nothing to send; Avro's NettyTransceiver sees the close and reconnects on its next batch,
+/// which is delivered without an error on the Java side (why closing idle connections is
+/// harmless to Flume's clients).
+#[test]
+fn a_java_avro_sink_reconnects_by_itself_after_an_idle_close() {
+    use std::io::{BufRead, BufReader, Write};
+    let Some(lib) = flume_lib() else { return };
+    let port = free_port();
+    let mut agent = Agent::start(
+        &receiver_conf(port, "a1.sources.r1.idle-timeout = 2000"),
+        &["--cores", "1"],
+    );
+    let nc_port = free_port();
+    let conf = format!(
+        "j2.sources = r1
+j2.channels = c1
+j2.sinks = k1
+j2.sources.r1.type = netcat
+j2.sources.r1.bind = 127.0.0.1
+j2.sources.r1.port = {nc_port}
+j2.sources.r1.channels = c1
+j2.channels.c1.type = memory
+j2.sinks.k1.type = avro
+j2.sinks.k1.hostname = 127.0.0.1
+j2.sinks.k1.port = {port}
+j2.sinks.k1.channel = c1
+"
+    );
+    let java = JavaProc::agent(&lib, agent.dir.path(), "j2", &conf);
+    let nc = wait_until(Duration::from_secs(120), "the Java netcat source", || {
+        std::net::TcpStream::connect(("127.0.0.1", nc_port)).ok()
+    });
+    let mut acks = BufReader::new(nc.try_clone().unwrap());
+    let mut send = |line: &str| {
+        (&nc).write_all(format!("{line}\n").as_bytes()).unwrap();
+        let mut ack = String::new();
+        acks.read_line(&mut ack).unwrap();
+        assert_eq!(ack, "OK\n");
+    };
+    send("0");
+    wait_for_lines(&agent.path("out"), 1);
+    agent.wait_for_log("(idle-timeout)", Duration::from_secs(30));
+    wait_until(Duration::from_secs(10), "the close on the wire", || {
+        (established_on(port) == 0).then_some(())
+    });
+    send("1");
+    let lines = wait_for_lines(&agent.path("out"), 2);
+    assert_eq!(numbers(&lines), (0..2).collect());
+    assert!(agent.stop().success());
+    let log = java.log_text();
+    assert!(
+        !log.contains("Unable to deliver") && !log.contains("EventDeliveryException"),
+        "{log}"
+    );
+}

@@ -353,3 +353,75 @@ fn keystore_settings_fall_back_to_java_properties_then_flume_environment_variabl
     assert!(agent.stop().success());
     assert_eq!(lines_in(&agent.path("out")), ["via globals"]);
 }
+
+/// Waits (up to `within`) for the agent to close `s` (EOF or reset).
+fn await_close(s: &mut std::net::TcpStream, within: Duration) {
+    use std::io::Read;
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+            Err(e) => panic!("not closed within {within:?}: {e}"),
+        }
+    }
+}
+
+/// Issue 31, item 2, over TLS: with `threads = 1`, a client that starts a TLS handshake and
+/// never finishes it, and one that sends nothing at all, keep no real client out; both are
+/// closed after handshake-timeout with the peer and the reason in the log.
+#[test]
+fn unfinished_tls_handshakes_keep_nobody_out_and_are_closed() {
+    use std::io::Write;
+    let s = stores();
+    let port = free_port();
+    let mut agent = Agent::start(
+        &receiver_conf(
+            port,
+            &s,
+            "a1.sources.r1.threads = 1\na1.sources.r1.handshake-timeout = 1500",
+        ),
+        &["--cores", "1"],
+    );
+    let mut silent = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut started = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // The first bytes of a TLS record carrying a ClientHello, and no more.
+    started
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .unwrap();
+    let (code, stdout, stderr) = run(&[
+        "loadgen",
+        "-p",
+        &port.to_string(),
+        "-c",
+        "2",
+        "-b",
+        "100",
+        "-s",
+        "50",
+        "-n",
+        "10000",
+        "--ssl",
+        "--trust-all-certs",
+    ]);
+    assert_eq!(code, 0, "loadgen was not served: {stderr}");
+    assert!(stdout.contains(r#""acked_events":10000"#), "{stdout}");
+    await_close(&mut silent, Duration::from_secs(10));
+    await_close(&mut started, Duration::from_secs(10));
+    let log = agent.log_text();
+    let closed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("no TLS handshake within 1.5s (handshake-timeout)"))
+        .collect();
+    assert_eq!(closed.len(), 2, "{log}");
+    assert!(
+        closed.iter().all(|l| l.contains("peer=127.0.0.1:")),
+        "{log}"
+    );
+    wait_until(Duration::from_secs(30), "10000 lines", || {
+        (lines_in(&agent.path("out")).len() >= 10_000).then_some(())
+    });
+    assert!(agent.stop().success());
+}

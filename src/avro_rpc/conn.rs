@@ -14,12 +14,13 @@
 
 use super::deflate::{Deflater, InflateError, Inflater};
 use super::frame::{Frame, FrameDecoder, FrameError};
+use crate::runtime::budget::Hold;
 use crate::runtime::direct_io::{self, Recv};
 use crate::runtime::spin;
 use bytes::{Buf, BytesMut};
 use std::io::{self, BufRead, Write};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio_uring::buf::{BoundedBuf, IoBuf};
 use tokio_uring::net::TcpStream;
 
@@ -77,6 +78,26 @@ pub enum ReadError {
     ClosedInHandshake,
     #[error("peer closed the connection in the middle of a frame ({0} bytes of it received)")]
     ClosedMidFrame(usize),
+    #[error("{}", idle_reason(*.idle, *.held, *.paused))]
+    Idle {
+        idle: Duration,
+        /// Bytes of an unfinished request held (0: silent between requests).
+        held: usize,
+        /// It was waiting for the shard's buffer budget, not for its peer.
+        paused: bool,
+    },
+}
+
+fn idle_reason(idle: Duration, held: usize, paused: bool) -> String {
+    match (held, paused) {
+        (0, _) => format!("silent for {idle:?}"),
+        (n, false) => format!(
+            "stalled for {idle:?} in the middle of a request ({n} bytes of it received)"
+        ),
+        (n, true) => format!(
+            "held {n} bytes of an unfinished request for {idle:?} while the shard's buffer budget was exhausted"
+        ),
+    }
 }
 
 pub struct Conn {
@@ -106,6 +127,10 @@ pub struct Conn {
     budget: usize,
     /// Reads that went through io_uring (what the tests watch).
     ring_reads: u64,
+    /// A read that brings nothing for this long fails with `ReadError::Idle`.
+    idle: Option<Duration>,
+    /// This connection's share of its shard's budget for unfinished requests.
+    hold: Option<Hold>,
 }
 
 impl Conn {
@@ -152,11 +177,88 @@ impl Conn {
             streak: 0,
             budget: DIRECT_BUDGET,
             ring_reads: 0,
+            idle: None,
+            hold: None,
         })
     }
 
     pub fn stream(&self) -> &TcpStream {
         &self.stream
+    }
+
+    /// Whether the peer closed the connection (or it broke) while nothing was expected from
+    /// it: a non-blocking peek, for a client about to reuse a connection that was quiet.
+    /// Bytes waiting (a TLS session ticket, say) do not count as a close.
+    pub fn peer_closed(&self) -> bool {
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        let fd = direct_io::sock(&self.stream);
+        match socket2::SockRef::from(&fd)
+            .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+        {
+            Ok(n) => n == 0,
+            Err(e) => !matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ),
+        }
+    }
+
+    /// Reads fail with `ReadError::Idle` once no data came for `idle` (since the last data,
+    /// the last answer, or this call); `None` waits for ever.
+    pub fn set_idle_timeout(&mut self, idle: Option<Duration>) {
+        self.idle = idle;
+        self.last_data = Instant::now();
+    }
+
+    /// Counts the bytes of unfinished requests this connection buffers into `hold`'s budget,
+    /// and reads only when the budget allows (see `runtime::budget`).
+    pub fn set_budget(&mut self, hold: Hold) {
+        self.hold = Some(hold);
+    }
+
+    /// Bytes of the next request received and not decoded yet, over every layer.
+    fn partial(&self) -> usize {
+        self.plain.len()
+            + self.records.len()
+            + self.inflater.as_ref().map_or(0, Inflater::pending_len)
+    }
+
+    /// Reports what the connection holds to its budget, if it has one; returns it.
+    fn account(&mut self) -> usize {
+        let held = self.partial();
+        if let Some(h) = &mut self.hold {
+            h.set(held);
+        }
+        held
+    }
+
+    /// Reports what the connection holds to the budget, and waits while the budget says
+    /// this connection must not grow (within the idle timeout).
+    async fn within_budget(&mut self) -> Result<(), ReadError> {
+        let held = self.account();
+        let Some(hold) = &self.hold else {
+            return Ok(());
+        };
+        if hold.may_grow() {
+            return Ok(());
+        }
+        match self.idle {
+            None => hold.room().await,
+            Some(idle) => {
+                let deadline = tokio::time::Instant::from_std(self.last_data + idle);
+                if tokio::time::timeout_at(deadline, hold.room())
+                    .await
+                    .is_err()
+                {
+                    return Err(ReadError::Idle {
+                        idle,
+                        held,
+                        paused: true,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The peer was answered and its next request is due: reads poll for it as for data
@@ -193,8 +295,13 @@ impl Conn {
                 let len: usize = frame.buffers.iter().map(|b| b.len() + 4).sum();
                 self.read_size = (len + len / 4).clamp(READ_SIZE, MAX_READ_SIZE);
                 self.frame_hint = len;
+                if self.hold.is_some() {
+                    self.account();
+                }
                 return Ok(Some(frame));
             }
+            // Inflating grows the request as a read does: both wait for the budget.
+            self.within_budget().await?;
             match self.pump() {
                 Ok(true) => continue,
                 Ok(false) => {}
@@ -313,7 +420,7 @@ impl Conn {
     }
 
     /// Reads from the socket into the lowest layer's input; 0 at end of stream.
-    async fn read_wire(&mut self) -> io::Result<usize> {
+    async fn read_wire(&mut self) -> Result<usize, ReadError> {
         let (read_size, hint) = (self.read_size, self.frame_hint.min(self.read_size));
         let target = self.wire_input();
         let len = target.len();
@@ -347,16 +454,34 @@ impl Conn {
         }
         self.streak = 0;
         self.ring_reads += 1;
+        let held = self.partial();
         let target = self.wire_input();
         let owned = std::mem::take(target);
         let start = owned.len();
-        let (result, slice) = self.stream.read(BoundedBuf::slice(owned, start..)).await;
+        let read = self.stream.read(BoundedBuf::slice(owned, start..));
+        let (result, slice) = match self.idle {
+            None => read.await,
+            Some(idle) => {
+                let deadline = tokio::time::Instant::from_std(self.last_data + idle);
+                match tokio::time::timeout_at(deadline, read).await {
+                    Ok(r) => r,
+                    // The read is cancelled with its buffer: the connection ends here.
+                    Err(_) => {
+                        return Err(ReadError::Idle {
+                            idle,
+                            held,
+                            paused: false,
+                        })
+                    }
+                }
+            }
+        };
         spin::activity();
         *self.wire_input() = slice.into_inner();
         if matches!(result, Ok(n) if n > 0) {
             self.last_data = Instant::now();
         }
-        result
+        Ok(result?)
     }
 
     fn wire_input(&mut self) -> &mut BytesMut {
@@ -365,6 +490,15 @@ impl Conn {
             (None, Some(_)) => &mut self.records,
             (None, None) => &mut self.plain,
         }
+    }
+}
+
+/// A read still in flight when its future is dropped (a timeout, a stop) keeps the socket
+/// open in tokio-uring until it completes, which for a silent peer is never: shutting the
+/// socket down completes it, so the peer sees the close at once.
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
     }
 }
 
@@ -503,6 +637,56 @@ mod tests {
             &Tls::None,
         )
         .unwrap()
+    }
+
+    /// What inflating makes of a few compressed bytes counts toward the shard's budget as
+    /// bytes read do: over the budget, a connection holding much stops inflating too.
+    #[test]
+    fn inflated_bytes_count_toward_the_budget_and_stop_at_it() {
+        use crate::runtime::budget::{Budget, Hold};
+        tokio_uring::start(async {
+            // 16 MiB of one frame's body, compressed to a few KiB, and never finished.
+            let mut plain = BytesMut::new();
+            plain.extend_from_slice(&1i32.to_be_bytes());
+            plain.extend_from_slice(&1i32.to_be_bytes());
+            plain.extend_from_slice(&(32i32 << 20).to_be_bytes());
+            plain.resize(12 + (16 << 20), b'x');
+            let mut wire = Vec::new();
+            super::super::deflate::Deflater::new(6).deflate(&plain, &mut wire);
+            assert!(wire.len() < 1 << 20);
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let (done, wait) = std::sync::mpsc::channel::<()>();
+            std::thread::spawn(move || {
+                let mut c = std::net::TcpStream::connect(addr).unwrap();
+                c.write_all(&wire).unwrap();
+                let _ = wait.recv();
+            });
+            let (s, _) = l.accept().unwrap();
+            s.set_nonblocking(true).unwrap();
+            let mut conn = Conn::new(
+                TcpStream::from_std(s),
+                64 << 20,
+                Compression::Deflate(6),
+                &Tls::None,
+            )
+            .unwrap();
+            let budget = Budget::new(4 << 20);
+            // Another connection holds a little, so this one is not alone.
+            let mut other = Hold::new(&budget);
+            other.set(1024);
+            conn.set_budget(Hold::new(&budget));
+            let r = tokio::time::timeout(Duration::from_millis(500), conn.next()).await;
+            assert!(r.is_err(), "the unfinished frame cannot be complete");
+            let held = conn.hold.as_ref().unwrap().held();
+            assert!(held >= 4 << 20, "stopped before the budget: {held}");
+            assert!(
+                held < (4 << 20) + 2 * INFLATE_STEP,
+                "inflated past the budget: {held}"
+            );
+            assert_eq!(budget.used(), held + 1024);
+            drop(done);
+        });
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! loop with the whole topology, plus the main thread that starts them, waits for signals
 //! and stops them. Threads talk only at start, at shutdown and to report counters.
 
+pub mod budget;
 pub mod direct_io;
 pub mod host;
 pub mod metrics;

@@ -169,8 +169,14 @@ struct Connected {
     conn: Conn,
     client: ClientConn,
     since: Instant,
+    /// When the last call on it ended.
+    used: Instant,
     buf: BytesMut,
 }
+
+/// A connection quiet for this long is checked for a close by the peer before it is used
+/// (see `AvroSink::process`); busier ones are not, so a steady flow pays no system call.
+const QUIET: Duration = Duration::from_secs(1);
 
 pub struct AvroSink {
     cfg: AvroSinkConfig,
@@ -196,6 +202,18 @@ impl AvroSink {
                 self.conn = None;
             }
         }
+        // An avro source closes connections idle for its idle-timeout. Avro's
+        // NettyTransceiver (Java Flume's client) sees the close when it happens and
+        // reconnects on its next call; do the same, rather than fail a batch on it.
+        if let Some(c) = &self.conn {
+            if c.used.elapsed() >= QUIET && c.conn.peer_closed() {
+                tracing::debug!(
+                    "{} closed the idle connection; reconnecting",
+                    self.cfg.target()
+                );
+                self.conn = None;
+            }
+        }
         if self.conn.is_none() {
             let conn = conn::open(
                 &self.cfg.hostname,
@@ -214,6 +232,7 @@ impl AvroSink {
                 conn,
                 client: ClientConn::new(false),
                 since: Instant::now(),
+                used: Instant::now(),
                 buf: BytesMut::new(),
             }));
         }
@@ -226,7 +245,10 @@ impl AvroSink {
         };
         let target = self.cfg.target();
         let result = match tokio::time::timeout(timeout, call(c, events, &target)).await {
-            Ok(r) => r,
+            Ok(r) => {
+                c.used = Instant::now();
+                r
+            }
             Err(_) => Err(AvroSinkError::Timeout {
                 target: self.cfg.target(),
                 timeout,

@@ -14,12 +14,12 @@ use crate::avro_rpc::server::{Request, ServerConn};
 use crate::avro_rpc::tls;
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
 use crate::config::ConfigError;
+use crate::runtime::budget::{Budget, Hold};
 use crate::runtime::spin;
 use bytes::BytesMut;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::time::Duration;
 use tokio_uring::net::TcpStream;
 
 const KEYS: &[KeySpec] = &[
@@ -29,7 +29,7 @@ const KEYS: &[KeySpec] = &[
         "threads",
         KeyKind::NON_NEGATIVE,
         Some("0"),
-        "Maximum concurrent connections over all shards (0: no limit); Flume's worker-thread cap",
+        "Flume: the most worker threads serving connections (it never refuses a client). flume-fast serves every connection on the shards' own loops (--cores), so this sizes nothing and never refuses a client; accepted for compatibility",
     ),
     KeySpec::new(
         "compression-type",
@@ -83,6 +83,33 @@ const KEYS: &[KeySpec] = &[
         Some("67108864"),
         "flume-fast: largest request (bytes, after decompression); a bigger one closes the connection",
     ),
+    KeySpec::new(
+        "handshake-timeout",
+        KeyKind::POSITIVE,
+        Some("10000"),
+        "flume-fast: milliseconds a new connection may take to finish its TLS handshake, and may go without receiving anything before its first request (carrying the Avro handshake) is in; then it is closed",
+    ),
+    // Flume's clients keep their connection open between batches and send no keep-alive,
+    // so this closes the connection of a sink that merely has nothing to send. That costs
+    // it nothing: Avro's NettyTransceiver (under Java Flume's NettyAvroRpcClient) sees the
+    // close when it happens and reconnects on its next call, and flume-fast's avro sink
+    // checks a connection quiet for a second before using it. What is left is the rare
+    // batch sent in the very instant of the close, which fails once and is retried. So the
+    // timeout only bounds how long a dead or silent peer keeps a socket and its buffers:
+    // five minutes keeps the connection of any sink with a batch every few minutes, and
+    // still reclaims abandoned ones.
+    KeySpec::new(
+        "idle-timeout",
+        KeyKind::NON_NEGATIVE,
+        Some("300000"),
+        "flume-fast: milliseconds a connection may stay silent between requests, or stalled in the middle of one, before it is closed (0: never). Flume's clients (Avro's NettyTransceiver, flume-fast's avro sink) reconnect on their next batch when the agent has closed an idle connection",
+    ),
+    KeySpec::new(
+        "max-buffered-bytes",
+        KeyKind::int(1024, 1 << 40),
+        Some("8388608"),
+        "flume-fast: bytes of unfinished requests (after decompression) buffered over all of this source's connections on one shard (each shard has its own); over it, connections holding a sixteenth of it or more stop being read (TCP pushes back on their clients) until it is below again, while smaller requests go on up to twice it; a request alone in holding anything may still grow to max-frame-size, and when all that hold something wait, one of them goes ahead up to this size. Set it above the largest request clients send",
+    ),
 ];
 
 pub const TYPE: TypeInfo = TypeInfo {
@@ -96,21 +123,28 @@ pub const TYPE: TypeInfo = TypeInfo {
 pub struct AvroSourceConfig {
     pub bind: String,
     pub port: u16,
-    /// 0: unlimited.
-    pub max_connections: usize,
     pub compression: Compression,
     pub ip_rules: Option<Vec<IpRule>>,
     pub max_frame: usize,
     pub tls: Tls,
-    /// Connections open over all shards (shared: touched only at connect and close).
-    open: Arc<AtomicUsize>,
+    pub handshake_timeout: Duration,
+    /// `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// Per shard (see `runtime::budget`).
+    pub max_buffered: usize,
 }
 
 impl AvroSourceConfig {
     pub fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
         let bind = k.str("bind")?;
         let port = k.int("port")? as u16;
-        let max_connections = k.usize("threads")?;
+        let threads = k.usize("threads")?;
+        if threads > 0 {
+            tracing::info!(
+                "{}.threads = {threads} is accepted for compatibility: flume-fast serves every connection on its shards' loops (--cores) and never refuses a client",
+                k.prefix()
+            );
+        }
         let compression = match k.choice("compression-type")?.as_str() {
             "deflate" => Compression::Deflate(6),
             _ => Compression::None,
@@ -127,15 +161,22 @@ impl AvroSourceConfig {
         };
         let tls = server_tls(k)?;
         let max_frame = k.usize("max-frame-size")?;
+        let handshake_timeout = Duration::from_millis(k.int("handshake-timeout")? as u64);
+        let idle_timeout = match k.int("idle-timeout")? {
+            0 => None,
+            ms => Some(Duration::from_millis(ms as u64)),
+        };
+        let max_buffered = k.usize("max-buffered-bytes")?;
         Ok(AvroSourceConfig {
             bind,
             port,
-            max_connections,
             compression,
             ip_rules,
             max_frame,
             tls,
-            open: Arc::default(),
+            handshake_timeout,
+            idle_timeout,
+            max_buffered,
         })
     }
 }
@@ -290,33 +331,24 @@ pub fn bind(cfg: &AvroSourceConfig) -> std::io::Result<Listening> {
     super::TcpListening::bind(&cfg.bind, cfg.port, cfg)
 }
 
-/// Releases a connection slot when the connection task ends, however it ends.
-struct Slot(Arc<AtomicUsize>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
+/// Serves the source on this shard. No connection is ever refused for the number already
+/// open (`threads` sizes nothing here): an idle or silent client cannot keep a real one out.
+/// What connections may cost is bounded instead: each is closed after `handshake-timeout`
+/// without its handshake and `idle-timeout` of silence, and the bytes of unfinished
+/// requests they buffer share one budget per shard (`max-buffered-bytes`).
 pub async fn run(l: Listening, ctx: Rc<SourceCtx>) {
     let cfg = Rc::new(l.cfg);
+    let budget = Budget::new(cfg.max_buffered);
     super::accept_loop(l.listener, &ctx, |stream, peer| {
-        let now = cfg.open.fetch_add(1, Ordering::Relaxed) + 1;
-        let slot = Slot(cfg.open.clone());
-        if cfg.max_connections > 0 && now > cfg.max_connections {
-            tracing::warn!(source = %ctx.name, %peer, "refusing connection: {} connections already open (threads = {})", now - 1, cfg.max_connections);
-            return None;
-        }
         let (ctx, cfg) = (ctx.clone(), cfg.clone());
+        let hold = Hold::new(&budget);
         Some(async move {
-            let _slot = slot;
             let admitted = match &cfg.ip_rules {
                 Some(rules) => allowed(rules, peer.ip()).await,
                 None => true,
             };
             if admitted {
-                connection(stream, peer, &cfg, &ctx).await;
+                connection(stream, peer, &cfg, &ctx, hold).await;
             } else {
                 tracing::warn!(source = %ctx.name, %peer, "connection refused by ipFilterRules");
             }
@@ -325,11 +357,13 @@ pub async fn run(l: Listening, ctx: Rc<SourceCtx>) {
     .await;
 }
 
-/// As Netty's `SslHandler` default: a client that does not finish its handshake in this
-/// time is dropped, so it cannot hold a connection slot for ever.
-const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-async fn connection(stream: TcpStream, peer: SocketAddr, cfg: &AvroSourceConfig, ctx: &SourceCtx) {
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    cfg: &AvroSourceConfig,
+    ctx: &SourceCtx,
+    hold: Hold,
+) {
     let _ = stream.set_nodelay(true);
     let mut conn = match Conn::new(stream, cfg.max_frame, cfg.compression, &cfg.tls) {
         Ok(c) => c,
@@ -341,7 +375,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, cfg: &AvroSourceConfig,
     if !matches!(cfg.tls, Tls::None) {
         let handshake = tokio::select! {
             _ = ctx.stop.wait() => return,
-            r = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.handshake()) => r,
+            r = tokio::time::timeout(cfg.handshake_timeout, conn.handshake()) => r,
         };
         match handshake {
             Ok(Ok(())) => {}
@@ -357,11 +391,15 @@ async fn connection(stream: TcpStream, peer: SocketAddr, cfg: &AvroSourceConfig,
                 return;
             }
             Err(_) => {
-                tracing::warn!(source = %ctx.name, %peer, "closing the connection: no TLS handshake within {HANDSHAKE_TIMEOUT:?}");
+                tracing::warn!(source = %ctx.name, %peer, "closing the connection: no TLS handshake within {:?} (handshake-timeout)", cfg.handshake_timeout);
                 return;
             }
         }
     }
+    // Until its first request is in, a connection gets handshake-timeout; then idle-timeout.
+    conn.set_idle_timeout(Some(cfg.handshake_timeout));
+    conn.set_budget(hold);
+    let mut first = true;
     let mut server = ServerConn::new();
     let mut out = BytesMut::with_capacity(256);
     let mut failing = false;
@@ -374,11 +412,33 @@ async fn connection(stream: TcpStream, peer: SocketAddr, cfg: &AvroSourceConfig,
         let frame = match next {
             Ok(Some(f)) => f,
             Ok(None) => return,
+            Err(ReadError::Idle { held: 0, .. }) if first => {
+                tracing::warn!(source = %ctx.name, %peer, "closing the connection: no request within {:?} (handshake-timeout)", cfg.handshake_timeout);
+                return;
+            }
+            // A client quiet between requests is no fault (its next call reconnects).
+            Err(e @ ReadError::Idle { held: 0, .. }) if !first => {
+                tracing::info!(source = %ctx.name, %peer, "closing the connection: {e} (idle-timeout)");
+                return;
+            }
+            Err(e @ ReadError::Idle { .. }) => {
+                let key = if first {
+                    "handshake-timeout"
+                } else {
+                    "idle-timeout"
+                };
+                tracing::warn!(source = %ctx.name, %peer, "closing the connection: {e} ({key})");
+                return;
+            }
             Err(e) => {
                 tracing::warn!(source = %ctx.name, %peer, "closing the connection: {e}");
                 return;
             }
         };
+        if first {
+            first = false;
+            conn.set_idle_timeout(cfg.idle_timeout);
+        }
         let mut call = match server.on_frame(&frame) {
             Ok(call) => call,
             Err(rejected) => {

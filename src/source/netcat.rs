@@ -10,9 +10,11 @@ use super::{Backoff, SourceCtx};
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
 use crate::config::ConfigError;
 use crate::event::{Body, Event};
+use crate::runtime::budget::{Budget, Hold};
 use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
@@ -37,6 +39,18 @@ const KEYS: &[KeySpec] = &[
         Some("utf-8"),
         "Character set of the lines (flume-fast passes bytes through; only utf-8 is accepted)",
     ),
+    KeySpec::new(
+        "idle-timeout",
+        KeyKind::NON_NEGATIVE,
+        Some("300000"),
+        "flume-fast: milliseconds a connection may stay silent, or stalled in the middle of a line, before it is closed (0: never; Flume never closes one)",
+    ),
+    KeySpec::new(
+        "max-buffered-bytes",
+        KeyKind::int(1024, 1 << 40),
+        Some("8388608"),
+        "flume-fast: bytes of unfinished lines buffered over all of this source's connections on one shard; over it, connections holding a sixteenth of it or more stop being read (TCP pushes back) until it is below again, as for the avro source",
+    ),
 ];
 
 pub const TYPE: TypeInfo = TypeInfo {
@@ -52,6 +66,10 @@ pub struct NetcatConfig {
     pub port: u16,
     pub max_line_length: usize,
     pub ack_every_event: bool,
+    /// `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// Per shard (see `runtime::budget`).
+    pub max_buffered: usize,
 }
 
 impl NetcatConfig {
@@ -61,6 +79,11 @@ impl NetcatConfig {
             port: k.int("port")? as u16,
             max_line_length: k.usize("max-line-length")?,
             ack_every_event: k.bool("ack-every-event")?,
+            idle_timeout: match k.int("idle-timeout")? {
+                0 => None,
+                ms => Some(Duration::from_millis(ms as u64)),
+            },
+            max_buffered: k.usize("max-buffered-bytes")?,
         };
         k.choice("encoding")?;
         Ok(cfg)
@@ -77,9 +100,11 @@ const READ_SIZE: usize = 64 * 1024;
 
 pub async fn run(l: Listening, ctx: Rc<SourceCtx>) {
     let cfg = Rc::new(l.cfg);
+    let budget = Budget::new(cfg.max_buffered);
     super::accept_loop(l.listener, &ctx, |stream, peer| {
         let (ctx, cfg) = (ctx.clone(), cfg.clone());
-        Some(async move { connection(stream, peer, &cfg, &ctx).await })
+        let hold = Hold::new(&budget);
+        Some(async move { connection(stream, peer, &cfg, &ctx, hold).await })
     })
     .await;
 }
@@ -89,18 +114,51 @@ enum Ending {
     Eof,
     TooLong,
     Stopped,
+    /// Silent (holding this many bytes of a line) for the idle timeout; `paused`: waiting
+    /// for the shard's buffer budget, not for the client.
+    Idle {
+        held: usize,
+        paused: bool,
+    },
 }
 
-async fn connection(stream: TcpStream, peer: SocketAddr, cfg: &NetcatConfig, ctx: &SourceCtx) {
+/// Resolves at `deadline`, or never without one.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    cfg: &NetcatConfig,
+    ctx: &SourceCtx,
+    mut hold: Hold,
+) {
     let _ = stream.set_nodelay(true);
     let mut buf = BytesMut::with_capacity(READ_SIZE);
+    let mut last_data = Instant::now();
     let ending = loop {
+        let deadline = cfg.idle_timeout.map(|d| last_data + d);
+        // The partial line so far counts toward the shard's budget; over it, a connection
+        // holding much waits (TCP pushes back on its client).
+        hold.set(buf.len());
+        if !hold.may_grow() {
+            tokio::select! {
+                _ = ctx.stop.wait() => break Ending::Stopped,
+                _ = until(deadline) => break Ending::Idle { held: buf.len(), paused: true },
+                _ = hold.room() => {}
+            }
+        }
         if buf.capacity() - buf.len() < READ_SIZE / 4 {
             buf.reserve(READ_SIZE);
         }
         let start = buf.len();
         let read = tokio::select! {
             _ = ctx.stop.wait() => break Ending::Stopped,
+            _ = until(deadline) => break Ending::Idle { held: start, paused: false },
             r = stream.read(BoundedBuf::slice(buf, start..)) => r,
         };
         let (result, slice) = read;
@@ -108,7 +166,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, cfg: &NetcatConfig, ctx
         buf = slice.into_inner();
         match result {
             Ok(0) => break Ending::Eof,
-            Ok(_) => {}
+            Ok(_) => last_data = Instant::now(),
             Err(e) => {
                 tracing::debug!(source = %ctx.name, %peer, "read failed: {e}");
                 return;
@@ -124,11 +182,32 @@ async fn connection(stream: TcpStream, peer: SocketAddr, cfg: &NetcatConfig, ctx
             if delivered < n {
                 break Ending::Stopped;
             }
+            // Waiting for the channel is not the client's silence.
+            last_data = Instant::now();
         }
         if too_long {
             break Ending::TooLong;
         }
     };
+    if matches!(ending, Ending::Idle { .. } | Ending::Stopped) {
+        // A read cancelled in flight keeps the socket open until it completes (see
+        // `avro_rpc::conn`'s `Drop for Conn`): shutting it down completes it.
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+    }
+    if let Ending::Idle { held, paused } = ending {
+        let idle = cfg.idle_timeout.unwrap_or_default();
+        match (held, paused) {
+            (0, _) => {
+                tracing::info!(source = %ctx.name, %peer, "closing the connection: silent for {idle:?} (idle-timeout)")
+            }
+            (n, false) => {
+                tracing::warn!(source = %ctx.name, %peer, "closing the connection: stalled for {idle:?} in the middle of a line ({n} bytes of it received; idle-timeout)")
+            }
+            (n, true) => {
+                tracing::warn!(source = %ctx.name, %peer, "closing the connection: held {n} bytes of an unfinished line for {idle:?} while the shard's buffer budget was exhausted (idle-timeout)")
+            }
+        }
+    }
     if let Ending::TooLong = ending {
         tracing::warn!(source = %ctx.name, %peer, "client sent a line longer than max-line-length ({}); closing the connection", cfg.max_line_length);
         let msg = format!(

@@ -284,3 +284,111 @@ s1.sinks.k1.channel = c1
 {extra}"
     )
 }
+
+/// The resident memory of process `pid`, now and at its peak (VmRSS, VmHWM), in bytes.
+pub fn rss(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb = |key: &str| -> u64 {
+        let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 1024
+    };
+    (kb("VmRSS:"), kb("VmHWM:"))
+}
+
+/// Clients that each send `head` and then `body` filler bytes as fast as the agent takes
+/// them, never finishing what they started (an unfinished frame or line), and keep their
+/// connection open until `finish`. Writes are non-blocking, so a client the agent pushes
+/// back on waits without hanging the test.
+pub struct Hogs {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    sent: Vec<Arc<std::sync::atomic::AtomicU64>>,
+    target: u64,
+    threads: Vec<std::thread::JoinHandle<std::net::TcpStream>>,
+}
+
+impl Hogs {
+    pub fn start(port: u16, n: usize, head: &[u8], body: u64) -> Hogs {
+        use std::io::Write;
+        use std::sync::atomic::Ordering;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let target = head.len() as u64 + body;
+        let sent: Vec<Arc<std::sync::atomic::AtomicU64>> = (0..n).map(|_| Arc::default()).collect();
+        let threads = sent
+            .iter()
+            .map(|sent| {
+                let (sent, stop, head) = (sent.clone(), stop.clone(), head.to_vec());
+                let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                std::thread::spawn(move || {
+                    s.write_all(&head).unwrap();
+                    let mut done = head.len() as u64;
+                    sent.store(done, Ordering::Relaxed);
+                    s.set_nonblocking(true).unwrap();
+                    let chunk = vec![b'x'; 256 << 10];
+                    while done < target && !stop.load(Ordering::Relaxed) {
+                        let n = chunk.len().min((target - done) as usize);
+                        match s.write(&chunk[..n]) {
+                            Ok(n) => {
+                                done += n as u64;
+                                sent.store(done, Ordering::Relaxed);
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                std::thread::sleep(Duration::from_millis(5))
+                            }
+                            Err(e) => panic!("the agent dropped a client mid-request: {e}"),
+                        }
+                    }
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    s
+                })
+            })
+            .collect();
+        Hogs {
+            stop,
+            sent,
+            target,
+            threads,
+        }
+    }
+
+    /// Bytes each client has sent so far.
+    pub fn sent(&self) -> Vec<u64> {
+        self.sent
+            .iter()
+            .map(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+            .collect()
+    }
+
+    pub fn all_done(&self) -> bool {
+        self.sent().iter().all(|&s| s == self.target)
+    }
+
+    /// Waits until every client has sent everything, or none has made progress for two
+    /// seconds (the agent stopped reading them and the socket buffers are full).
+    pub fn await_steady(&self, timeout: Duration) {
+        let total = || self.sent().iter().sum::<u64>();
+        let mut last = (total(), Instant::now());
+        wait_until(timeout, "the clients to finish or stall", || {
+            let now = total();
+            if now != last.0 {
+                last = (now, Instant::now());
+                return None;
+            }
+            (self.all_done() || last.1.elapsed() >= Duration::from_secs(2)).then_some(())
+        });
+    }
+
+    /// Stops the clients and closes their connections.
+    pub fn finish(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads {
+            drop(t.join().unwrap());
+        }
+    }
+}
