@@ -156,6 +156,10 @@ enum Command {
         /// so that waking it is not part of what the agent under test pays; 0 always sleeps
         #[arg(long, default_value_t = 1000)]
         spin_us: u64,
+        /// Send at most this many events per second over all connections (whole batches,
+        /// evenly spaced); default: as fast as the agent answers
+        #[arg(long, value_name = "EVENTS")]
+        rate: Option<f64>,
         /// A header every avro event carries, as KEY=VALUE (repeatable), e.g.
         /// --header timestamp=1700000000000 --header host=web1
         #[arg(long = "header", value_name = "KEY=VALUE", value_parser = parse_header)]
@@ -329,9 +333,16 @@ fn main() -> ExitCode {
             unique,
             acked_log,
             spin_us,
+            rate,
             headers,
             congestion,
         }) => {
+            if rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+                eprintln!(
+                    "flume-fast loadgen: --rate must be a positive number of events per second"
+                );
+                return ExitCode::from(EXIT_CONFIG);
+            }
             if tls.ssl && protocol == "netcat" {
                 eprintln!("flume-fast loadgen: --ssl is for --protocol avro (netcat has no TLS)");
                 return ExitCode::from(EXIT_CONFIG);
@@ -368,6 +379,7 @@ fn main() -> ExitCode {
                 unique,
                 acked_log,
                 spin: Duration::from_micros(spin_us),
+                rate,
                 headers,
                 congestion,
                 stop: Default::default(),

@@ -230,3 +230,23 @@ fn loadgen_exits_3_when_events_were_never_acknowledged() {
     assert!(out.contains(r#""unacked_events":0"#), "{out}");
     agent.stop();
 }
+
+/// `--rate` spaces the batches: 1,000 events at 2,000 per second take about half a second.
+#[test]
+fn loadgen_rate_paces_the_batches() {
+    let port = free_port();
+    let mut agent = Agent::start(&receiver_conf(port, ""), &[]);
+    let p = port.to_string();
+    let args = [
+        "loadgen", "-p", &p, "-b", "100", "-s", "20", "-n", "1000", "--rate", "2000",
+    ];
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(summary["acked_events"], 1000, "{out}");
+    // The tenth batch is due at 0.45 s; nothing can make it earlier.
+    assert!(summary["seconds"].as_f64().unwrap() >= 0.45, "{out}");
+    let (code, _, err) = run(&["loadgen", "-p", &p, "--rate", "0"]);
+    assert_eq!(code, 2, "{err}");
+    agent.stop();
+}

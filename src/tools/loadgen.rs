@@ -59,6 +59,8 @@ pub struct LoadOptions {
     pub acked_log: Option<PathBuf>,
     /// Busy-poll window after each read (`runtime::spin`).
     pub spin: Duration,
+    /// Events per second over all connections (`--rate`); unpaced when `None`.
+    pub rate: Option<f64>,
     /// Headers every avro event carries, in this order.
     pub headers: Vec<(String, String)>,
     /// TCP congestion control for the connections (`TCP_CONGESTION`); the system's
@@ -135,6 +137,11 @@ impl Summary {
 struct Shared {
     /// Events not yet claimed by a connection (count mode).
     unclaimed: Cell<u64>,
+    /// Events claimed so far, for `--rate`: the next batch is due when the ones before it
+    /// have had their share of time.
+    claimed: Cell<u64>,
+    rate: Option<f64>,
+    started: Instant,
     deadline: Option<Instant>,
     acked: Cell<u64>,
     failed_batches: Cell<u64>,
@@ -160,7 +167,17 @@ impl Shared {
         }
         let n = (batch as u64).min(left);
         self.unclaimed.set(left - n);
+        self.claimed.set(self.claimed.get() + n);
         Some(n as usize)
+    }
+
+    /// With `--rate`, waits until the batch just claimed is due.
+    async fn pace(&self, n: usize) {
+        if let Some(rate) = self.rate {
+            let before = (self.claimed.get() - n as u64) as f64;
+            let due = self.started + Duration::from_secs_f64(before / rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
     }
 
     /// The run ends: an error, the deadline, or a stop signal.
@@ -237,6 +254,9 @@ pub fn run(o: &LoadOptions) -> Result<Summary, ToolError> {
         };
         let shared = Rc::new(Shared {
             unclaimed: Cell::new(o.count.unwrap_or(u64::MAX)),
+            claimed: Cell::new(0),
+            rate: o.rate,
+            started: Instant::now(),
             deadline: o.duration.map(|d| Instant::now() + d),
             acked: Cell::new(0),
             failed_batches: Cell::new(0),
@@ -329,6 +349,7 @@ async fn avro_conn(mut s: Conn, o: &LoadOptions, sh: &Shared, i: usize) -> Resul
     let mut template: Option<BytesMut> = None;
     let mut buf = BytesMut::new();
     while let Some(n) = sh.claim(o.batch) {
+        sh.pace(n).await;
         let started = Instant::now();
         let status = loop {
             let sent = match template.take() {
@@ -457,6 +478,7 @@ async fn avro_unique_conn(c: Conn, o: &LoadOptions, sh: &Shared, i: usize) -> Re
     let mut next_seq = 0u64;
     let mut backoff = BACKOFF_MIN;
     while let Some(n) = sh.claim(o.batch) {
+        sh.pace(n).await;
         let first = next_seq;
         next_seq += n as u64;
         let mut events = unique_batch(i, first, n, o.size);
@@ -551,6 +573,7 @@ async fn netcat_conn(c: Conn, o: &LoadOptions, sh: &Shared, i: usize) -> Result<
     let mut batch = Some(batch);
     let mut acks = BytesMut::with_capacity(64 * 1024);
     while let Some(n) = sh.claim(o.batch) {
+        sh.pace(n).await;
         let started = Instant::now();
         let mut out = batch.take().expect("returned after each write");
         let len = n * (o.size + 1);
@@ -611,6 +634,7 @@ mod tests {
             unique: false,
             acked_log: None,
             spin: Duration::ZERO,
+            rate: None,
             headers: Vec::new(),
             congestion: congestion.map(str::to_string),
             stop: Default::default(),
