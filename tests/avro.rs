@@ -631,21 +631,7 @@ fn the_sink_reconnects_quietly_after_the_source_closed_its_idle_connection() {
         &["--cores", "1"],
     );
     let nc_port = free_port();
-    let sender_conf = format!(
-        "s1.sources = r1
-s1.channels = c1
-s1.sinks = k1
-s1.sources.r1.type = netcat
-s1.sources.r1.bind = 127.0.0.1
-s1.sources.r1.port = {nc_port}
-s1.sources.r1.channels = c1
-s1.channels.c1.type = memory
-s1.sinks.k1.type = avro
-s1.sinks.k1.hostname = 127.0.0.1
-s1.sinks.k1.port = {port}
-s1.sinks.k1.channel = c1
-"
-    );
+    let sender_conf = netcat_to_avro_conf("s1", nc_port, port);
     let mut sender = Agent::start(&sender_conf, &["--cores", "1"]);
     let mut nc = TcpStream::connect(("127.0.0.1", nc_port)).unwrap();
     nc.write_all(b"before\n").unwrap();

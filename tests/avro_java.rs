@@ -358,21 +358,7 @@ fn a_java_avro_sink_reconnects_by_itself_after_an_idle_close() {
         &["--cores", "1"],
     );
     let nc_port = free_port();
-    let conf = format!(
-        "j2.sources = r1
-j2.channels = c1
-j2.sinks = k1
-j2.sources.r1.type = netcat
-j2.sources.r1.bind = 127.0.0.1
-j2.sources.r1.port = {nc_port}
-j2.sources.r1.channels = c1
-j2.channels.c1.type = memory
-j2.sinks.k1.type = avro
-j2.sinks.k1.hostname = 127.0.0.1
-j2.sinks.k1.port = {port}
-j2.sinks.k1.channel = c1
-"
-    );
+    let conf = netcat_to_avro_conf("j2", nc_port, port);
     let java = JavaProc::agent(&lib, agent.dir.path(), "j2", &conf);
     let nc = wait_until(Duration::from_secs(120), "the Java netcat source", || {
         std::net::TcpStream::connect(("127.0.0.1", nc_port)).ok()

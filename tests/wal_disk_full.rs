@@ -10,10 +10,9 @@
 
 mod common;
 
+use common::tmpfs::Tmpfs;
 use common::{free_port, receiver_conf, wait_until, Agent, BIN};
 use std::collections::HashMap;
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -30,52 +29,6 @@ const SIZE: usize = 256;
 
 /// The tests time a recovery: one at a time, not competing for the machine's cores.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-/// A tmpfs mounted on a temporary directory, unmounted when dropped (even when the test
-/// fails), before the directory itself goes.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// Mounts one, or says why it cannot (not permitted: not root).
-    fn mount(size: &str) -> Result<Tmpfs, String> {
-        let dir = tempfile::tempdir().unwrap();
-        let target = CString::new(dir.path().as_os_str().as_bytes()).unwrap();
-        let opts = CString::new(format!("size={size}")).unwrap();
-        // SAFETY: NUL-terminated strings that outlive the call.
-        let rc = unsafe {
-            libc::mount(
-                c"tmpfs".as_ptr(),
-                target.as_ptr(),
-                c"tmpfs".as_ptr(),
-                0,
-                opts.as_ptr().cast(),
-            )
-        };
-        if rc != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EPERM) {
-                return Err(format!("cannot mount a tmpfs ({e}); run as root"));
-            }
-            panic!("mounting a tmpfs on {}: {e}", dir.path().display());
-        }
-        Ok(Tmpfs { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let target = CString::new(self.dir.path().as_os_str().as_bytes()).unwrap();
-        // Lazily: an agent killed a moment ago may still hold a file there.
-        // SAFETY: a NUL-terminated path.
-        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-    }
-}
 
 /// The agent under test: avro on `port` → file channel on `fs` → avro sink to `down`.
 fn upstream_conf(fs: &Path, port: u16, down: u16, fsync_per_transaction: bool) -> String {

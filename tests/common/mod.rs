@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod tmpfs;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -236,6 +238,25 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An agent named `agent`: netcat source on `nc_port` → memory → avro sink to `port`.
+pub fn netcat_to_avro_conf(agent: &str, nc_port: u16, port: u16) -> String {
+    format!(
+        "{agent}.sources = r1
+{agent}.channels = c1
+{agent}.sinks = k1
+{agent}.sources.r1.type = netcat
+{agent}.sources.r1.bind = 127.0.0.1
+{agent}.sources.r1.port = {nc_port}
+{agent}.sources.r1.channels = c1
+{agent}.channels.c1.type = memory
+{agent}.sinks.k1.type = avro
+{agent}.sinks.k1.hostname = 127.0.0.1
+{agent}.sinks.k1.port = {port}
+{agent}.sinks.k1.channel = c1
+"
     )
 }
 

@@ -242,18 +242,7 @@ impl SegmentFile {
             sync_dir(dir)?;
             Ok(map)
         })();
-        match made {
-            Ok(map) => Ok(SegmentFile {
-                start,
-                path,
-                file,
-                map: Arc::new(map),
-            }),
-            Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                Err(e)
-            }
-        }
+        made_or_removed(made.map(|map| (file, map)), start, path)
     }
 
     /// Creates the spare for the segment starting at `start` through io_uring: created,
@@ -374,18 +363,7 @@ impl SegmentFile {
             file.sync_data()?;
             Ok((file, map))
         })();
-        match made {
-            Ok((file, map)) => Ok(SegmentFile {
-                start,
-                path,
-                file,
-                map: Arc::new(map),
-            }),
-            Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                Err(e)
-            }
-        }
+        made_or_removed(made, start, path)
     }
 
     /// Gives a spare its segment name, making it part of the log. The rename is durable
@@ -458,6 +436,27 @@ fn dup_file(uring: &tokio_uring::fs::File) -> io::Result<File> {
     }
     // SAFETY: fd is a fresh descriptor nobody else owns.
     Ok(unsafe { <File as std::os::unix::io::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// The segment a blocking create or reuse made, or its file removed on an error, so a
+/// half-made segment never lies where replay or the next roll would find it.
+fn made_or_removed(
+    made: io::Result<(File, MmapRaw)>,
+    start: u64,
+    path: PathBuf,
+) -> io::Result<SegmentFile> {
+    match made {
+        Ok((file, map)) => Ok(SegmentFile {
+            start,
+            path,
+            file,
+            map: Arc::new(map),
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            Err(e)
+        }
+    }
 }
 
 /// The spare that making it at `path` produced, or, when that failed, the file removed

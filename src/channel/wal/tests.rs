@@ -1109,49 +1109,9 @@ async fn drain_all(ch: &Channel) -> Vec<String> {
     got
 }
 
-/// A small tmpfs on a temporary directory, for a disk that really fills up; unmounted
-/// when dropped, even when the test fails.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// Mounts one of `size` (as mount's `size=` option), or says why it cannot (not
-    /// permitted: not root).
-    fn mount(size: &str) -> Result<Tmpfs, String> {
-        use std::os::unix::ffi::OsStrExt;
-        let dir = tempfile::tempdir().unwrap();
-        let target = std::ffi::CString::new(dir.path().as_os_str().as_bytes()).unwrap();
-        let opts = std::ffi::CString::new(format!("size={size}")).unwrap();
-        // SAFETY: NUL-terminated strings that outlive the call.
-        let rc = unsafe {
-            libc::mount(
-                c"tmpfs".as_ptr(),
-                target.as_ptr(),
-                c"tmpfs".as_ptr(),
-                0,
-                opts.as_ptr().cast(),
-            )
-        };
-        if rc != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EPERM) {
-                return Err(format!("cannot mount a tmpfs ({e}); run as root"));
-            }
-            panic!("mounting a tmpfs on {}: {e}", dir.path().display());
-        }
-        Ok(Tmpfs { dir })
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        use std::os::unix::ffi::OsStrExt;
-        let target = std::ffi::CString::new(self.dir.path().as_os_str().as_bytes()).unwrap();
-        // SAFETY: a NUL-terminated path.
-        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-    }
-}
+#[path = "../../../tests/common/tmpfs.rs"]
+mod tmpfs;
+use tmpfs::Tmpfs;
 
 /// A channel on a 512 KiB tmpfs (segments of 64 KiB: seven fit, beside the checkpoint),
 /// with a floor of 16 KiB; `None` where no tmpfs can be mounted.
@@ -1163,7 +1123,7 @@ fn tiny_disk(fsync_per_transaction: bool) -> Option<(Tmpfs, WalConfig)> {
             return None;
         }
     };
-    let mut c = cfg(fs.dir.path());
+    let mut c = cfg(fs.path());
     c.minimum_required_space = 16 << 10;
     c.fsync_per_transaction = fsync_per_transaction;
     Some((fs, c))
@@ -1304,7 +1264,7 @@ fn a_roll_with_no_spare_ready_reuses_a_free_segment_rather_than_make_a_file() {
         }
         ch.close().await;
     });
-    let root = fs.dir.path().to_path_buf();
+    let root = fs.path().to_path_buf();
     with_channel(&c, 0, 1, |ch| async move {
         let Channel::Wal(w) = &ch else { unreachable!() };
         // Opened (consumed segments kept or deleted), nothing has yielded since. Ballast
@@ -1401,7 +1361,7 @@ fn the_log_leaves_minimum_required_space_free_for_its_checkpoints() {
         return;
     };
     c.minimum_required_space = 160 << 10;
-    let root = fs.dir.path().to_path_buf();
+    let root = fs.path().to_path_buf();
     with_channel(&c, 0, 1, |ch| async move {
         let Channel::Wal(w) = &ch else { unreachable!() };
         let acked = fill_until_enospc(&ch).await;
