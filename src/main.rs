@@ -83,7 +83,22 @@ enum Command {
         define: Vec<String>,
     },
     /// Show the keys a component type takes, with defaults (no TYPE: list all types)
-    Describe { r#type: Option<String> },
+    Describe {
+        /// A type (alias or Java class); with --markdown, a page: sources, channels,
+        /// sinks or flow
+        r#type: Option<String>,
+        /// Print the reference pages of docs/ in markdown (all of them without a page)
+        #[arg(long)]
+        markdown: bool,
+        /// With --markdown: write every page into DIR (docs/sources.md, ...) instead
+        #[arg(
+            long,
+            value_name = "DIR",
+            requires = "markdown",
+            conflicts_with = "type"
+        )]
+        out: Option<PathBuf>,
+    },
     /// Send a file (or stdin) to an avro source, one event per line (flume-ng avro-client)
     AvroClient {
         /// Host name of the avro source
@@ -292,7 +307,12 @@ fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Describe { r#type }) => describe(r#type.as_deref()),
+        Some(Command::Describe {
+            r#type,
+            markdown: true,
+            out,
+        }) => describe_markdown(r#type.as_deref(), out.as_deref()),
+        Some(Command::Describe { r#type, .. }) => describe(r#type.as_deref()),
         Some(Command::AvroClient {
             host,
             port,
@@ -532,6 +552,44 @@ fn describe(ty: Option<&str>) -> ExitCode {
             }
         },
     }
+}
+
+/// The generated reference pages: one to stdout, all to stdout, or all into a directory.
+fn describe_markdown(page: Option<&str>, out: Option<&std::path::Path>) -> ExitCode {
+    let pages: Vec<&render::Page> = match page {
+        None => render::PAGES.iter().collect(),
+        Some(name) => {
+            let file = format!("{}.md", name.trim_end_matches(".md"));
+            match render::PAGES.iter().find(|p| p.file == file) {
+                Some(p) => vec![p],
+                None => {
+                    let names: Vec<_> = render::PAGES
+                        .iter()
+                        .map(|p| p.file.trim_end_matches(".md"))
+                        .collect();
+                    eprintln!("flume-fast: no page '{name}' (pages: {})", names.join(", "));
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            }
+        }
+    };
+    for p in pages {
+        let text = render::markdown(p);
+        match out {
+            None => print!("{text}"),
+            Some(dir) => {
+                let path = dir.join(p.file);
+                if let Err(e) =
+                    std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&path, text))
+                {
+                    eprintln!("flume-fast: {}: {e}", path.display());
+                    return ExitCode::from(EXIT_RUNTIME);
+                }
+                eprintln!("wrote {}", path.display());
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn load(

@@ -38,7 +38,7 @@ impl KeyKind {
     };
     pub const PORT: KeyKind = KeyKind::Int { min: 0, max: 65535 };
 
-    fn name(&self) -> String {
+    pub fn name(&self) -> String {
         match self {
             KeyKind::Str => "string".into(),
             KeyKind::Bool => "boolean".into(),

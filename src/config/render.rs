@@ -73,14 +73,131 @@ pub fn flow(cfg: &AgentConfig) -> String {
 }
 
 /// Every component family with its registry, for `describe`.
-pub fn families() -> [(&'static str, &'static [TypeInfo]); 5] {
+pub fn families() -> [(&'static str, &'static [TypeInfo]); 6] {
     [
         ("source", crate::source::TYPES),
         ("channel", crate::channel::TYPES),
         ("sink", crate::sink::TYPES),
         ("interceptor", crate::flow::interceptor::TYPES),
+        ("channel selector", crate::flow::selector::TYPES),
         ("sink processor", crate::flow::processor::TYPES),
     ]
+}
+
+/// One generated reference page: its file under `docs/`, its title, and the families it
+/// holds with where their keys go in an agent's file.
+pub struct Page {
+    pub file: &'static str,
+    pub title: &'static str,
+    pub intro: &'static str,
+    pub families: &'static [(&'static str, &'static str)],
+}
+
+/// The reference pages `describe --markdown` writes, one per component family as an
+/// agent's file groups them (the flow pieces hang off sources and sink groups).
+pub const PAGES: &[Page] = &[
+    Page {
+        file: "sources.md",
+        title: "Sources",
+        intro: "A source receives events and puts them into its channels, one transaction per \
+                received batch.",
+        families: &[("source", "<agent>.sources.<name>.")],
+    },
+    Page {
+        file: "channels.md",
+        title: "Channels",
+        intro: "A channel holds committed batches until a sink takes them; each shard has its \
+                own instance. See [file-channel.md](file-channel.md) for the write-ahead log.",
+        families: &[("channel", "<agent>.channels.<name>.")],
+    },
+    Page {
+        file: "sinks.md",
+        title: "Sinks",
+        intro: "A sink takes a batch from its channel and commits only once its destination \
+                has the data. See [hdfs.md](hdfs.md) and [avro-tls.md](avro-tls.md).",
+        families: &[("sink", "<agent>.sinks.<name>.")],
+    },
+    Page {
+        file: "flow.md",
+        title: "Interceptors, channel selectors and sink processors",
+        intro: "Interceptors change or drop a source's events before they reach a channel; \
+                the selector picks a source's channels per event; a sink group's processor \
+                picks which of its sinks takes the next batch.",
+        families: &[
+            (
+                "interceptor",
+                "<agent>.sources.<source>.interceptors.<name>.",
+            ),
+            ("channel selector", "<agent>.sources.<source>.selector."),
+            ("sink processor", "<agent>.sinkgroups.<group>.processor."),
+        ],
+    },
+];
+
+/// The command that writes every page; the docs test prints it when a page is stale.
+pub const REGENERATE: &str = "cargo run -q -- describe --markdown --out docs";
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+/// A generated reference page in markdown: per type its names, doc line and key table.
+pub fn markdown(page: &Page) -> String {
+    let mut out = format!(
+        "# {}\n\n<!-- Generated from the key tables in the code by `{REGENERATE}`; \
+         do not edit by hand. -->\n\n{}\n",
+        page.title, page.intro
+    );
+    let all = families();
+    for (family, prefix) in page.families {
+        let types = all
+            .iter()
+            .find(|(f, _)| f == family)
+            .map(|(_, t)| *t)
+            .unwrap_or_else(|| panic!("page {} names unknown family {family}", page.file));
+        if page.families.len() > 1 {
+            let _ = write!(out, "\n## {}s\n", capitalise(family));
+        }
+        let _ = writeln!(out, "\nKeys are set as `{prefix}<key>`.");
+        let level = if page.families.len() > 1 { "###" } else { "##" };
+        for t in types {
+            let _ = write!(out, "\n{level} {}\n\n{}\n\n", t.name(), t.doc);
+            let _ = write!(out, "`type = {}`", t.name());
+            for a in &t.aliases[1..] {
+                let _ = write!(out, " or `{a}`");
+            }
+            let _ = writeln!(out, " or `{}`\n", t.class);
+            if t.keys.is_empty() {
+                out.push_str("No keys besides `type`.\n");
+                continue;
+            }
+            out.push_str("| key | value | default | description |\n|---|---|---|---|\n");
+            for k in t.keys {
+                let default = match (k.required, k.default) {
+                    (true, _) => "**required**".to_string(),
+                    (false, Some("")) => "(empty)".to_string(),
+                    (false, Some(d)) => format!("`{}`", cell(d)),
+                    (false, None) => "–".to_string(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} | {} |",
+                    k.key,
+                    cell(&k.kind.name()),
+                    default,
+                    cell(k.doc)
+                );
+            }
+        }
+    }
+    out
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// The `describe TYPE` text, or `None` when no family knows the type.

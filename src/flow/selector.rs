@@ -2,6 +2,7 @@
 //! (Flume's default) sends every event to every channel; `multiplexing` routes on a header.
 //! Channels named `optional` may refuse an event without failing the put, as in Flume.
 
+use crate::config::keys::{KeyKind, KeySpec, TypeInfo};
 use crate::config::{ConfigError, Loc, Prop};
 use crate::event::Event;
 use std::collections::BTreeMap;
@@ -60,6 +61,56 @@ impl SelectorConfig {
         }
     }
 }
+
+const REPLICATING_KEYS: &[KeySpec] = &[KeySpec::new(
+    "optional",
+    KeyKind::List,
+    None,
+    "Channels that may refuse an event without failing the put",
+)];
+const MULTIPLEXING_KEYS: &[KeySpec] = &[
+    KeySpec::new(
+        "header",
+        KeyKind::Str,
+        Some("flume.selector.header"),
+        "The header whose value picks the channels",
+    ),
+    KeySpec::new(
+        "mapping.*",
+        KeyKind::Prefix,
+        None,
+        "mapping.<value> = CH ...: the required channels for that header value",
+    ),
+    KeySpec::new(
+        "optional.*",
+        KeyKind::Prefix,
+        None,
+        "optional.<value> = CH ...: channels that may refuse events with that value",
+    ),
+    KeySpec::new(
+        "default",
+        KeyKind::List,
+        None,
+        "Channels for events whose header value has no mapping",
+    ),
+];
+
+/// The selector types, for `describe` and the docs. `configure` below matches the same
+/// names (Flume compares selector types case-insensitively); a test keeps the two in step.
+pub static TYPES: &[TypeInfo] = &[
+    TypeInfo {
+        aliases: &["replicating"],
+        class: "org.apache.flume.channel.ReplicatingChannelSelector",
+        doc: "Sends every event to every channel of the source (Flume's default).",
+        keys: REPLICATING_KEYS,
+    },
+    TypeInfo {
+        aliases: &["multiplexing"],
+        class: "org.apache.flume.channel.MultiplexingChannelSelector",
+        doc: "Sends each event to the channels mapped to the value of one header.",
+        keys: MULTIPLEXING_KEYS,
+    },
+];
 
 pub const KEYS_DOC: &str = "selector.type = replicating (selector.optional = CH ...) | \
 multiplexing (selector.header, selector.mapping.<value>, selector.optional.<value>, selector.default)";
