@@ -282,3 +282,219 @@ fn every_declared_default_parses() {
         }
     }
 }
+
+// ---- Every registered type, from the registry itself ----------------------------------
+
+/// A value its key's kind accepts, for the keys a type requires.
+fn plausible(k: &KeySpec) -> String {
+    match k.kind {
+        KeyKind::Int { min, max } => min.max(1).min(max).to_string(),
+        KeyKind::Bool => "false".into(),
+        KeyKind::Choice(options) => options[0].into(),
+        _ => match k.key {
+            "bind" | "hostname" => "127.0.0.1".into(),
+            "hdfs.path" => "hdfs://127.0.0.1:9000/flume".into(),
+            _ => "/tmp/flume-fast-test".into(),
+        },
+    }
+}
+
+fn required_keys(t: &TypeInfo, prefix: &str) -> String {
+    t.keys
+        .iter()
+        .filter(|k| k.required)
+        .map(|k| format!("{prefix}.{} = {}\n", k.key, plausible(k)))
+        .collect()
+}
+
+/// BASE with one component of `family` set to type `ty` (its required keys given), plus
+/// `extra` lines under that component's prefix. Returns the text and the prefix.
+fn with_type(family: &str, t: &TypeInfo, ty: &str, extra: &[&str]) -> String {
+    let (prefix, set_type) = match family {
+        "source" => ("a1.sources.r1", None),
+        "channel" => ("a1.channels.c1", None),
+        "sink" => ("a1.sinks.k1", None),
+        "interceptor" => (
+            "a1.sources.r1.interceptors.i1",
+            Some("a1.sources.r1.interceptors = i1\n"),
+        ),
+        "channel selector" => ("a1.sources.r1.selector", Some("")),
+        "sink processor" => (
+            "a1.sinkgroups.g1.processor",
+            Some("a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1\n"),
+        ),
+        other => panic!("no test set-up for family {other}"),
+    };
+    let mut text = match set_type {
+        // The component of BASE is replaced: drop its own keys but keep its wiring.
+        None => BASE
+            .lines()
+            .filter(|l| {
+                !l.starts_with(&format!("{prefix}.")) || l.starts_with(&format!("{prefix}.channel"))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect(),
+        Some(pre) => format!("{BASE}{pre}"),
+    };
+    text.push_str(&format!("{prefix}.type = {ty}\n"));
+    text.push_str(&required_keys(t, prefix));
+    for e in extra {
+        text.push_str(&format!("{prefix}.{e}\n"));
+    }
+    text
+}
+
+/// The variant name a flow config prints as (`RemoveHeader { .. }` → "remove_header").
+fn variant(debug: &str) -> String {
+    let name = debug.split([' ', '(', '{']).next().unwrap();
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// Which type the loaded component of `family` resolved to, and the keys it read.
+fn built(family: &str, cfg: &AgentConfig) -> (String, Vec<String>) {
+    let s = &cfg.sources[0];
+    match family {
+        "source" => (
+            s.type_name.into(),
+            s.resolved.iter().map(|r| r.key.clone()).collect(),
+        ),
+        "channel" => (
+            cfg.channels[0].type_name.into(),
+            cfg.channels[0]
+                .resolved
+                .iter()
+                .map(|r| r.key.clone())
+                .collect(),
+        ),
+        "sink" => (
+            cfg.sinks[0].type_name.into(),
+            cfg.sinks[0]
+                .resolved
+                .iter()
+                .map(|r| r.key.clone())
+                .collect(),
+        ),
+        "interceptor" => (
+            variant(&format!("{:?}", s.interceptors[0])),
+            s.resolved
+                .iter()
+                .filter_map(|r| r.key.strip_prefix("interceptors.i1.").map(str::to_string))
+                .collect(),
+        ),
+        "channel selector" => (variant(&format!("{:?}", s.selector)), Vec::new()),
+        "sink processor" => (
+            variant(&format!("{:?}", cfg.sinkgroups[0].processor)),
+            cfg.sinkgroups[0]
+                .resolved
+                .iter()
+                .map(|r| {
+                    r.key
+                        .strip_prefix("processor.")
+                        .unwrap_or(&r.key)
+                        .to_string()
+                })
+                .collect(),
+        ),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn every_registered_type_builds_from_its_required_keys() {
+    for (family, types) in render::families() {
+        for t in types {
+            let text = with_type(family, t, t.name(), &[]);
+            let cfg = load(&text).unwrap_or_else(|e| panic!("{family} {}: {e}\n{text}", t.name()));
+            assert_eq!(built(family, &cfg).0, t.name(), "{family}\n{text}");
+        }
+    }
+}
+
+#[test]
+fn describe_shows_every_key_a_type_reads() {
+    for (family, types) in render::families() {
+        for t in types {
+            let cfg = load(&with_type(family, t, t.name(), &[])).unwrap();
+            let shown = t.describe(family);
+            for key in built(family, &cfg).1 {
+                let declared = t.keys.iter().any(|k| match k.key.strip_suffix(".*") {
+                    Some(p) => key.starts_with(&format!("{p}.")),
+                    None => k.key == key,
+                });
+                assert!(
+                    declared,
+                    "{family} {} read '{key}', not in its table",
+                    t.name()
+                );
+                let head = key.split('.').next().unwrap();
+                assert!(
+                    shown.contains(&format!("  {key} ")) || shown.contains(&format!("  {head}.*")),
+                    "describe {} does not show '{key}':\n{shown}",
+                    t.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_alias_and_java_class_resolves_to_its_type() {
+    for (family, types) in render::families() {
+        for t in types {
+            let upper: Vec<String> = t.aliases.iter().map(|a| a.to_uppercase()).collect();
+            let names = t
+                .aliases
+                .iter()
+                .copied()
+                .chain(std::iter::once(t.class))
+                .chain(upper.iter().map(String::as_str));
+            for name in names {
+                let matching: Vec<_> = types.iter().filter(|o| o.matches(name)).collect();
+                assert_eq!(matching.len(), 1, "{family} '{name}' is ambiguous");
+                let text = with_type(family, t, name, &[]);
+                let cfg = load(&text).unwrap_or_else(|e| panic!("{family} '{name}': {e}"));
+                assert_eq!(built(family, &cfg).0, t.name(), "{family} '{name}'");
+            }
+        }
+    }
+}
+
+#[test]
+fn an_unknown_key_is_warned_about_for_every_type() {
+    for (family, types) in render::families() {
+        for t in types {
+            let cfg = load(&with_type(family, t, t.name(), &["noSuchKey = 1"])).unwrap();
+            assert!(
+                cfg.warnings
+                    .iter()
+                    .any(|w| w.contains("noSuchKey") && w.contains("unknown key")),
+                "{family} {}: no warning for noSuchKey in {:?}",
+                t.name(),
+                cfg.warnings
+            );
+        }
+    }
+}
+
+#[test]
+fn selector_tables_declare_exactly_what_the_selectors_read() {
+    // Selectors parse their keys by hand; their table (for describe and the docs) must not
+    // list a key the parser would warn about.
+    for t in crate::flow::selector::TYPES {
+        let keys: Vec<String> = t
+            .keys
+            .iter()
+            .map(|k| format!("{} = c1", k.key.replace(".*", ".CA")))
+            .collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let cfg = load(&with_type("channel selector", t, t.name(), &keys)).unwrap();
+        assert!(cfg.warnings.is_empty(), "{}: {:?}", t.name(), cfg.warnings);
+    }
+}
