@@ -242,3 +242,28 @@ fn readme_and_benchmarks_keep_their_size_bounds() {
         "README starts with the two commands: {start:?}"
     );
 }
+
+#[test]
+fn describe_markdown_prints_one_page_or_refuses_an_unknown_one() {
+    let bin = env!("CARGO_BIN_EXE_flume-fast");
+    let out = Command::new(bin)
+        .args(["describe", "--markdown", "sinks"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let sinks = render::PAGES.iter().find(|p| p.file == "sinks.md").unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        render::markdown(sinks)
+    );
+    let out = Command::new(bin)
+        .args(["describe", "--markdown", "nosuch"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("no page 'nosuch' (pages: sources, channels, sinks, flow)"),
+        "{err}"
+    );
+}
