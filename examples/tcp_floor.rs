@@ -21,7 +21,7 @@
 //! First it times a cache line's round trip between the two CPUs (two threads handing an
 //! atomic back and forth). On the virtual machine the benchmarks ran on, that is about
 //! 45 ns most of the time and about 430 ns when the host has put the two virtual CPUs far
-//! apart; the TCP round trip and every one-connection cell follow it (see BENCHMARKS.md).
+//! apart; the TCP round trip and every one-connection cell follow it (see docs/benchmarking.md).
 //!
 //! ```text
 //! cargo run --release --example tcp_floor -- [--blocking] [--conns N] [--secs S] \

@@ -24,7 +24,7 @@
 //! [`Peer`]s, syncs in flight are [`Syncing`]; an answer sent starts the polling again,
 //! since the next request follows within a round trip. At one connection × 100 events of
 //! 100 B into the file channel, the shard thread's CPU in 3 s went from 1.24 s to 0.67 s
-//! (see BENCHMARKS.md).
+//! (see docs/architecture.md, "Polling").
 
 use crate::channel::notify::LocalNotify;
 use std::cell::Cell;
