@@ -362,4 +362,59 @@ mod tests {
             "{staged} bytes staged for a batch of 1000 × 1 KiB"
         );
     }
+
+    /// The bodies of the records of the Avro container at `path`, read by apache-avro.
+    fn avro_bodies(path: &Path) -> Vec<Vec<u8>> {
+        let bytes = std::fs::read(path).unwrap();
+        apache_avro::Reader::new(&bytes[..])
+            .unwrap()
+            .map(|v| match v.unwrap() {
+                apache_avro::types::Value::Record(f) => match &f[1].1 {
+                    apache_avro::types::Value::Bytes(b) => b.clone(),
+                    other => panic!("body {other:?}"),
+                },
+                other => panic!("record {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn avro_event_files_are_whole_containers_when_each_batch_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = FileRollConfig {
+            serializer: Serializer::Avro {
+                codec: crate::sink::serializer::avro::AvroCodec::Deflate,
+                sync_interval: 64 * 1024,
+            },
+            ..text_lines_into(dir.path())
+        };
+        // 1000 events of about 1 KiB: several chunks, several blocks per batch.
+        let events: Vec<Event> = (0..1000).map(|i| event(1000 + i % 50, i)).collect();
+        let bodies = |evs: &[Event]| evs.iter().map(|e| e.body.to_vec()).collect::<Vec<_>>();
+        let files = |dir: &Path| {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            v.sort();
+            v
+        };
+        crate::runtime::start_uring(async {
+            let mut sink = FileRollSink::open(&cfg, 0).unwrap();
+            sink.write(&events[..600]).await.unwrap();
+            // Committed: the file, still open, is a container holding the whole batch.
+            let first = files(dir.path());
+            assert_eq!(first.len(), 1);
+            assert_eq!(avro_bodies(&first[0]), bodies(&events[..600]));
+            sink.write(&events[600..900]).await.unwrap();
+            assert_eq!(avro_bodies(&first[0]), bodies(&events[..900]));
+            // A roll starts a new container with its own header.
+            sink.close().await;
+            sink.write(&events[900..]).await.unwrap();
+            let both = files(dir.path());
+            assert_eq!(both.len(), 2);
+            assert_eq!(avro_bodies(&both[1]), bodies(&events[900..]));
+            sink.close().await;
+        });
+    }
 }

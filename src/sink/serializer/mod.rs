@@ -378,3 +378,144 @@ mod tests {
         assert_ne!(sync_marker(1, 0), sync_marker(1, 1));
     }
 }
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+    use crate::config::{load_str, Substitutions};
+    use crate::sink::SinkKind;
+    use std::path::Path;
+
+    /// A seq → memory → `sink_type` agent; `extra` lines follow the sink's `channel` line,
+    /// which is line 8.
+    fn load(sink_type: &str, extra: &str) -> Result<Serializer, String> {
+        let text = format!(
+            "a.sources = s\na.channels = c\na.sinks = k\na.sources.s.type = seq\n\
+             a.sources.s.channels = c\na.channels.c.type = memory\na.sinks.k.type = {sink_type}\n\
+             a.sinks.k.channel = c\na.sinks.k.sink.directory = /tmp/x\na.sinks.k.hdfs.path = /x\n{extra}\n"
+        );
+        let cfg = load_str(Path::new("t.conf"), &text, None, &Substitutions::default())
+            .map_err(|e| e.to_string())?;
+        Ok(match &cfg.sinks[0].kind {
+            SinkKind::FileRoll(c) => c.serializer,
+            SinkKind::Hdfs(c) => c.format.serializer,
+            _ => unreachable!(),
+        })
+    }
+
+    /// Both sinks, each with its own prefix for the same keys.
+    const SINKS: [(&str, &str); 2] = [("file_roll", "sink.serializer"), ("hdfs", "serializer")];
+
+    #[test]
+    fn both_sinks_read_the_same_serializers_and_keys() {
+        for (ty, p) in SINKS {
+            assert_eq!(
+                load(ty, ""),
+                Ok(Serializer::Text {
+                    append_newline: true
+                }),
+                "{ty}: TEXT by default"
+            );
+            let conf =
+                format!("a.sinks.k.{p} = header_and_text\na.sinks.k.{p}.appendNewline = false");
+            assert_eq!(
+                load(ty, &conf),
+                Ok(Serializer::HeaderAndText {
+                    append_newline: false
+                }),
+                "{ty}"
+            );
+            let conf = format!(
+                "a.sinks.k.{p} = org.apache.flume.serialization.BodyTextEventSerializer$Builder"
+            );
+            assert!(
+                matches!(load(ty, &conf), Ok(Serializer::Text { .. })),
+                "{ty}"
+            );
+            let conf = format!("a.sinks.k.{p} = AVRO_EVENT");
+            assert_eq!(
+                load(ty, &conf),
+                Ok(Serializer::Avro {
+                    codec: AvroCodec::Null,
+                    sync_interval: 2048000
+                }),
+                "{ty}: Flume's avro_event defaults"
+            );
+            let conf = format!(
+                "a.sinks.k.{p} = org.apache.flume.serialization.FlumeEventAvroEventSerializer$Builder\n\
+                 a.sinks.k.{p}.compressionCodec = deflate\na.sinks.k.{p}.syncIntervalBytes = 4096"
+            );
+            assert_eq!(
+                load(ty, &conf),
+                Ok(Serializer::Avro {
+                    codec: AvroCodec::Deflate,
+                    sync_interval: 4096
+                }),
+                "{ty}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_serializer_is_refused_at_its_file_line_and_key() {
+        for (ty, p) in SINKS {
+            let e = load(
+                ty,
+                &format!("a.sinks.k.{p} = com.example.MySerializer$Builder"),
+            )
+            .unwrap_err();
+            assert!(
+                e.starts_with(&format!("t.conf:11: a.sinks.k.{p}: serializer class 'com.example.MySerializer$Builder' cannot be loaded")),
+                "{ty}: {e}"
+            );
+            for supported in [
+                "TEXT",
+                "HEADER_AND_TEXT",
+                "avro_event",
+                "FlumeEventAvroEventSerializer$Builder",
+            ] {
+                assert!(e.contains(supported), "{ty}: {e}");
+            }
+            let e = load(ty, &format!("a.sinks.k.{p} = json")).unwrap_err();
+            assert!(
+                e.starts_with(&format!(
+                    "t.conf:11: a.sinks.k.{p}: unknown serializer 'json'; supported: TEXT"
+                )),
+                "{ty}: {e}"
+            );
+            // Class names are exact, as Java loads them.
+            let e = load(
+                ty,
+                &format!("a.sinks.k.{p} = org.apache.flume.serialization.bodytexteventserializer$builder"),
+            )
+            .unwrap_err();
+            assert!(e.contains("cannot be loaded"), "{ty}: {e}");
+        }
+    }
+
+    #[test]
+    fn avro_options_flume_does_not_write_are_refused_at_their_key() {
+        for (ty, p) in SINKS {
+            let e = load(
+                ty,
+                &format!("a.sinks.k.{p} = avro_event\na.sinks.k.{p}.compressionCodec = zstandard"),
+            )
+            .unwrap_err();
+            assert!(
+                e.starts_with(&format!("t.conf:12: a.sinks.k.{p}.compressionCodec: Avro codec 'zstandard' is accepted by Flume but not written by flume-fast")),
+                "{ty}: {e}"
+            );
+            let e = load(
+                ty,
+                &format!("a.sinks.k.{p} = avro_event\na.sinks.k.{p}.syncIntervalBytes = 16"),
+            )
+            .unwrap_err();
+            assert!(
+                e.starts_with(&format!(
+                    "t.conf:12: a.sinks.k.{p}.syncIntervalBytes: 16 is out of range"
+                )),
+                "{ty}: {e}"
+            );
+        }
+    }
+}
