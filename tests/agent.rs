@@ -28,26 +28,6 @@ a1.sinks.k1.channel = c1
     )
 }
 
-/// Sends `lines` on one connection and returns how many "OK" acks came back.
-fn send_lines(port: u16, lines: &[String]) -> usize {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let payload: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    let mut reader = BufReader::new(s.try_clone().unwrap());
-    let writer = std::thread::spawn(move || {
-        s.write_all(payload.as_bytes()).unwrap();
-        s.shutdown(std::net::Shutdown::Write).unwrap();
-    });
-    let mut acks = 0;
-    let mut line = String::new();
-    while reader.read_line(&mut line).unwrap() > 0 {
-        assert_eq!(line, "OK\n");
-        acks += 1;
-        line.clear();
-    }
-    writer.join().unwrap();
-    acks
-}
-
 #[test]
 fn netcat_to_file_roll_on_two_shards_delivers_every_line_once() {
     let port = free_port();
