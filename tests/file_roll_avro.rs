@@ -16,30 +16,18 @@ use std::time::Duration;
 const FLUME_SCHEMA: &str = r#"{"type":"record","name":"Event","fields":[{"name":"headers","type":{"type":"map","values":"string"}},{"name":"body","type":"bytes"}]}"#;
 
 fn conf(port: u16, codec: &str) -> String {
-    format!(
-        "a1.sources = r1
-a1.channels = c1
-a1.sinks = k1
-a1.sources.r1.type = netcat
-a1.sources.r1.bind = 127.0.0.1
-a1.sources.r1.port = {port}
-a1.sources.r1.channels = c1
+    netcat_conf(
+        port,
+        &format!(
+            "a1.sinks.k1.sink.serializer = avro_event
+a1.sinks.k1.sink.serializer.compressionCodec = {codec}
+a1.sinks.k1.sink.serializer.syncIntervalBytes = 4096
 a1.sources.r1.interceptors = o
 a1.sources.r1.interceptors.o.type = static
 a1.sources.r1.interceptors.o.key = origin
 a1.sources.r1.interceptors.o.value = netcat-test
-a1.channels.c1.type = memory
-a1.channels.c1.capacity = 20000
-a1.channels.c1.transactionCapacity = 1000
-a1.sinks.k1.type = file_roll
-a1.sinks.k1.sink.directory = {{dir}}/out
-a1.sinks.k1.sink.rollInterval = 0
-a1.sinks.k1.sink.batchSize = 500
-a1.sinks.k1.sink.serializer = avro_event
-a1.sinks.k1.sink.serializer.compressionCodec = {codec}
-a1.sinks.k1.sink.serializer.syncIntervalBytes = 4096
-a1.sinks.k1.channel = c1
 "
+        ),
     )
 }
 

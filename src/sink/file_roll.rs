@@ -289,6 +289,7 @@ impl FileRollSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::serializer::test_support::read_avro;
     use bytes::Bytes;
 
     fn event(len: usize, seed: usize) -> Event {
@@ -365,17 +366,8 @@ mod tests {
 
     /// The bodies of the records of the Avro container at `path`, read by apache-avro.
     fn avro_bodies(path: &Path) -> Vec<Vec<u8>> {
-        let bytes = std::fs::read(path).unwrap();
-        apache_avro::Reader::new(&bytes[..])
-            .unwrap()
-            .map(|v| match v.unwrap() {
-                apache_avro::types::Value::Record(f) => match &f[1].1 {
-                    apache_avro::types::Value::Bytes(b) => b.clone(),
-                    other => panic!("body {other:?}"),
-                },
-                other => panic!("record {other:?}"),
-            })
-            .collect()
+        let records = read_avro(&std::fs::read(path).unwrap());
+        records.into_iter().map(|(_, body)| body).collect()
     }
 
     #[test]

@@ -241,6 +241,28 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Agent `a1`: netcat source on `port` → memory → file_roll into `{dir}/out`; `extra`
+/// lines are appended.
+pub fn netcat_conf(port: u16, extra: &str) -> String {
+    format!(
+        "a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = netcat
+a1.sources.r1.bind = 127.0.0.1
+a1.sources.r1.port = {port}
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 10000
+a1.channels.c1.transactionCapacity = 1000
+a1.sinks.k1.type = file_roll
+a1.sinks.k1.sink.directory = {{dir}}/out
+a1.sinks.k1.sink.batchSize = 1000
+a1.sinks.k1.channel = c1
+{extra}"
+    )
+}
+
 /// Sends `lines` to a netcat source on one connection and returns how many "OK" acks came back.
 pub fn send_lines(port: u16, lines: &[String]) -> usize {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();

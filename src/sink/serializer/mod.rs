@@ -244,7 +244,46 @@ pub fn sync_marker(counter: u64, shard: usize) -> [u8; 16] {
 }
 
 #[cfg(test)]
+pub(crate) mod test_support {
+    /// A record: sorted headers, body.
+    pub(crate) type Record = (Vec<(String, String)>, Vec<u8>);
+
+    /// Reads an Avro container of Flume's schema with the apache-avro crate.
+    pub(crate) fn read_avro(bytes: &[u8]) -> Vec<Record> {
+        use apache_avro::types::Value;
+        let reader = apache_avro::Reader::new(bytes).unwrap();
+        assert_eq!(reader.writer_schema().canonical_form(), {
+            let s = apache_avro::Schema::parse_str(super::avro::SCHEMA).unwrap();
+            s.canonical_form()
+        });
+        reader
+            .map(|v| {
+                let Value::Record(fields) = v.unwrap() else {
+                    panic!("not a record")
+                };
+                let Value::Map(h) = &fields[0].1 else {
+                    panic!("headers")
+                };
+                let mut headers: Vec<(String, String)> = h
+                    .iter()
+                    .map(|(k, v)| match v {
+                        Value::String(s) => (k.clone(), s.clone()),
+                        other => panic!("header value {other:?}"),
+                    })
+                    .collect();
+                headers.sort();
+                let Value::Bytes(b) = &fields[1].1 else {
+                    panic!("body")
+                };
+                (headers, b.clone())
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
 mod tests {
+    use super::test_support::read_avro;
     use super::*;
     use crate::event::Headers;
     use bytes::Bytes;
@@ -300,38 +339,6 @@ mod tests {
             w.flush(&mut out);
             assert_eq!(out, serialize(s, &evs), "{s:?}");
         }
-    }
-
-    /// Reads an Avro container with the apache-avro crate: (headers, body) per record.
-    fn read_avro(bytes: &[u8]) -> Vec<(Vec<(String, String)>, Vec<u8>)> {
-        use apache_avro::types::Value;
-        let reader = apache_avro::Reader::new(bytes).unwrap();
-        assert_eq!(reader.writer_schema().canonical_form(), {
-            let s = apache_avro::Schema::parse_str(avro::SCHEMA).unwrap();
-            s.canonical_form()
-        });
-        reader
-            .map(|v| {
-                let Value::Record(fields) = v.unwrap() else {
-                    panic!("not a record")
-                };
-                let Value::Map(h) = &fields[0].1 else {
-                    panic!("headers")
-                };
-                let mut headers: Vec<(String, String)> = h
-                    .iter()
-                    .map(|(k, v)| match v {
-                        Value::String(s) => (k.clone(), s.clone()),
-                        other => panic!("header value {other:?}"),
-                    })
-                    .collect();
-                headers.sort();
-                let Value::Bytes(b) = &fields[1].1 else {
-                    panic!("body")
-                };
-                (headers, b.clone())
-            })
-            .collect()
     }
 
     #[test]
