@@ -167,7 +167,7 @@ fn java_avro_tools_reads_what_file_roll_writes() {
     let Some(jar) = java_peer::avro_tools_jar() else {
         return;
     };
-    for codec in ["null", "deflate"] {
+    for codec in ["null", "deflate", "snappy"] {
         let (agent, sent) = run_agent(codec, "1", 2, 1000);
         let mut bodies = Vec::new();
         for f in files_in(&agent.path("out")) {

@@ -426,7 +426,7 @@ mod config_tests {
             ("a.sinks.k.hdfs.path = /x\na.sinks.k.hdfs.round = true\na.sinks.k.hdfs.roundUnit = hour\na.sinks.k.hdfs.roundValue = 30", "hdfs.roundValue"),
             ("a.sinks.k.hdfs.path = /x/%[nothing]", "%[nothing]"),
             ("a.sinks.k.hdfs.path = file:///tmp/x", "not supported"),
-            ("a.sinks.k.hdfs.path = /x\na.sinks.k.serializer = avro_event\na.sinks.k.serializer.compressionCodec = snappy", "serializer.compressionCodec"),
+            ("a.sinks.k.hdfs.path = /x\na.sinks.k.serializer = avro_event\na.sinks.k.serializer.compressionCodec = xz", "serializer.compressionCodec"),
         ];
         for (conf, needle) in cases {
             let e = load(conf).unwrap_err();

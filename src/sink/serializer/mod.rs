@@ -5,7 +5,8 @@
 //! - `TEXT` writes the body; `HEADER_AND_TEXT` writes `{k=v, ...} ` then the body; both end
 //!   each event with a newline unless `appendNewline = false`.
 //! - `avro_event` writes an Avro object container of Flume's event record (`avro.rs`),
-//!   one block per flush or per `syncIntervalBytes`, codec `compressionCodec`.
+//!   one block per flush or per `syncIntervalBytes`, codec `compressionCodec` (null, deflate,
+//!   snappy).
 //!
 //! A [`Writer`] is one file's serializer: it writes the file's header when it starts,
 //! appends events into the caller's buffer, and at `flush` (the end of a batch) puts
@@ -90,7 +91,7 @@ macro_rules! serializer_keys {
                 concat!($prefix, ".compressionCodec"),
                 $crate::config::keys::KeyKind::Str,
                 Some("null"),
-                "avro_event: Avro block codec, null or deflate",
+                "avro_event: Avro block codec: null, deflate or snappy",
             ),
         ]
     };
@@ -344,7 +345,7 @@ mod tests {
     #[test]
     fn avro_event_containers_read_back_with_apache_avro() {
         let evs = events();
-        for codec in [AvroCodec::Null, AvroCodec::Deflate] {
+        for codec in [AvroCodec::Null, AvroCodec::Deflate, AvroCodec::Snappy] {
             // A tiny sync interval: one block per record, and the flush adds none.
             for sync_interval in [32, 2048000] {
                 let s = Serializer::Avro {
