@@ -72,7 +72,7 @@ const KEYS: &[KeySpec] =
 pub const TYPE: TypeInfo = TypeInfo {
     aliases: &["file_roll"],
     class: "org.apache.flume.sink.RollingFileSink",
-    doc: "Writes events to local files, rolling to a new file at an interval.",
+    doc: "Writes events to local files (text, or one Avro container per file with avro_event), rolling to a new file at an interval.",
     keys: KEYS,
 };
 

@@ -85,7 +85,7 @@ macro_rules! serializer_keys {
                 // Avro's DataFileWriter accepts 32 bytes to 1 GiB.
                 $crate::config::keys::KeyKind::int(32, 1 << 30),
                 Some("2048000"),
-                "avro_event: record bytes per Avro block at most",
+                "avro_event: a block is written once its records reach this many bytes",
             ),
             $crate::config::keys::KeySpec::new(
                 concat!($prefix, ".compressionCodec"),
