@@ -8,46 +8,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
 
-fn netcat_conf(port: u16, extra: &str) -> String {
-    format!(
-        "a1.sources = r1
-a1.channels = c1
-a1.sinks = k1
-a1.sources.r1.type = netcat
-a1.sources.r1.bind = 127.0.0.1
-a1.sources.r1.port = {port}
-a1.sources.r1.channels = c1
-a1.channels.c1.type = memory
-a1.channels.c1.capacity = 10000
-a1.channels.c1.transactionCapacity = 1000
-a1.sinks.k1.type = file_roll
-a1.sinks.k1.sink.directory = {{dir}}/out
-a1.sinks.k1.sink.batchSize = 1000
-a1.sinks.k1.channel = c1
-{extra}"
-    )
-}
-
-/// Sends `lines` on one connection and returns how many "OK" acks came back.
-fn send_lines(port: u16, lines: &[String]) -> usize {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let payload: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    let mut reader = BufReader::new(s.try_clone().unwrap());
-    let writer = std::thread::spawn(move || {
-        s.write_all(payload.as_bytes()).unwrap();
-        s.shutdown(std::net::Shutdown::Write).unwrap();
-    });
-    let mut acks = 0;
-    let mut line = String::new();
-    while reader.read_line(&mut line).unwrap() > 0 {
-        assert_eq!(line, "OK\n");
-        acks += 1;
-        line.clear();
-    }
-    writer.join().unwrap();
-    acks
-}
-
 #[test]
 fn netcat_to_file_roll_on_two_shards_delivers_every_line_once() {
     let port = free_port();

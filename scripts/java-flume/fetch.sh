@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Copies Java Flume 1.11.0 and its dependencies from Maven Central into lib/ next to this
-# script (git-ignored), and the Hadoop client its HDFS sink needs into lib-hdfs/ (only
-# the HDFS benchmark runs put it on the classpath). Idempotent: does nothing for a
-# directory that is already complete.
+# Copies from Maven Central, next to this script (git-ignored):
+#   flume       Java Flume 1.11.0 and its dependencies into lib/;
+#   hdfs        the Hadoop client its HDFS sink needs into lib-hdfs/ (only the HDFS
+#               benchmark runs put it on the classpath);
+#   avro-tools  Avro's own tools jar into lib-avro-tools/ (the Java reader of the Avro
+#               containers flume-fast writes).
+# Usage: fetch.sh [flume|hdfs|avro-tools]...  (no argument: flume and hdfs). Idempotent:
+# does nothing for a directory that is already complete.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 fetch() { # pom, directory
@@ -20,5 +24,12 @@ fetch() { # pom, directory
   fi
   touch "$here/$2/.complete"
 }
-fetch pom.xml lib
-fetch pom-hdfs.xml lib-hdfs
+(( $# )) || set -- flume hdfs
+for what in "$@"; do
+  case "$what" in
+    flume) fetch pom.xml lib ;;
+    hdfs) fetch pom-hdfs.xml lib-hdfs ;;
+    avro-tools) fetch pom-avro-tools.xml lib-avro-tools ;;
+    *) echo "fetch.sh: unknown '$what' (flume, hdfs, avro-tools)" >&2; exit 2 ;;
+  esac
+done

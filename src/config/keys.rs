@@ -98,6 +98,23 @@ impl KeySpec {
     }
 }
 
+/// `a` then `b` as one key table, for a family of keys several types share (a sink's
+/// serializer keys): `concat::<{ A.len() + B.len() }>(A, &B)`.
+pub const fn concat<const N: usize>(a: &[KeySpec], b: &[KeySpec]) -> [KeySpec; N] {
+    assert!(a.len() + b.len() == N, "N must be the sum of the lengths");
+    let mut out = [KeySpec::ignored("", ""); N];
+    let mut i = 0;
+    while i < a.len() {
+        out[i] = a[i];
+        i += 1;
+    }
+    while i < N {
+        out[i] = b[i - a.len()];
+        i += 1;
+    }
+    out
+}
+
 /// A component type as `describe` and the registries see it.
 #[derive(Debug)]
 pub struct TypeInfo {

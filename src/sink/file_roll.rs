@@ -1,23 +1,27 @@
 //! The file roll sink (`file_roll`, `org.apache.flume.sink.RollingFileSink`): writes events
 //! to files in `sink.directory`, starting a new file every `sink.rollInterval` seconds.
-//! Each batch is serialized into one buffer and written with one io_uring write; the take
-//! transaction commits after the write returns (as Flume, which flushes to the OS).
+//! Each batch is serialized by the serializer all file-writing sinks share
+//! (`sink.serializer`: TEXT, HEADER_AND_TEXT, avro_event) and written with io_uring writes
+//! of about [`WRITE_CHUNK`] bytes; the take transaction commits after the last write
+//! returns (as Flume, which flushes its serializer and stream to the OS per batch). With
+//! avro_event each file is one Avro object container and every batch ends with a complete
+//! block, so the file is a valid container at every commit.
 //!
 //! File names are Flume's `<prefix><seriesTimestamp>-<index>[.<extension>]` with the shard
 //! inserted, `<prefix><seriesTimestamp>-<shard>-<index>[.<extension>]`, so shards and
 //! restarts never write the same file. Unlike Flume, a file is created only when an event
 //! arrives (no empty file every roll interval) and the directory is created if missing.
 
-use super::serializer::{self, Serializer};
+use super::serializer::{serializer_keys, sync_marker, Serializer, Writer};
 use super::SinkError;
-use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
+use crate::config::keys::{self, KeyKind, KeySpec, Keys, TypeInfo};
 use crate::config::ConfigError;
 use crate::event::Event;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::time::Instant;
 
-const KEYS: &[KeySpec] = &[
+const OWN_KEYS: &[KeySpec] = &[
     KeySpec::required(
         "sink.directory",
         KeyKind::Str,
@@ -48,18 +52,6 @@ const KEYS: &[KeySpec] = &[
         "File extension (without the dot)",
     ),
     KeySpec::new(
-        "sink.serializer",
-        KeyKind::Str,
-        Some("TEXT"),
-        "TEXT or HEADER_AND_TEXT (or their Builder class names)",
-    ),
-    KeySpec::new(
-        "sink.serializer.appendNewline",
-        KeyKind::Bool,
-        Some("true"),
-        "End each event with a newline",
-    ),
-    KeySpec::new(
         "sink.batchSize",
         KeyKind::POSITIVE,
         Some("100"),
@@ -73,10 +65,14 @@ const KEYS: &[KeySpec] = &[
     ),
 ];
 
+const SERIALIZER_KEYS: [KeySpec; 4] = serializer_keys!("sink.serializer");
+const KEYS: &[KeySpec] =
+    &keys::concat::<{ OWN_KEYS.len() + SERIALIZER_KEYS.len() }>(OWN_KEYS, &SERIALIZER_KEYS);
+
 pub const TYPE: TypeInfo = TypeInfo {
     aliases: &["file_roll"],
     class: "org.apache.flume.sink.RollingFileSink",
-    doc: "Writes events to local files, rolling to a new file at an interval.",
+    doc: "Writes events to local files (text, or one Avro container per file with avro_event), rolling to a new file at an interval.",
     keys: KEYS,
 };
 
@@ -97,19 +93,7 @@ impl FileRollConfig {
         k.choice("sink.pathManager")?;
         let prefix = k.str("sink.pathManager.prefix")?;
         let extension = k.str("sink.pathManager.extension")?;
-        let name = k.str("sink.serializer")?;
-        let append_newline = k.bool("sink.serializer.appendNewline")?;
-        let serializer = Serializer::from_name(&name, append_newline).ok_or_else(|| {
-            let why = if name.eq_ignore_ascii_case("avro_event") {
-                "avro_event is not supported by file_roll in flume-fast yet".to_string()
-            } else {
-                format!(
-                    "unknown serializer '{name}' (known: {})",
-                    serializer::NAMES.join(", ")
-                )
-            };
-            k.invalid("sink.serializer", why)
-        })?;
+        let serializer = Serializer::from_keys(k, "sink.serializer")?;
         let batch_size = match k.opt_int("batchSize")? {
             Some(n) => n as usize,
             None => k.usize("sink.batchSize")?,
@@ -148,6 +132,8 @@ struct Open {
     path: PathBuf,
     offset: u64,
     opened: Instant,
+    /// The file's serializer (an Avro container's block and sync marker).
+    writer: Writer,
 }
 
 pub struct FileRollSink {
@@ -156,6 +142,7 @@ pub struct FileRollSink {
     series: u128,
     index: u64,
     current: Option<Open>,
+    /// Bytes staged for the next write; empty between writes.
     buf: Vec<u8>,
 }
 
@@ -197,8 +184,14 @@ impl FileRollSink {
         self.cfg.directory.join(name)
     }
 
+    /// Writes a batch: `Ok` when all of it (an Avro container's last block included) has
+    /// been written to the file, so the take may commit.
     pub async fn write(&mut self, events: &[Event]) -> Result<(), SinkError> {
         self.roll_if_due().await;
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.buf.clear();
         if self.current.is_none() {
             let path = self.next_path();
             let file = tokio_uring::fs::OpenOptions::new()
@@ -210,29 +203,44 @@ impl FileRollSink {
                     path: path.clone(),
                     source,
                 })?;
+            // The header (an Avro container's) goes out with the first chunk.
+            let writer = Writer::start(
+                &self.cfg.serializer,
+                sync_marker(self.index, self.shard),
+                &mut self.buf,
+            );
             self.current = Some(Open {
                 file,
                 path,
                 offset: 0,
                 opened: Instant::now(),
+                writer,
             });
         }
         let mut rest = events;
         while !rest.is_empty() {
             let n = chunk_len(rest);
-            self.write_chunk(&rest[..n]).await?;
+            let open = self.current.as_mut().expect("opened above");
+            open.writer.append_all(&rest[..n], &mut self.buf);
             rest = &rest[n..];
+            if rest.is_empty() {
+                open.writer.flush(&mut self.buf);
+            }
+            // An Avro block still filling has nothing to write yet.
+            if !self.buf.is_empty() {
+                self.write_buf().await?;
+            }
         }
         Ok(())
     }
 
-    async fn write_chunk(&mut self, events: &[Event]) -> Result<(), SinkError> {
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
-        self.cfg.serializer.write(events, &mut buf);
+    /// Writes the staged bytes at the end of the current file and empties the stage.
+    async fn write_buf(&mut self) -> Result<(), SinkError> {
+        let buf = std::mem::take(&mut self.buf);
         let open = self.current.as_mut().expect("opened by write");
         let len = buf.len() as u64;
-        let (result, buf) = open.file.write_all_at(buf, open.offset).await;
+        let (result, mut buf) = open.file.write_all_at(buf, open.offset).await;
+        buf.clear();
         self.buf = buf;
         match result {
             Ok(()) => {
@@ -241,7 +249,7 @@ impl FileRollSink {
             }
             Err(source) => {
                 // Start a fresh file next time: the failed one may hold a partial batch,
-                // which will be written again (at-least-once).
+                // which will be written again (at-least-once), and its writer the rest.
                 let path = open.path.clone();
                 self.close().await;
                 Err(SinkError::Io { path, source })
@@ -281,6 +289,7 @@ impl FileRollSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::serializer::test_support::read_avro;
     use bytes::Bytes;
 
     fn event(len: usize, seed: usize) -> Event {
@@ -322,7 +331,7 @@ mod tests {
         let mut events: Vec<Event> = (0..1000).map(|i| event(1000 + i % 50, i)).collect();
         events.insert(500, event(WRITE_CHUNK * 2, 7));
         let mut expected = Vec::new();
-        cfg.serializer.write(&events, &mut expected);
+        Writer::start(&cfg.serializer, [0; 16], &mut expected).append_all(&events, &mut expected);
 
         crate::runtime::start_uring(async {
             let mut sink = FileRollSink::open(&cfg, 0).unwrap();
@@ -353,5 +362,51 @@ mod tests {
             staged < 2 * WRITE_CHUNK,
             "{staged} bytes staged for a batch of 1000 × 1 KiB"
         );
+    }
+
+    /// The bodies of the records of the Avro container at `path`, read by apache-avro.
+    fn avro_bodies(path: &Path) -> Vec<Vec<u8>> {
+        let records = read_avro(&std::fs::read(path).unwrap());
+        records.into_iter().map(|(_, body)| body).collect()
+    }
+
+    #[test]
+    fn avro_event_files_are_whole_containers_when_each_batch_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = FileRollConfig {
+            serializer: Serializer::Avro {
+                codec: crate::sink::serializer::avro::AvroCodec::Deflate,
+                sync_interval: 64 * 1024,
+            },
+            ..text_lines_into(dir.path())
+        };
+        // 1000 events of about 1 KiB: several chunks, several blocks per batch.
+        let events: Vec<Event> = (0..1000).map(|i| event(1000 + i % 50, i)).collect();
+        let bodies = |evs: &[Event]| evs.iter().map(|e| e.body.to_vec()).collect::<Vec<_>>();
+        let files = |dir: &Path| {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            v.sort();
+            v
+        };
+        crate::runtime::start_uring(async {
+            let mut sink = FileRollSink::open(&cfg, 0).unwrap();
+            sink.write(&events[..600]).await.unwrap();
+            // Committed: the file, still open, is a container holding the whole batch.
+            let first = files(dir.path());
+            assert_eq!(first.len(), 1);
+            assert_eq!(avro_bodies(&first[0]), bodies(&events[..600]));
+            sink.write(&events[600..900]).await.unwrap();
+            assert_eq!(avro_bodies(&first[0]), bodies(&events[..900]));
+            // A roll starts a new container with its own header.
+            sink.close().await;
+            sink.write(&events[900..]).await.unwrap();
+            let both = files(dir.path());
+            assert_eq!(both.len(), 2);
+            assert_eq!(avro_bodies(&both[1]), bodies(&events[900..]));
+            sink.close().await;
+        });
     }
 }

@@ -5,8 +5,8 @@
 
 pub mod tmpfs;
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -239,6 +239,48 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Agent `a1`: netcat source on `port` → memory → file_roll into `{dir}/out`; `extra`
+/// lines are appended.
+pub fn netcat_conf(port: u16, extra: &str) -> String {
+    format!(
+        "a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = netcat
+a1.sources.r1.bind = 127.0.0.1
+a1.sources.r1.port = {port}
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 10000
+a1.channels.c1.transactionCapacity = 1000
+a1.sinks.k1.type = file_roll
+a1.sinks.k1.sink.directory = {{dir}}/out
+a1.sinks.k1.sink.batchSize = 1000
+a1.sinks.k1.channel = c1
+{extra}"
+    )
+}
+
+/// Sends `lines` to a netcat source on one connection and returns how many "OK" acks came back.
+pub fn send_lines(port: u16, lines: &[String]) -> usize {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let payload: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    let writer = std::thread::spawn(move || {
+        s.write_all(payload.as_bytes()).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut acks = 0;
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap() > 0 {
+        assert_eq!(line, "OK\n");
+        acks += 1;
+        line.clear();
+    }
+    writer.join().unwrap();
+    acks
 }
 
 /// An agent named `agent`: netcat source on `nc_port` → memory → avro sink to `port`.

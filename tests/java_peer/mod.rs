@@ -30,40 +30,63 @@ fn works(cmd: &str, arg: &str) -> bool {
 /// why) when Java or Maven is missing and Java is not required.
 pub fn flume_lib() -> Option<PathBuf> {
     static LIB: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let result = LIB.get_or_init(|| {
+    fetched(&LIB, "flume", "lib", "Java Flume peer")
+}
+
+/// Avro's own tools jar (`java -jar JAR tojson FILE`), fetched once per test run; `None`
+/// (after printing why) when Java or Maven is missing and Java is not required.
+pub fn avro_tools_jar() -> Option<PathBuf> {
+    static JAR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = fetched(&JAR, "avro-tools", "lib-avro-tools", "Java avro-tools")?;
+    let jar = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jar"))
+        .unwrap_or_else(|| panic!("no jar in {}", dir.display()));
+    Some(jar)
+}
+
+/// `scripts/java-flume/<dir>`, made complete by `fetch.sh <what>` once per test run.
+fn fetched(
+    cell: &OnceLock<Result<PathBuf, String>>,
+    what: &str,
+    dir: &str,
+    peer: &str,
+) -> Option<PathBuf> {
+    let result = cell.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/java-flume");
         if !works("java", "-version") {
             return Err("java is not installed".into());
         }
-        if !root.join("lib/.complete").exists() && !works("mvn", "-v") {
-            return Err("mvn is not installed (needed once to fetch Java Flume)".into());
+        if !root.join(dir).join(".complete").exists() && !works("mvn", "-v") {
+            return Err(format!(
+                "mvn is not installed (needed once to fetch {what})"
+            ));
         }
         let out = Command::new(root.join("fetch.sh"))
+            .arg(what)
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("cannot run fetch.sh: {e}"))?;
         if !out.status.success() {
             return Err(format!(
-                "scripts/java-flume/fetch.sh failed: {}{}",
+                "scripts/java-flume/fetch.sh {what} failed: {}{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             ));
         }
-        Ok(root.join("lib"))
+        Ok(root.join(dir))
     });
     match result {
         Ok(p) => Some(p.clone()),
         Err(why) if std::env::var("FLUME_FAST_REQUIRE_JAVA").as_deref() == Ok("1") => {
-            panic!("FLUME_FAST_REQUIRE_JAVA=1 but the Java Flume peer is unavailable: {why}")
+            panic!("FLUME_FAST_REQUIRE_JAVA=1 but the {peer} is unavailable: {why}")
         }
         Err(why) => {
             // Written to the stderr handle, not eprintln!, so the test harness's output
             // capture does not hide why the test did nothing.
             use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: Java Flume peer unavailable: {why}"
-            );
+            let _ = writeln!(std::io::stderr(), "SKIPPED: {peer} unavailable: {why}");
             None
         }
     }

@@ -9,11 +9,10 @@
 //! An encoder appends to the caller's pending buffer; `rollback` forgets everything since
 //! the last `commit`, for a batch that failed before it was written.
 
-use super::avro::{AvroCodec, AvroWriter};
 use super::codec::Codec;
 use super::seqfile::{Mark, SeqWriter, ValueType};
 use crate::event::Event;
-use crate::sink::serializer::Serializer;
+use crate::sink::serializer::{Serializer, Writer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileType {
@@ -23,20 +22,12 @@ pub enum FileType {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamSerializer {
-    Plain(Serializer),
-    Avro {
-        codec: AvroCodec,
-        sync_interval: usize,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Format {
     pub file_type: FileType,
     pub value: ValueType,
     pub codec: Option<Codec>,
-    pub serializer: StreamSerializer,
+    /// DataStream/CompressedStream only.
+    pub serializer: Serializer,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,8 +38,7 @@ pub struct BadKey(pub String);
 
 enum Kind {
     Seq(SeqWriter, Mark),
-    Plain(Serializer),
-    Avro(AvroWriter),
+    Stream(Writer),
 }
 
 pub struct Encoder {
@@ -71,25 +61,14 @@ impl Encoder {
     /// A new file's encoder; its header bytes (if any) are appended to `out`.
     pub fn start(f: &Format, sync: [u8; 16], out: &mut Vec<u8>) -> Encoder {
         let mut header = Vec::new();
-        let kind = match (f.file_type, f.serializer) {
-            (FileType::SequenceFile, _) => {
+        let kind = match f.file_type {
+            FileType::SequenceFile => {
                 let mut w = SeqWriter::new(f.value, f.codec, sync);
                 w.header(&mut header);
                 let m = w.mark();
                 Kind::Seq(w, m)
             }
-            (_, StreamSerializer::Plain(s)) => Kind::Plain(s),
-            (
-                _,
-                StreamSerializer::Avro {
-                    codec,
-                    sync_interval,
-                },
-            ) => {
-                let w = AvroWriter::new(codec, sync_interval, sync);
-                w.header(&mut header);
-                Kind::Avro(w)
-            }
+            _ => Kind::Stream(Writer::start(&f.serializer, sync, &mut header)),
         };
         let compress = match (f.file_type, f.codec) {
             (FileType::CompressedStream, Some(c)) => Some((c, Vec::new())),
@@ -117,8 +96,7 @@ impl Encoder {
                 };
                 w.append(key, &e.body, out);
             }
-            Kind::Plain(s) => s.write(std::slice::from_ref(e), out),
-            Kind::Avro(w) => w.append(e, out),
+            Kind::Stream(w) => w.append(e, out),
         }
         Ok(())
     }
@@ -131,8 +109,7 @@ impl Encoder {
         };
         match &mut self.kind {
             Kind::Seq(w, _) => w.flush(target),
-            Kind::Plain(_) => {}
-            Kind::Avro(w) => w.flush(target),
+            Kind::Stream(w) => w.flush(target),
         }
         if let Some((c, plain)) = &mut self.compress {
             if !plain.is_empty() {
@@ -153,8 +130,7 @@ impl Encoder {
     pub fn rollback(&mut self) {
         match &mut self.kind {
             Kind::Seq(w, m) => w.reset_to(*m),
-            Kind::Plain(_) => {}
-            Kind::Avro(w) => w.discard(),
+            Kind::Stream(w) => w.discard(),
         }
         if let Some((_, plain)) = &mut self.compress {
             plain.clear();

@@ -1,6 +1,7 @@
 //! The HDFS sink (`hdfs`, `org.apache.flume.sink.hdfs.HDFSEventSink`): Flume's keys and
 //! defaults, parsed into `HdfsConfig`. The running sink is in `sink.rs`, one per shard;
-//! file formats in `format.rs` (with `seqfile.rs`, `avro.rs`, `codec.rs`), path escapes in
+//! file formats in `format.rs` (with `seqfile.rs`, `codec.rs`, and the serializers every
+//! file-writing sink shares, `crate::sink::serializer`), path escapes in
 //! `escape.rs`, roll rules in `roll.rs`.
 //!
 //! Where flume-fast differs from Flume (all documented in `describe hdfs`):
@@ -17,7 +18,6 @@
 //!   ignored with a warning; values Flume silently replaces (an unknown time zone, an
 //!   unknown round unit) are refused.
 
-pub mod avro;
 pub mod codec;
 pub mod escape;
 pub mod format;
@@ -26,19 +26,18 @@ pub mod roll;
 pub mod seqfile;
 pub mod sink;
 
-use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
+use crate::config::keys::{self, KeyKind, KeySpec, Keys, TypeInfo};
 use crate::config::ConfigError;
-use crate::sink::serializer::{self, Serializer};
-use avro::AvroCodec;
+use crate::sink::serializer::{serializer_keys, Serializer};
 use codec::Codec;
 use escape::{HostNames, RoundUnit, Template, TimeSettings};
-use format::{FileType, Format, StreamSerializer};
+use format::{FileType, Format};
 use roll::RollRules;
 use seqfile::ValueType;
 use std::path::PathBuf;
 use std::time::Duration;
 
-const KEYS: &[KeySpec] = &[
+const OWN_KEYS: &[KeySpec] = &[
     KeySpec::required(
         "hdfs.path",
         KeyKind::Str,
@@ -99,11 +98,11 @@ const KEYS: &[KeySpec] = &[
         Some(DEFAULT_JOURNAL_DIR),
         "Local directory of the per-shard journals of open in-use files, read at start to recover what a crash left open (flume-fast only)",
     ),
-    KeySpec::new("serializer", KeyKind::Str, Some("TEXT"), "DataStream/CompressedStream serializer: TEXT, HEADER_AND_TEXT, avro_event"),
-    KeySpec::new("serializer.appendNewline", KeyKind::Bool, Some("true"), "TEXT/HEADER_AND_TEXT: end each event with a newline"),
-    KeySpec::new("serializer.syncIntervalBytes", KeyKind::POSITIVE, Some("2048000"), "avro_event: bytes per Avro block at most"),
-    KeySpec::new("serializer.compressionCodec", KeyKind::Str, Some("null"), "avro_event: Avro block codec, null or deflate"),
 ];
+
+const SERIALIZER_KEYS: [KeySpec; 4] = serializer_keys!("serializer");
+const KEYS: &[KeySpec] =
+    &keys::concat::<{ OWN_KEYS.len() + SERIALIZER_KEYS.len() }>(OWN_KEYS, &SERIALIZER_KEYS);
 
 /// `<agent>` and `<sink>` are replaced by the agent's and the sink's names.
 const DEFAULT_JOURNAL_DIR: &str = "~/.flume-fast/<agent>/<sink>/hdfs-journal";
@@ -282,36 +281,7 @@ impl HdfsConfig {
             ms => Some(Duration::from_millis(ms as u64)),
         };
         let journal_dir = journal_dir(k)?;
-        let ser_name = k.str("serializer")?;
-        let append_newline = k.bool("serializer.appendNewline")?;
-        let sync_interval = k.usize("serializer.syncIntervalBytes")?;
-        let avro_codec_name = k.str("serializer.compressionCodec")?;
-        let serializer = if ser_name.eq_ignore_ascii_case("avro_event")
-            || ser_name == "org.apache.flume.serialization.FlumeEventAvroEventSerializer$Builder"
-        {
-            let codec = AvroCodec::parse(&avro_codec_name).ok_or_else(|| {
-                k.invalid(
-                    "serializer.compressionCodec",
-                    format!("Avro codec '{avro_codec_name}' is not supported; use null or deflate"),
-                )
-            })?;
-            StreamSerializer::Avro {
-                codec,
-                sync_interval,
-            }
-        } else {
-            StreamSerializer::Plain(Serializer::from_name(&ser_name, append_newline).ok_or_else(
-                || {
-                    k.invalid(
-                        "serializer",
-                        format!(
-                            "unknown serializer '{ser_name}' (known: avro_event, {})",
-                            serializer::NAMES.join(", ")
-                        ),
-                    )
-                },
-            )?)
-        };
+        let serializer = Serializer::from_keys(k, "serializer")?;
         Ok(HdfsConfig {
             url,
             path,
@@ -456,7 +426,7 @@ mod config_tests {
             ("a.sinks.k.hdfs.path = /x\na.sinks.k.hdfs.round = true\na.sinks.k.hdfs.roundUnit = hour\na.sinks.k.hdfs.roundValue = 30", "hdfs.roundValue"),
             ("a.sinks.k.hdfs.path = /x/%[nothing]", "%[nothing]"),
             ("a.sinks.k.hdfs.path = file:///tmp/x", "not supported"),
-            ("a.sinks.k.hdfs.path = /x\na.sinks.k.serializer = avro_event\na.sinks.k.serializer.compressionCodec = snappy", "serializer.compressionCodec"),
+            ("a.sinks.k.hdfs.path = /x\na.sinks.k.serializer = avro_event\na.sinks.k.serializer.compressionCodec = xz", "serializer.compressionCodec"),
         ];
         for (conf, needle) in cases {
             let e = load(conf).unwrap_err();

@@ -25,6 +25,7 @@ use super::format::{BadKey, Encoder};
 use super::journal::{Journal, JournalError, Pending};
 use super::HdfsConfig;
 use crate::event::Event;
+use crate::sink::serializer::sync_marker;
 use crate::sink::SinkError;
 use bytes::Bytes;
 use hdfs_native::file::FileWriter;
@@ -32,7 +33,6 @@ use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -162,26 +162,6 @@ fn unix_millis() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// 16 bytes for a SequenceFile/Avro sync marker; unique per file is all that matters.
-fn sync_marker(counter: u64, shard: usize) -> [u8; 16] {
-    let s = std::collections::hash_map::RandomState::new();
-    let mut out = [0u8; 16];
-    for (i, chunk) in out.chunks_mut(8).enumerate() {
-        let mut h = s.build_hasher();
-        h.write_u64(counter);
-        h.write_usize(shard);
-        h.write_usize(i);
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
-        chunk.copy_from_slice(&h.finish().to_be_bytes());
-    }
-    out
 }
 
 /// Polling interval while the namenode finishes a lease recovery it started.

@@ -1,55 +1,71 @@
 //! The `avro_event` serializer: an Avro object container file of Flume's `Event` record
 //! (`headers: map<string>`, `body: bytes`), as Flume's `FlumeEventAvroEventSerializer`
-//! writes it: one data block per flush (or per `serializer.syncIntervalBytes`), codec
-//! `null` or `deflate` (`serializer.compressionCodec`).
+//! writes it: a header naming the schema and codec, then one data block per flush (or per
+//! `syncIntervalBytes` of records), each closed by the file's sync marker; blocks compressed
+//! by `compressionCodec`: null, deflate or snappy.
 //!
 //! The container and record encodings are small and fixed, so they are written here
 //! directly into the caller's buffer: no per-event `Value` tree, no allocation.
 
+use crate::avro_rpc::binary::{put_bytes, put_long};
 use crate::event::Event;
 use flate2::write::DeflateEncoder;
 use std::io::Write;
 
+/// The schema as Flume's `DataFileWriter` writes it into the container header.
 pub const SCHEMA: &str = r#"{"type":"record","name":"Event","fields":[{"name":"headers","type":{"type":"map","values":"string"}},{"name":"body","type":"bytes"}]}"#;
 
+/// `compressionCodec`: the Avro block codecs flume-fast writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AvroCodec {
     Null,
     Deflate,
+    /// Raw Snappy, then the CRC-32 of the uncompressed block (big-endian), as Avro's
+    /// `SnappyCodec` writes it.
+    Snappy,
 }
+
+/// Codecs Avro's `CodecFactory.fromString` (so Flume) accepts that flume-fast does not
+/// write; named in the refusal.
+const UNSUPPORTED: &[&str] = &["bzip2", "xz", "zstandard"];
 
 impl AvroCodec {
-    pub fn parse(name: &str) -> Option<AvroCodec> {
+    pub fn parse(name: &str) -> Result<AvroCodec, String> {
         match name.to_ascii_lowercase().as_str() {
-            "null" => Some(AvroCodec::Null),
-            "deflate" => Some(AvroCodec::Deflate),
-            _ => None,
+            "null" => Ok(AvroCodec::Null),
+            "deflate" => Ok(AvroCodec::Deflate),
+            "snappy" => Ok(AvroCodec::Snappy),
+            other => Err(if UNSUPPORTED.contains(&other) {
+                format!(
+                    "Avro codec '{name}' is accepted by Flume but not written by flume-fast; use null, deflate or snappy"
+                )
+            } else {
+                format!("unknown Avro codec '{name}'; use null, deflate or snappy")
+            }),
         }
     }
-}
 
-/// Avro's zig-zag varint `long`.
-pub fn write_long(out: &mut Vec<u8>, v: i64) {
-    let mut n = ((v << 1) ^ (v >> 63)) as u64;
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
+    /// The `avro.codec` name in the container header.
+    pub fn name(self) -> &'static str {
+        match self {
+            AvroCodec::Null => "null",
+            AvroCodec::Deflate => "deflate",
+            AvroCodec::Snappy => "snappy",
+        }
     }
-    out.push(n as u8);
-}
-
-fn write_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    write_long(out, b.len() as i64);
-    out.extend_from_slice(b);
 }
 
 pub struct AvroWriter {
     codec: AvroCodec,
     sync: [u8; 16],
     sync_interval: usize,
+    /// Encoded records of the block being filled.
     block: Vec<u8>,
     count: i64,
+    /// The compressed block, kept between blocks.
     scratch: Vec<u8>,
+    /// Snappy's hash table (2 KiB inline, so boxed), kept between blocks.
+    snappy: Option<Box<snap::raw::Encoder>>,
 }
 
 impl AvroWriter {
@@ -61,26 +77,23 @@ impl AvroWriter {
             block: Vec::new(),
             count: 0,
             scratch: Vec::new(),
+            snappy: (codec == AvroCodec::Snappy).then(|| Box::new(snap::raw::Encoder::new())),
         }
     }
 
+    /// The container header: magic, metadata (schema, codec), sync marker.
     pub fn header(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"Obj\x01");
-        write_long(out, 2);
-        write_bytes(out, b"avro.schema");
-        write_bytes(out, SCHEMA.as_bytes());
-        write_bytes(out, b"avro.codec");
-        write_bytes(
-            out,
-            match self.codec {
-                AvroCodec::Null => b"null",
-                AvroCodec::Deflate => b"deflate",
-            },
-        );
-        write_long(out, 0);
+        put_long(out, 2);
+        put_bytes(out, b"avro.schema");
+        put_bytes(out, SCHEMA.as_bytes());
+        put_bytes(out, b"avro.codec");
+        put_bytes(out, self.codec.name().as_bytes());
+        put_long(out, 0);
         out.extend_from_slice(&self.sync);
     }
 
+    /// Buffers one record; a block that reached `sync_interval` bytes is written to `out`.
     pub fn append(&mut self, e: &Event, out: &mut Vec<u8>) {
         // The container's schema is Flume's RPC event record.
         crate::avro_rpc::codec::encode_event(&mut self.block, e);
@@ -95,15 +108,30 @@ impl AvroWriter {
         if self.count == 0 {
             return;
         }
-        write_long(out, self.count);
+        put_long(out, self.count);
         match self.codec {
-            AvroCodec::Null => write_bytes(out, &self.block),
+            AvroCodec::Null => put_bytes(out, &self.block),
             AvroCodec::Deflate => {
                 self.scratch.clear();
                 let mut e = DeflateEncoder::new(&mut self.scratch, flate2::Compression::default());
                 e.write_all(&self.block).expect("Vec write");
                 e.finish().expect("Vec write");
-                write_bytes(out, &self.scratch);
+                put_bytes(out, &self.scratch);
+            }
+            AvroCodec::Snappy => {
+                let enc = self.snappy.as_mut().expect("made for snappy");
+                self.scratch.clear();
+                self.scratch
+                    .resize(snap::raw::max_compress_len(self.block.len()), 0);
+                // Only an input over snap's 2^32 - 1 byte limit fails: a block is smaller
+                // than syncIntervalBytes (at most 1 GiB) plus one event.
+                let n = enc
+                    .compress(&self.block, &mut self.scratch)
+                    .expect("an Avro block fits Snappy's input limit");
+                self.scratch.truncate(n);
+                self.scratch
+                    .extend_from_slice(&crc32fast::hash(&self.block).to_be_bytes());
+                put_bytes(out, &self.scratch);
             }
         }
         out.extend_from_slice(&self.sync);
@@ -124,18 +152,14 @@ mod tests {
     use bytes::Bytes;
 
     #[test]
-    fn zigzag_longs() {
-        for (v, b) in [
-            (0i64, &[0u8][..]),
-            (-1, &[1]),
-            (1, &[2]),
-            (64, &[0x80, 1]),
-            (-65, &[0x81, 1]),
-        ] {
-            let mut out = Vec::new();
-            write_long(&mut out, v);
-            assert_eq!(out, b, "{v}");
-        }
+    fn codecs_as_flume_names_them() {
+        assert_eq!(AvroCodec::parse("null"), Ok(AvroCodec::Null));
+        assert_eq!(AvroCodec::parse("Deflate"), Ok(AvroCodec::Deflate));
+        assert_eq!(AvroCodec::parse("snappy"), Ok(AvroCodec::Snappy));
+        let e = AvroCodec::parse("xz").unwrap_err();
+        assert!(e.contains("not written by flume-fast"), "{e}");
+        let e = AvroCodec::parse("lzma").unwrap_err();
+        assert!(e.contains("unknown Avro codec 'lzma'"), "{e}");
     }
 
     #[test]
@@ -187,5 +211,19 @@ mod tests {
         }
         w.flush(&mut again);
         assert_eq!(again, out);
+    }
+
+    #[test]
+    fn a_block_is_written_when_it_reaches_the_sync_interval() {
+        let mut w = AvroWriter::new(AvroCodec::Null, 10, [1; 16]);
+        let mut out = Vec::new();
+        w.append(&Event::new(Bytes::from_static(b"four")), &mut out);
+        assert!(out.is_empty(), "6 record bytes stay buffered below 10");
+        w.append(&Event::new(Bytes::from_static(b"four")), &mut out);
+        assert_eq!(out[0], 4, "a block of 2 records, written at 12 bytes");
+        assert!(out.ends_with(&[1; 16]));
+        let n = out.len();
+        w.flush(&mut out);
+        assert_eq!(out.len(), n, "nothing left to flush");
     }
 }
