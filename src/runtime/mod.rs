@@ -197,27 +197,51 @@ fn check_ports(cfg: &AgentConfig) -> Result<(), RuntimeError> {
             component: format!("source '{}'", s.name),
             message: e.to_string(),
         };
-        match s.kind.listen().map_err(fail)? {
-            Listen::Tcp(addr) if addr.port() != 0 => {
-                socket::ensure_tcp_port_free(addr).map_err(|e| {
-                    fail(std::io::Error::new(
-                        e.kind(),
-                        format!("cannot listen on {addr}: {e}"),
-                    ))
-                })?
-            }
-            Listen::Udp(addr) if addr.port() != 0 => {
-                socket::ensure_udp_port_free(addr).map_err(|e| {
-                    fail(std::io::Error::new(
-                        e.kind(),
-                        format!("cannot listen on {addr}: {e}"),
-                    ))
-                })?
-            }
-            _ => {}
-        }
+        let (addr, probe): (_, fn(std::net::SocketAddr) -> std::io::Result<()>) =
+            match s.kind.listen().map_err(fail)? {
+                Listen::Tcp(addr) if addr.port() != 0 => (addr, socket::ensure_tcp_port_free),
+                Listen::Udp(addr) if addr.port() != 0 => (addr, socket::ensure_udp_port_free),
+                _ => continue,
+            };
+        wait_for_port(addr, probe, PORT_BUSY_WAIT).map_err(|e| {
+            fail(std::io::Error::new(
+                e.kind(),
+                format!("cannot listen on {addr}: {e}"),
+            ))
+        })?;
     }
     Ok(())
+}
+
+/// How long a port in use may take to come free before the start fails. Why: an agent
+/// restarted right after a crash (kill -9, the OOM killer) finds its own port still taken
+/// for a few milliseconds, while the kernel tears down the dead process's io_uring and the
+/// sockets its requests hold (5-10 ms here); a supervisor restarting it at once must not
+/// see that as a conflict.
+const PORT_BUSY_WAIT: Duration = Duration::from_secs(2);
+
+fn wait_for_port(
+    addr: std::net::SocketAddr,
+    probe: fn(std::net::SocketAddr) -> std::io::Result<()>,
+    patience: Duration,
+) -> std::io::Result<()> {
+    let deadline = std::time::Instant::now() + patience;
+    let mut said = false;
+    loop {
+        match probe(addr) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(e);
+                }
+                if !said {
+                    tracing::info!("{addr} is in use; waiting up to {patience:?} for it (a previous instance may still be closing)");
+                    said = true;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Which shard runs a single-stream source: a stable hash of its name.
