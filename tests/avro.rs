@@ -609,11 +609,7 @@ fn silent_and_stalled_connections_are_closed_after_their_timeouts() {
         Duration::from_secs(5),
     );
     agent.wait_for_log("silent for 1.5s (idle-timeout)", Duration::from_secs(5));
-    let log = agent.log_text();
-    let line = log
-        .lines()
-        .find(|l| l.contains("in the middle of a request"))
-        .expect("no log line for the stalled request");
+    let line = agent.wait_for_log("in the middle of a request", Duration::from_secs(5));
     assert!(
         line.contains("peer=127.0.0.1:") && line.contains("(22 bytes of it received)"),
         "{line}"

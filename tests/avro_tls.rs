@@ -410,11 +410,15 @@ fn unfinished_tls_handshakes_keep_nobody_out_and_are_closed() {
     assert!(stdout.contains(r#""acked_events":10000"#), "{stdout}");
     await_close(&mut silent, Duration::from_secs(10));
     await_close(&mut started, Duration::from_secs(10));
+    // The agent logs each close as it makes it; the log reader may be a moment behind.
+    let needle = "no TLS handshake within 1.5s (handshake-timeout)";
+    wait_until(
+        Duration::from_secs(10),
+        "two handshake-timeout lines",
+        || (agent.log_text().matches(needle).count() >= 2).then_some(()),
+    );
     let log = agent.log_text();
-    let closed: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("no TLS handshake within 1.5s (handshake-timeout)"))
-        .collect();
+    let closed: Vec<&str> = log.lines().filter(|l| l.contains(needle)).collect();
     assert_eq!(closed.len(), 2, "{log}");
     assert!(
         closed.iter().all(|l| l.contains("peer=127.0.0.1:")),
