@@ -10,11 +10,11 @@
 
 mod common;
 
+use common::loadgen::{acknowledged, read_batches, Loadgen};
 use common::tmpfs::Tmpfs;
-use common::{free_port, receiver_conf, wait_until, Agent, BIN};
+use common::{free_port, receiver_conf, wait_until, Agent};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -58,92 +58,6 @@ a1.sinks.k1.channel = c1
 ",
         fs = fs.display()
     )
-}
-
-/// `flume-fast loadgen --unique` as a child: every batch is retried until acknowledged,
-/// and each attempt's outcome is a line of `acked.log`.
-struct Loadgen {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Loadgen {
-    fn start(dir: &Path, port: u16) -> Loadgen {
-        let log = dir.join("acked.log");
-        let child = Command::new(BIN)
-            .args(["loadgen", "-p", &port.to_string(), "--unique"])
-            .args(["--timeout", "5", "-c", "2", "-b", "500"])
-            .args(["-s", &SIZE.to_string(), "-d", "600", "--acked-log"])
-            .arg(&log)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Loadgen {
-            child: Some(child),
-            log,
-        }
-    }
-
-    fn batches(&self) -> Vec<(String, usize, u64, u64)> {
-        batches(&self.log)
-    }
-
-    fn acked(&self) -> Vec<(usize, u64)> {
-        acked(&self.log)
-    }
-
-    /// SIGTERM (the batches in flight finish), then its JSON summary.
-    fn stop(mut self) -> serde_json::Value {
-        let child = self.child.take().unwrap();
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let out = child.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "loadgen failed: {err}");
-        println!("loadgen: {}", err.trim());
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-}
-
-impl Drop for Loadgen {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// The whole lines of an acked log: (outcome, connection, first seq, end seq).
-fn batches(log: &Path) -> Vec<(String, usize, u64, u64)> {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-    whole
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            assert_eq!(f.len(), 4, "acked log line {l:?}");
-            (
-                f[0].to_string(),
-                f[1].parse().unwrap(),
-                f[2].parse().unwrap(),
-                f[3].parse().unwrap(),
-            )
-        })
-        .collect()
-}
-
-/// Every event of every batch an acked log says was acknowledged.
-fn acked(log: &Path) -> Vec<(usize, u64)> {
-    let mut v: Vec<_> = batches(log)
-        .into_iter()
-        .filter(|b| b.0 == "ok")
-        .flat_map(|(_, c, first, end)| (first..end).map(move |s| (c, s)))
-        .collect();
-    v.sort_unstable();
-    v.dedup();
-    v
 }
 
 /// What the receiver's file_roll output holds, by loadgen id: how often each arrived.
@@ -202,17 +116,13 @@ fn disk_full_cycle(fsync_per_transaction: bool) {
     let (port, down) = (free_port(), free_port());
     let conf = upstream_conf(fs.path(), port, down, fsync_per_transaction);
     let mut agent = Agent::start(&conf, &["--cores", "1"]);
-    let loadgen = Loadgen::start(work.path(), port);
+    let loadgen = Loadgen::start(work.path(), port, 2, 500, SIZE);
 
     // The downstream is down: the backlog grows until the disk is full.
     agent.wait_for_log("No space left on device", Duration::from_secs(40));
     let failed_at = loadgen.batches().len();
     wait_until(Duration::from_secs(10), "a batch answered FAILED", || {
-        loadgen
-            .batches()
-            .iter()
-            .any(|b| b.0 == "failed")
-            .then_some(())
+        loadgen.batches().iter().any(|b| b.failed).then_some(())
     });
     let backlog = loadgen.acked();
     println!(
@@ -238,7 +148,7 @@ fn disk_full_cycle(fsync_per_transaction: bool) {
     let lines = loadgen.batches().len();
     let deadline = drained + Duration::from_secs(2);
     loop {
-        if loadgen.batches()[lines..].iter().any(|b| b.0 == "ok") {
+        if loadgen.batches()[lines..].iter().any(|b| b.ok) {
             break;
         }
         assert!(
@@ -260,7 +170,7 @@ fn disk_full_cycle(fsync_per_transaction: bool) {
     });
     let log = loadgen.log.clone();
     let summary = loadgen.stop();
-    let acked = acked(&log);
+    let acked = acknowledged(&read_batches(&log));
     assert_eq!(
         summary["acked_events"].as_u64().unwrap(),
         acked.len() as u64,

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod loadgen;
 pub mod tmpfs;
 
 use std::io::{BufRead, BufReader, Write};
