@@ -1004,7 +1004,10 @@ async fn preallocator(chan: Rc<WalChannel>) {
         if let Some((dir, shard, start, size, zero, free)) = job {
             let create = || async {
                 chan.inner.borrow().log.check_room_for_new_segment()?;
-                SegmentFile::create_spare(&dir, shard, start, size, zero).await
+                chan.inner.borrow_mut().log.creating += size as u64;
+                let made = SegmentFile::create_spare(&dir, shard, start, size, zero).await;
+                chan.inner.borrow_mut().log.creating -= size as u64;
+                made
             };
             let made = match free {
                 Some(from) => {

@@ -101,6 +101,10 @@ pub struct Log {
     pub direct: Option<Appender>,
     /// Free space (minimumRequiredSpace) a new segment file must leave on the disk.
     pub reserve: u64,
+    /// Bytes of a spare being created now, whose blocks the free space may not show
+    /// yet: a blocking roll meanwhile must count them, or the two together go below
+    /// `reserve`.
+    pub creating: u64,
 }
 
 /// The smallest padding record (frame header, kind byte, alignment).
@@ -160,6 +164,7 @@ impl Log {
             rolls: 0,
             direct: None,
             reserve: 0,
+            creating: 0,
         }
     }
 
@@ -292,12 +297,12 @@ impl Log {
         // Unknown free space does not stop the log; creating the file still fails
         // cleanly if the disk is really full.
         match super::layout::free_space(&self.dir) {
-            Ok(free) if free < self.segment_size as u64 + self.reserve => {
+            Ok(free) if free < self.segment_size as u64 + self.reserve + self.creating => {
                 Err(io::Error::new(
                     io::ErrorKind::StorageFull,
                     format!(
-                        "No space left on device for a new segment: {free} bytes free, a segment takes {} and minimumRequiredSpace keeps {}",
-                        self.segment_size, self.reserve
+                        "No space left on device for a new segment: {free} bytes free, a segment takes {} (another being made takes {}) and minimumRequiredSpace keeps {}",
+                        self.segment_size, self.creating, self.reserve
                     ),
                 ))
             }
