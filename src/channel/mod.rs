@@ -9,8 +9,7 @@ pub use memory::{MemoryChannel, MemoryConfig};
 pub use notify::LocalNotify;
 pub use wal::{WalChannel, WalConfig};
 
-use crate::config::keys::{Keys, TypeInfo};
-use crate::config::ConfigError;
+use crate::config::Registration;
 use crate::event::Event;
 use std::rc::Rc;
 
@@ -30,15 +29,17 @@ impl ChannelKind {
     }
 }
 
-pub static TYPES: &[TypeInfo] = &[memory::TYPE, wal::TYPE];
-
-pub fn configure(info: &TypeInfo, keys: &mut Keys) -> Result<ChannelKind, ConfigError> {
-    match info.name() {
-        "memory" => Ok(ChannelKind::Memory(MemoryConfig::from_keys(keys)?)),
-        "file" => Ok(ChannelKind::Wal(WalConfig::from_keys(keys)?)),
-        other => unreachable!("channel type {other} registered but not built"),
-    }
-}
+/// The channel types, one line each.
+pub static TYPES: &[Registration<ChannelKind>] = &[
+    Registration {
+        info: memory::TYPE,
+        build: |k| Ok(ChannelKind::Memory(MemoryConfig::from_keys(k)?)),
+    },
+    Registration {
+        info: wal::TYPE,
+        build: |k| Ok(ChannelKind::Wal(WalConfig::from_keys(k)?)),
+    },
+];
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum ChannelError {

@@ -2,7 +2,8 @@
 //! connect, and each one's typed configuration. Built from the flat properties, with every
 //! structural mistake Flume would log-and-drop turned into an error naming file:line:key.
 
-use super::keys::{Keys, Resolved, TypeInfo};
+use super::keys::{Keys, Resolved};
+use super::registry::Registration;
 use super::{ConfigError, Loc, Prop};
 use crate::channel::ChannelKind;
 use crate::flow::interceptor::InterceptorConfig;
@@ -120,12 +121,12 @@ impl Raw {
     }
 
     /// Finds the component type named by `type`, or explains what is wrong.
-    fn type_info(
+    fn type_info<K>(
         &self,
         agent: &str,
         kind: ComponentKind,
-        types: &'static [TypeInfo],
-    ) -> Result<&'static TypeInfo, ConfigError> {
+        types: &'static [Registration<K>],
+    ) -> Result<&'static Registration<K>, ConfigError> {
         let Some(ty) = self.props.get("type") else {
             return Err(ConfigError::Key {
                 loc: self.decl(),
@@ -134,8 +135,8 @@ impl Raw {
             });
         };
         let value = ty.value.trim();
-        types.iter().find(|t| t.matches(value)).ok_or_else(|| {
-            let known: Vec<_> = types.iter().map(|t| t.name()).collect();
+        types.iter().find(|t| t.info.matches(value)).ok_or_else(|| {
+            let known: Vec<_> = types.iter().map(|t| t.info.name()).collect();
             ConfigError::Key {
                 loc: ty.loc.clone(),
                 key: ty.key.clone(),
@@ -262,11 +263,12 @@ pub(super) fn build(
     // Channels first: sources and sinks refer to them.
     let mut channels = Vec::new();
     for raw in &sections[&ComponentKind::Channel] {
-        let info = raw.type_info(&agent, ComponentKind::Channel, crate::channel::TYPES)?;
+        let reg = raw.type_info(&agent, ComponentKind::Channel, crate::channel::TYPES)?;
+        let info = &reg.info;
         let label = format!("channel '{}'", raw.name);
         let prefix = format!("{agent}.channels.{}", raw.name);
         let mut keys = Keys::new(&label, &prefix, info.keys, &raw.props, raw.decl());
-        let kind = crate::channel::configure(info, &mut keys)?;
+        let kind = (reg.build)(&mut keys)?;
         warnings.extend(keys.unknown_keys(&["type"]));
         warnings.extend(kind.notes().iter().cloned());
         channels.push(ChannelConfig {
@@ -289,7 +291,8 @@ pub(super) fn build(
 
     let mut sources = Vec::new();
     for raw in &sections[&ComponentKind::Source] {
-        let info = raw.type_info(&agent, ComponentKind::Source, crate::source::TYPES)?;
+        let reg = raw.type_info(&agent, ComponentKind::Source, crate::source::TYPES)?;
+        let info = &reg.info;
         let label = format!("source '{}'", raw.name);
         let prefix = format!("{agent}.sources.{}", raw.name);
         let names: Vec<&str> = raw
@@ -309,7 +312,7 @@ pub(super) fn build(
             .map(|n| channel_index(raw, "channels", n))
             .collect::<Result<Vec<_>, _>>()?;
         let mut keys = Keys::new(&label, &prefix, info.keys, &raw.props, raw.decl());
-        let kind = crate::source::configure(info, &mut keys)?;
+        let kind = (reg.build)(&mut keys)?;
         warnings.extend(keys.unknown_keys(&[
             "type",
             "channels",
@@ -346,7 +349,8 @@ pub(super) fn build(
 
     let mut sinks = Vec::new();
     for raw in &sections[&ComponentKind::Sink] {
-        let info = raw.type_info(&agent, ComponentKind::Sink, crate::sink::TYPES)?;
+        let reg = raw.type_info(&agent, ComponentKind::Sink, crate::sink::TYPES)?;
+        let info = &reg.info;
         let label = format!("sink '{}'", raw.name);
         let prefix = format!("{agent}.sinks.{}", raw.name);
         let Some(channel) = raw.props.get("channel") else {
@@ -371,7 +375,7 @@ pub(super) fn build(
         }
         let channel = channel_index(raw, "channel", channel_name)?;
         let mut keys = Keys::new(&label, &prefix, info.keys, &raw.props, raw.decl());
-        let kind = crate::sink::configure(info, &mut keys)?;
+        let kind = (reg.build)(&mut keys)?;
         warnings.extend(keys.unknown_keys(&["type", "channel"]));
         sinks.push(SinkConfig {
             name: raw.name.clone(),

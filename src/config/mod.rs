@@ -7,6 +7,7 @@ pub(crate) use agent::sub_props;
 pub mod file;
 pub mod keys;
 pub mod properties;
+pub mod registry;
 pub mod render;
 
 pub use agent::{
@@ -14,6 +15,7 @@ pub use agent::{
 };
 pub use keys::{KeyKind, KeySpec, Keys, Resolved, TypeInfo};
 pub use properties::{Prop, Substitutions};
+pub use registry::{AsAny, Component, Registration};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

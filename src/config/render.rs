@@ -73,14 +73,24 @@ pub fn flow(cfg: &AgentConfig) -> String {
 }
 
 /// Every component family with its registry, for `describe`.
-pub fn families() -> [(&'static str, &'static [TypeInfo]); 6] {
+pub fn families() -> [(&'static str, Vec<&'static TypeInfo>); 6] {
+    use super::registry::infos;
     [
-        ("source", crate::source::TYPES),
-        ("channel", crate::channel::TYPES),
-        ("sink", crate::sink::TYPES),
-        ("interceptor", crate::flow::interceptor::TYPES),
-        ("channel selector", crate::flow::selector::TYPES),
-        ("sink processor", crate::flow::processor::TYPES),
+        ("source", infos(crate::source::TYPES)),
+        ("channel", infos(crate::channel::TYPES)),
+        ("sink", infos(crate::sink::TYPES)),
+        (
+            "interceptor",
+            crate::flow::interceptor::TYPES.iter().collect(),
+        ),
+        (
+            "channel selector",
+            crate::flow::selector::TYPES.iter().collect(),
+        ),
+        (
+            "sink processor",
+            crate::flow::processor::TYPES.iter().collect(),
+        ),
     ]
 }
 
@@ -153,7 +163,7 @@ pub fn markdown(page: &Page) -> String {
         let types = all
             .iter()
             .find(|(f, _)| f == family)
-            .map(|(_, t)| *t)
+            .map(|(_, t)| t)
             .unwrap_or_else(|| panic!("page {} names unknown family {family}", page.file));
         if page.families.len() > 1 {
             let _ = write!(out, "\n## {}s\n", capitalise(family));

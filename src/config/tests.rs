@@ -447,7 +447,7 @@ fn describe_shows_every_key_a_type_reads() {
 #[test]
 fn every_alias_and_java_class_resolves_to_its_type() {
     for (family, types) in render::families() {
-        for t in types {
+        for t in &types {
             let upper: Vec<String> = t.aliases.iter().map(|a| a.to_uppercase()).collect();
             let names = t
                 .aliases

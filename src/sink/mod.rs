@@ -9,8 +9,8 @@ pub mod logger;
 pub mod runner;
 pub mod serializer;
 
-use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
-use crate::config::ConfigError;
+use crate::config::keys::{KeyKind, KeySpec, TypeInfo};
+use crate::config::Registration;
 use crate::event::Event;
 use std::path::PathBuf;
 use tokio::time::Instant;
@@ -38,26 +38,33 @@ const NULL_TYPE: TypeInfo = TypeInfo {
     keys: NULL_KEYS,
 };
 
-pub static TYPES: &[TypeInfo] = &[
-    avro::TYPE,
-    logger::TYPE,
-    NULL_TYPE,
-    file_roll::TYPE,
-    hdfs::TYPE,
-];
-
-pub fn configure(info: &TypeInfo, k: &mut Keys) -> Result<SinkKind, ConfigError> {
-    Ok(match info.name() {
-        "avro" => SinkKind::Avro(avro::AvroSinkConfig::from_keys(k)?),
-        "logger" => SinkKind::Logger(logger::LoggerConfig::from_keys(k)?),
-        "null" => SinkKind::Null {
-            batch_size: k.usize("batchSize")?,
+/// The sink types, one line each.
+pub static TYPES: &[Registration<SinkKind>] = &[
+    Registration {
+        info: avro::TYPE,
+        build: |k| Ok(SinkKind::Avro(avro::AvroSinkConfig::from_keys(k)?)),
+    },
+    Registration {
+        info: logger::TYPE,
+        build: |k| Ok(SinkKind::Logger(logger::LoggerConfig::from_keys(k)?)),
+    },
+    Registration {
+        info: NULL_TYPE,
+        build: |k| {
+            Ok(SinkKind::Null {
+                batch_size: k.usize("batchSize")?,
+            })
         },
-        "file_roll" => SinkKind::FileRoll(file_roll::FileRollConfig::from_keys(k)?),
-        "hdfs" => SinkKind::Hdfs(Box::new(hdfs::HdfsConfig::from_keys(k)?)),
-        other => unreachable!("sink type {other} registered but not built"),
-    })
-}
+    },
+    Registration {
+        info: file_roll::TYPE,
+        build: |k| Ok(SinkKind::FileRoll(file_roll::FileRollConfig::from_keys(k)?)),
+    },
+    Registration {
+        info: hdfs::TYPE,
+        build: |k| Ok(SinkKind::Hdfs(Box::new(hdfs::HdfsConfig::from_keys(k)?))),
+    },
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {

@@ -8,8 +8,7 @@ pub mod netcat_udp;
 pub mod seq;
 pub mod stress;
 
-use crate::config::keys::{Keys, TypeInfo};
-use crate::config::ConfigError;
+use crate::config::Registration;
 use crate::flow::delivery::Delivery;
 use crate::runtime::metrics::{Counter, Registry};
 use crate::runtime::stop::Stop;
@@ -26,24 +25,33 @@ pub enum SourceKind {
     Stress(stress::StressConfig),
 }
 
-pub static TYPES: &[TypeInfo] = &[
-    avro::TYPE,
-    netcat::TYPE,
-    netcat_udp::TYPE,
-    seq::TYPE,
-    stress::TYPE,
+/// The source types, one line each.
+pub static TYPES: &[Registration<SourceKind>] = &[
+    Registration {
+        info: avro::TYPE,
+        build: |k| Ok(SourceKind::Avro(avro::AvroSourceConfig::from_keys(k)?)),
+    },
+    Registration {
+        info: netcat::TYPE,
+        build: |k| Ok(SourceKind::Netcat(netcat::NetcatConfig::from_keys(k)?)),
+    },
+    Registration {
+        info: netcat_udp::TYPE,
+        build: |k| {
+            Ok(SourceKind::NetcatUdp(
+                netcat_udp::NetcatUdpConfig::from_keys(k)?,
+            ))
+        },
+    },
+    Registration {
+        info: seq::TYPE,
+        build: |k| Ok(SourceKind::Seq(seq::SeqConfig::from_keys(k)?)),
+    },
+    Registration {
+        info: stress::TYPE,
+        build: |k| Ok(SourceKind::Stress(stress::StressConfig::from_keys(k)?)),
+    },
 ];
-
-pub fn configure(info: &TypeInfo, k: &mut Keys) -> Result<SourceKind, ConfigError> {
-    Ok(match info.name() {
-        "avro" => SourceKind::Avro(avro::AvroSourceConfig::from_keys(k)?),
-        "netcat" => SourceKind::Netcat(netcat::NetcatConfig::from_keys(k)?),
-        "netcatudp" => SourceKind::NetcatUdp(netcat_udp::NetcatUdpConfig::from_keys(k)?),
-        "seq" => SourceKind::Seq(seq::SeqConfig::from_keys(k)?),
-        "stress" => SourceKind::Stress(stress::StressConfig::from_keys(k)?),
-        other => unreachable!("source type {other} registered but not built"),
-    })
-}
 
 /// Where a network source listens, for the port check before shards start.
 pub enum Listen {
