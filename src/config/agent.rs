@@ -10,9 +10,10 @@ use crate::flow::interceptor::InterceptorConfig;
 use crate::flow::processor::ProcessorConfig;
 use crate::flow::selector::SelectorConfig;
 use crate::sink::SinkKind;
-use crate::source::SourceKind;
+use crate::source::SourceType;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -30,7 +31,7 @@ pub struct AgentConfig {
 pub struct SourceConfig {
     pub name: String,
     pub type_name: &'static str,
-    pub kind: SourceKind,
+    pub kind: Arc<dyn SourceType>,
     /// Indices into `AgentConfig::channels`.
     pub channels: Vec<usize>,
     pub selector: SelectorConfig,

@@ -26,12 +26,14 @@ pub fn infos<K>(registry: &'static [Registration<K>]) -> Vec<&'static TypeInfo> 
 }
 
 /// Lets a family's trait objects be looked at as their concrete config (tests, `describe`
-/// of a loaded agent) without each type writing it.
+/// of a loaded agent) without each type writing it. Only for components: a blanket impl
+/// for every `Any` would also cover `Arc<dyn SourceType>`, and `kind.as_any()` would
+/// then see the `Arc`, not the config inside.
 pub trait AsAny: Any {
     fn as_any(&self) -> &dyn Any;
 }
 
-impl<T: Any> AsAny for T {
+impl<T: Component + Any> AsAny for T {
     fn as_any(&self) -> &dyn Any {
         self
     }

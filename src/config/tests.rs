@@ -4,7 +4,7 @@
 use super::*;
 use crate::channel::ChannelKind;
 use crate::sink::SinkKind;
-use crate::source::SourceKind;
+use crate::source::netcat::NetcatConfig;
 
 fn load(text: &str) -> Result<AgentConfig, ConfigError> {
     load_str(
@@ -37,9 +37,11 @@ fn builds_the_flow_with_flume_defaults() {
     let cfg = load(BASE).unwrap();
     assert_eq!(cfg.name, "a1");
     assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
-    let SourceKind::Netcat(nc) = &cfg.sources[0].kind else {
-        panic!()
-    };
+    let nc = cfg.sources[0]
+        .kind
+        .as_any()
+        .downcast_ref::<NetcatConfig>()
+        .unwrap();
     assert_eq!(
         (nc.port, nc.max_line_length, nc.ack_every_event),
         (44444, 512, true)

@@ -197,18 +197,22 @@ fn check_ports(cfg: &AgentConfig) -> Result<(), RuntimeError> {
             component: format!("source '{}'", s.name),
             message: e.to_string(),
         };
-        let (addr, probe): (_, fn(std::net::SocketAddr) -> std::io::Result<()>) =
-            match s.kind.listen().map_err(fail)? {
-                Listen::Tcp(addr) if addr.port() != 0 => (addr, socket::ensure_tcp_port_free),
-                Listen::Udp(addr) if addr.port() != 0 => (addr, socket::ensure_udp_port_free),
-                _ => continue,
+        for listen in s.kind.listens().map_err(fail)? {
+            let (addr, probe): (_, fn(std::net::SocketAddr) -> std::io::Result<()>) = match listen {
+                Listen::Tcp(addr) => (addr, socket::ensure_tcp_port_free),
+                Listen::Udp(addr) => (addr, socket::ensure_udp_port_free),
             };
-        wait_for_port(addr, probe, PORT_BUSY_WAIT).map_err(|e| {
-            fail(std::io::Error::new(
-                e.kind(),
-                format!("cannot listen on {addr}: {e}"),
-            ))
-        })?;
+            // Port 0 asks the kernel for any free port: nothing to check.
+            if addr.port() == 0 {
+                continue;
+            }
+            wait_for_port(addr, probe, PORT_BUSY_WAIT).map_err(|e| {
+                fail(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {addr}: {e}"),
+                ))
+            })?;
+        }
     }
     Ok(())
 }
@@ -242,15 +246,4 @@ fn wait_for_port(
             other => return other,
         }
     }
-}
-
-/// Which shard runs a single-stream source: a stable hash of its name.
-pub fn home_shard(name: &str, shards: usize) -> usize {
-    // FNV-1a: stable across runs and builds, unlike the std hasher.
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in name.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    (h % shards.max(1) as u64) as usize
 }

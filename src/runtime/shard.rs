@@ -12,7 +12,7 @@ use crate::flow::delivery::Delivery;
 use crate::flow::processor::ProcessorConfig;
 use crate::sink::runner::{self, Group, Member};
 use crate::sink::Sink;
-use crate::source::SourceCtx;
+use crate::source::{Shard, SourceCtx};
 use std::rc::Rc;
 use std::sync::mpsc::Sender;
 
@@ -48,10 +48,13 @@ pub(super) async fn run(
     }
     let mut sources = Vec::new();
     for s in &cfg.sources {
-        if s.kind.single_stream() && super::home_shard(&s.name, shards) != k {
+        if !s.kind.placement().runs_on(&s.name, k, shards) {
             continue;
         }
-        match s.kind.bind() {
+        match s.kind.bind(Shard {
+            index: k,
+            count: shards,
+        }) {
             Ok(bound) => sources.push((s, bound)),
             Err(e) => return fail(format!("source '{}'", s.name), e.to_string()),
         }

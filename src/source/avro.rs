@@ -7,17 +7,20 @@
 //! `max-frame-size`, a truncated frame, an unknown message, an incompatible protocol) is
 //! closed with a log line naming the peer and the reason; the others carry on.
 
-use super::SourceCtx;
+use super::{Listen, Placement, Shard, ShardSource, SourceCtx, SourceType, TcpListening};
 use crate::avro_rpc::conn::{Compression, Conn, ReadError, Tls};
 use crate::avro_rpc::protocol::Status;
 use crate::avro_rpc::server::{Request, ServerConn};
 use crate::avro_rpc::tls;
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
-use crate::config::ConfigError;
+use crate::config::{Component, ConfigError};
 use crate::runtime::budget::{Budget, Hold};
+use crate::runtime::socket::resolve;
 use crate::runtime::spin;
 use bytes::BytesMut;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 use tokio_uring::net::TcpStream;
@@ -134,8 +137,10 @@ pub struct AvroSourceConfig {
     pub max_buffered: usize,
 }
 
-impl AvroSourceConfig {
-    pub fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
+impl Component for AvroSourceConfig {
+    const TYPE: TypeInfo = TYPE;
+
+    fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
         let bind = k.str("bind")?;
         let port = k.int("port")? as u16;
         let threads = k.usize("threads")?;
@@ -325,10 +330,22 @@ async fn reverse_lookup(ip: IpAddr) -> Option<String> {
     .flatten()
 }
 
-pub type Listening = super::TcpListening<AvroSourceConfig>;
+impl SourceType for AvroSourceConfig {
+    fn placement(&self) -> Placement {
+        Placement::EveryShard
+    }
+    fn listens(&self) -> std::io::Result<Vec<Listen>> {
+        Ok(vec![Listen::Tcp(resolve(&self.bind, self.port)?)])
+    }
+    fn bind(&self, _: Shard) -> std::io::Result<Box<dyn ShardSource>> {
+        Ok(Box::new(TcpListening::bind(&self.bind, self.port, self)?))
+    }
+}
 
-pub fn bind(cfg: &AvroSourceConfig) -> std::io::Result<Listening> {
-    super::TcpListening::bind(&cfg.bind, cfg.port, cfg)
+impl ShardSource for TcpListening<AvroSourceConfig> {
+    fn run(self: Box<Self>, ctx: Rc<SourceCtx>) -> Pin<Box<dyn Future<Output = ()>>> {
+        super::boxed(run(*self, ctx))
+    }
 }
 
 /// Serves the source on this shard. No connection is ever refused for the number already
@@ -336,7 +353,7 @@ pub fn bind(cfg: &AvroSourceConfig) -> std::io::Result<Listening> {
 /// What connections may cost is bounded instead: each is closed after `handshake-timeout`
 /// without its handshake and `idle-timeout` of silence, and the bytes of unfinished
 /// requests they buffer share one budget per shard (`max-buffered-bytes`).
-pub async fn run(l: Listening, ctx: Rc<SourceCtx>) {
+async fn run(l: TcpListening<AvroSourceConfig>, ctx: Rc<SourceCtx>) {
     let cfg = Rc::new(l.cfg);
     let budget = Budget::new(cfg.max_buffered);
     super::accept_loop(l.listener, &ctx, |stream, peer| {
@@ -460,11 +477,9 @@ async fn connection(
             }
             Request::Events { ref mut events, .. } => std::mem::take(events),
         };
-        let n = events.len();
         client.answering();
-        let status = match ctx.delivery.deliver(events).await {
+        let status = match ctx.deliver(events).await {
             Ok(()) => {
-                ctx.accepted.add(n as u64);
                 if failing {
                     tracing::info!(source = %ctx.name, %peer, "channels accept events again");
                     failing = false;
@@ -472,9 +487,6 @@ async fn connection(
                 Status::Ok
             }
             Err(refused) => {
-                let left = refused.events.len();
-                ctx.accepted.add((n - left) as u64);
-                ctx.refused.add(left as u64);
                 if !failing {
                     tracing::warn!(source = %ctx.name, %peer, "answering FAILED: {}", refused.error);
                     failing = true;

@@ -6,13 +6,16 @@
 //! connection is closed. When the channel is full the connection stops being read until the
 //! batch fits: TCP pushes back on the client, nothing is buffered without bound or dropped.
 
-use super::{Backoff, SourceCtx};
+use super::{Listen, Placement, Shard, ShardSource, SourceCtx, SourceType, TcpListening};
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
-use crate::config::ConfigError;
+use crate::config::{Component, ConfigError};
 use crate::event::{Body, Event};
 use crate::runtime::budget::{Budget, Hold};
+use crate::runtime::socket::resolve;
 use bytes::BytesMut;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use tokio_uring::buf::BoundedBuf;
@@ -72,8 +75,10 @@ pub struct NetcatConfig {
     pub max_buffered: usize,
 }
 
-impl NetcatConfig {
-    pub fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
+impl Component for NetcatConfig {
+    const TYPE: TypeInfo = TYPE;
+
+    fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
         let cfg = NetcatConfig {
             bind: k.str("bind")?,
             port: k.int("port")? as u16,
@@ -90,15 +95,27 @@ impl NetcatConfig {
     }
 }
 
-pub type Listening = super::TcpListening<NetcatConfig>;
+impl SourceType for NetcatConfig {
+    fn placement(&self) -> Placement {
+        Placement::EveryShard
+    }
+    fn listens(&self) -> std::io::Result<Vec<Listen>> {
+        Ok(vec![Listen::Tcp(resolve(&self.bind, self.port)?)])
+    }
+    fn bind(&self, _: Shard) -> std::io::Result<Box<dyn ShardSource>> {
+        Ok(Box::new(TcpListening::bind(&self.bind, self.port, self)?))
+    }
+}
 
-pub fn bind(cfg: &NetcatConfig) -> std::io::Result<Listening> {
-    super::TcpListening::bind(&cfg.bind, cfg.port, cfg)
+impl ShardSource for TcpListening<NetcatConfig> {
+    fn run(self: Box<Self>, ctx: Rc<SourceCtx>) -> Pin<Box<dyn Future<Output = ()>>> {
+        super::boxed(run(*self, ctx))
+    }
 }
 
 const READ_SIZE: usize = 64 * 1024;
 
-pub async fn run(l: Listening, ctx: Rc<SourceCtx>) {
+async fn run(l: TcpListening<NetcatConfig>, ctx: Rc<SourceCtx>) {
     let cfg = Rc::new(l.cfg);
     let budget = Budget::new(cfg.max_buffered);
     super::accept_loop(l.listener, &ctx, |stream, peer| {
@@ -175,7 +192,7 @@ async fn connection(
         let (events, too_long) = split_lines(&mut buf, cfg.max_line_length);
         if !events.is_empty() {
             let n = events.len();
-            let delivered = deliver_with_backpressure(events, ctx, peer).await;
+            let delivered = ctx.deliver_all(events, &peer).await;
             if cfg.ack_every_event && !reply(&stream, acks(delivered, n - delivered)).await {
                 return;
             }
@@ -240,61 +257,6 @@ pub fn split_lines(buf: &mut BytesMut, max_line_length: usize) -> (Vec<Event>, b
         start = nl + 1;
     }
     (events, buf.len() >= max_line_length)
-}
-
-/// Delivers the batch, waiting out a full channel (the socket is not read meanwhile).
-/// Returns how many events were delivered: all of them, unless the agent is stopping.
-///
-/// Flume's netcat source commits each line alone, so a nearly full channel still takes
-/// the lines that fit. After a refusal the lines that fit now (`Delivery::room`) go in at
-/// once, and the rest waits: the channel fills to exactly its capacity.
-async fn deliver_with_backpressure(events: Vec<Event>, ctx: &SourceCtx, peer: SocketAddr) -> usize {
-    let total = events.len();
-    let mut pending = events;
-    let mut delivered = 0;
-    let mut chunk = total;
-    let mut backoff = Backoff::default();
-    let mut warned = false;
-    loop {
-        let rest = pending.split_off(chunk.min(pending.len()));
-        let n = pending.len();
-        match ctx.delivery.deliver(pending).await {
-            Ok(()) => {
-                ctx.accepted.add(n as u64);
-                delivered += n;
-                if rest.is_empty() {
-                    return total;
-                }
-                pending = rest;
-                chunk = pending.len();
-            }
-            Err(refused) => {
-                let left = refused.events.len();
-                ctx.accepted.add((n - left) as u64);
-                delivered += n - left;
-                pending = refused.events;
-                pending.extend(rest);
-                let room = ctx.delivery.room();
-                if room > 0 && room < chunk.min(pending.len()) {
-                    chunk = room;
-                    continue;
-                }
-                chunk = pending.len();
-                ctx.refused.add(left as u64);
-                if !warned {
-                    tracing::warn!(source = %ctx.name, %peer, "{}; holding {} events and pausing reads until they fit", refused.error, pending.len());
-                    warned = true;
-                }
-                if ctx.stop.is_stopped() {
-                    return delivered;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff.next_delay()) => {}
-                    _ = ctx.stop.wait() => {}
-                }
-            }
-        }
-    }
 }
 
 fn acks(ok: usize, failed: usize) -> Vec<u8> {

@@ -3,12 +3,15 @@
 //! that is ready when the socket wakes goes into one batch (one transaction). UDP cannot
 //! push back, so a batch the channel refuses is dropped and counted, as in Flume.
 
-use super::SourceCtx;
+use super::{Listen, Placement, Shard, ShardSource, SourceCtx, SourceType};
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
-use crate::config::ConfigError;
+use crate::config::{Component, ConfigError};
 use crate::event::{Event, Headers};
+use crate::runtime::socket::resolve;
 use bytes::BytesMut;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 
 const KEYS: &[KeySpec] = &[
@@ -36,8 +39,10 @@ pub struct NetcatUdpConfig {
     pub remote_address_header: Option<String>,
 }
 
-impl NetcatUdpConfig {
-    pub fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
+impl Component for NetcatUdpConfig {
+    const TYPE: TypeInfo = TYPE;
+
+    fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
         Ok(NetcatUdpConfig {
             bind: k.str("bind")?,
             port: k.int("port")? as u16,
@@ -46,22 +51,35 @@ impl NetcatUdpConfig {
     }
 }
 
-pub struct Listening {
+impl SourceType for NetcatUdpConfig {
+    fn placement(&self) -> Placement {
+        Placement::EveryShard
+    }
+    fn listens(&self) -> std::io::Result<Vec<Listen>> {
+        Ok(vec![Listen::Udp(resolve(&self.bind, self.port)?)])
+    }
+    fn bind(&self, _: Shard) -> std::io::Result<Box<dyn ShardSource>> {
+        Ok(Box::new(Listening {
+            socket: crate::runtime::socket::udp_socket(resolve(&self.bind, self.port)?, 4 << 20)?,
+            cfg: self.clone(),
+        }))
+    }
+}
+
+struct Listening {
     socket: std::net::UdpSocket,
     cfg: NetcatUdpConfig,
 }
 
-pub fn bind(cfg: &NetcatUdpConfig) -> std::io::Result<Listening> {
-    let addr = crate::runtime::socket::resolve(&cfg.bind, cfg.port)?;
-    Ok(Listening {
-        socket: crate::runtime::socket::udp_socket(addr, 4 << 20)?,
-        cfg: cfg.clone(),
-    })
+impl ShardSource for Listening {
+    fn run(self: Box<Self>, ctx: Rc<SourceCtx>) -> Pin<Box<dyn Future<Output = ()>>> {
+        super::boxed(run(*self, ctx))
+    }
 }
 
 const MAX_DATAGRAM: usize = 65536;
 
-pub async fn run(l: Listening, ctx: Rc<SourceCtx>) {
+async fn run(l: Listening, ctx: Rc<SourceCtx>) {
     let socket = match tokio::net::UdpSocket::from_std(l.socket) {
         Ok(s) => s,
         Err(e) => {
@@ -98,15 +116,9 @@ pub async fn run(l: Listening, ctx: Rc<SourceCtx>) {
                 }
             }
         }
-        let n = batch.len() as u64;
-        match ctx.delivery.deliver(batch).await {
-            Ok(()) => ctx.accepted.add(n),
-            Err(refused) => {
-                let lost = refused.events.len() as u64;
-                ctx.accepted.add(n - lost);
-                ctx.refused.add(lost);
-                tracing::warn!(source = %ctx.name, "dropped {lost} datagrams: {}", refused.error);
-            }
+        if let Err(refused) = ctx.deliver(batch).await {
+            let lost = refused.events.len();
+            tracing::warn!(source = %ctx.name, "dropped {lost} datagrams: {}", refused.error);
         }
     }
 }

@@ -3,11 +3,13 @@
 //! retried with the same bodies, so the unique count at the destination is `totalEvents`.
 //! It is a single stream: it runs on one shard.
 
-use super::{Backoff, SourceCtx};
+use super::{Listen, Placement, Shard, ShardSource, SourceCtx, SourceType};
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
-use crate::config::ConfigError;
+use crate::config::{Component, ConfigError};
 use crate::event::Event;
 use bytes::Bytes;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 const KEYS: &[KeySpec] = &[
@@ -38,8 +40,10 @@ pub struct SeqConfig {
     pub total_events: u64,
 }
 
-impl SeqConfig {
-    pub fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
+impl Component for SeqConfig {
+    const TYPE: TypeInfo = TYPE;
+
+    fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
         Ok(SeqConfig {
             batch_size: k.usize("batchSize")?,
             total_events: k.int("totalEvents")? as u64,
@@ -47,38 +51,39 @@ impl SeqConfig {
     }
 }
 
-pub async fn run(cfg: SeqConfig, ctx: Rc<SourceCtx>) {
-    let mut next = 0u64;
-    let mut backoff = Backoff::default();
-    let mut pending: Vec<Event> = Vec::new();
-    while !ctx.stop.is_stopped() && (next < cfg.total_events || !pending.is_empty()) {
-        if pending.is_empty() {
-            let end = cfg.total_events.min(next + cfg.batch_size as u64);
-            pending = (next..end)
-                .map(|i| Event::new(Bytes::from(i.to_string())))
-                .collect();
-            next = end;
-        }
-        let n = pending.len() as u64;
-        match ctx.delivery.deliver(std::mem::take(&mut pending)).await {
-            Ok(()) => {
-                ctx.accepted.add(n);
-                backoff.reset();
-                // Let the shard's sinks and connections run between batches.
-                tokio::task::yield_now().await;
-            }
-            Err(refused) => {
-                ctx.accepted.add(n - refused.events.len() as u64);
-                ctx.refused.add(refused.events.len() as u64);
-                pending = refused.events;
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff.next_delay()) => {}
-                    _ = ctx.stop.wait() => {}
-                }
-            }
-        }
+impl SourceType for SeqConfig {
+    fn placement(&self) -> Placement {
+        Placement::HomeShard
     }
-    if next >= cfg.total_events && pending.is_empty() {
+    fn listens(&self) -> std::io::Result<Vec<Listen>> {
+        Ok(Vec::new())
+    }
+    fn bind(&self, _: Shard) -> std::io::Result<Box<dyn ShardSource>> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl ShardSource for SeqConfig {
+    fn run(self: Box<Self>, ctx: Rc<SourceCtx>) -> Pin<Box<dyn Future<Output = ()>>> {
+        super::boxed(run(*self, ctx))
+    }
+}
+
+async fn run(cfg: SeqConfig, ctx: Rc<SourceCtx>) {
+    let mut next = 0u64;
+    while !ctx.stop.is_stopped() && next < cfg.total_events {
+        let end = cfg.total_events.min(next + cfg.batch_size as u64);
+        let batch: Vec<Event> = (next..end)
+            .map(|i| Event::new(Bytes::from(i.to_string())))
+            .collect();
+        if ctx.deliver_all(batch, &"the sequence").await < (end - next) as usize {
+            return; // stopping
+        }
+        next = end;
+        // Let the shard's sinks and connections run between batches.
+        tokio::task::yield_now().await;
+    }
+    if next >= cfg.total_events {
         tracing::info!(source = %ctx.name, "sequence complete: {} events", cfg.total_events);
     }
 }

@@ -3,11 +3,13 @@
 //! transaction, optionally rate-limited. As in Flume, a refused batch counts as sent and
 //! failed; it is not retried. A single stream: it runs on one shard.
 
-use super::SourceCtx;
+use super::{Listen, Placement, Shard, ShardSource, SourceCtx, SourceType};
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
-use crate::config::ConfigError;
+use crate::config::{Component, ConfigError};
 use crate::event::Event;
 use bytes::Bytes;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -60,8 +62,10 @@ pub struct StressConfig {
     pub max_events_per_second: u64,
 }
 
-impl StressConfig {
-    pub fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
+impl Component for StressConfig {
+    const TYPE: TypeInfo = TYPE;
+
+    fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
         let limit = |v: i64| (v >= 0).then_some(v as u64);
         Ok(StressConfig {
             size: k.usize("size")?,
@@ -87,7 +91,25 @@ fn random_body(size: usize, seed: u64) -> Bytes {
         .into()
 }
 
-pub async fn run(cfg: StressConfig, ctx: Rc<SourceCtx>) {
+impl SourceType for StressConfig {
+    fn placement(&self) -> Placement {
+        Placement::HomeShard
+    }
+    fn listens(&self) -> std::io::Result<Vec<Listen>> {
+        Ok(Vec::new())
+    }
+    fn bind(&self, _: Shard) -> std::io::Result<Box<dyn ShardSource>> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl ShardSource for StressConfig {
+    fn run(self: Box<Self>, ctx: Rc<SourceCtx>) -> Pin<Box<dyn Future<Output = ()>>> {
+        super::boxed(run(*self, ctx))
+    }
+}
+
+async fn run(cfg: StressConfig, ctx: Rc<SourceCtx>) {
     let body = random_body(cfg.size, crate::flow::delivery::now_millis());
     let (mut total, mut successful) = (0u64, 0u64);
     let started = tokio::time::Instant::now();
@@ -113,17 +135,13 @@ pub async fn run(cfg: StressConfig, ctx: Rc<SourceCtx>) {
         }
         let batch: Vec<Event> = (0..n).map(|_| Event::new(body.clone())).collect();
         total += n;
-        match ctx.delivery.deliver(batch).await {
+        match ctx.deliver(batch).await {
             Ok(()) => {
                 successful += n;
-                ctx.accepted.add(n);
                 tokio::task::yield_now().await;
             }
             Err(refused) => {
-                let lost = refused.events.len() as u64;
-                successful += n - lost;
-                ctx.accepted.add(n - lost);
-                ctx.refused.add(lost);
+                successful += n - refused.events.len() as u64;
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(10)) => {}
                     _ = ctx.stop.wait() => {}
