@@ -6,7 +6,7 @@ use super::keys::{Keys, Resolved};
 use super::registry::Registration;
 use super::{ConfigError, Loc, Prop};
 use crate::channel::ChannelKind;
-use crate::flow::interceptor::InterceptorConfig;
+use crate::flow::interceptor::Interceptor;
 use crate::flow::processor::ProcessorConfig;
 use crate::flow::selector::SelectorConfig;
 use crate::sink::SinkKind;
@@ -35,7 +35,7 @@ pub struct SourceConfig {
     /// Indices into `AgentConfig::channels`.
     pub channels: Vec<usize>,
     pub selector: SelectorConfig,
-    pub interceptors: Vec<InterceptorConfig>,
+    pub interceptors: Vec<Arc<dyn Interceptor>>,
     pub resolved: Vec<Resolved>,
 }
 

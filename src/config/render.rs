@@ -79,10 +79,7 @@ pub fn families() -> [(&'static str, Vec<&'static TypeInfo>); 6] {
         ("source", infos(crate::source::TYPES)),
         ("channel", infos(crate::channel::TYPES)),
         ("sink", infos(crate::sink::TYPES)),
-        (
-            "interceptor",
-            crate::flow::interceptor::TYPES.iter().collect(),
-        ),
+        ("interceptor", infos(crate::flow::interceptor::TYPES)),
         (
             "channel selector",
             crate::flow::selector::TYPES.iter().collect(),

@@ -3,14 +3,15 @@
 //! channel's transactionCapacity. A failed required put hands the events back so a stream
 //! source can hold them and retry (backpressure) instead of losing them.
 
-use super::interceptor::InterceptorConfig;
+use super::interceptor::Interceptor;
 use super::selector::SelectorConfig;
 use crate::channel::{Channel, ChannelError};
 use crate::event::Event;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub struct Delivery {
-    interceptors: Vec<InterceptorConfig>,
+    interceptors: Vec<Arc<dyn Interceptor>>,
     selector: SelectorConfig,
     channels: Vec<Channel>,
 }
@@ -32,7 +33,7 @@ pub fn now_millis() -> u64 {
 
 impl Delivery {
     pub fn new(
-        interceptors: Vec<InterceptorConfig>,
+        interceptors: Vec<Arc<dyn Interceptor>>,
         selector: SelectorConfig,
         channels: Vec<Channel>,
     ) -> Self {
