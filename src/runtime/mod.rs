@@ -197,7 +197,7 @@ fn check_ports(cfg: &AgentConfig) -> Result<(), RuntimeError> {
             component: format!("source '{}'", s.name),
             message: e.to_string(),
         };
-        for listen in s.kind.listens().map_err(fail)? {
+        for listen in s.kind.plan().map_err(fail)?.listens {
             let (addr, probe): (_, fn(std::net::SocketAddr) -> std::io::Result<()>) = match listen {
                 Listen::Tcp(addr) => (addr, socket::ensure_tcp_port_free),
                 Listen::Udp(addr) => (addr, socket::ensure_udp_port_free),

@@ -48,7 +48,11 @@ pub(super) async fn run(
     }
     let mut sources = Vec::new();
     for s in &cfg.sources {
-        if !s.kind.placement().runs_on(&s.name, k, shards) {
+        let placement = match s.kind.plan() {
+            Ok(plan) => plan.placement,
+            Err(e) => return fail(format!("source '{}'", s.name), e.to_string()),
+        };
+        if !placement.runs_on(&s.name, k, shards) {
             continue;
         }
         match s.kind.bind(Shard {

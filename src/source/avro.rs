@@ -7,7 +7,7 @@
 //! `max-frame-size`, a truncated frame, an unknown message, an incompatible protocol) is
 //! closed with a log line naming the peer and the reason; the others carry on.
 
-use super::{Listen, Placement, Shard, ShardSource, SourceCtx, SourceType, TcpListening};
+use super::{Bound, Plan, Shard, SourceCtx, SourceType, TcpListening};
 use crate::avro_rpc::conn::{Compression, Conn, ReadError, Tls};
 use crate::avro_rpc::protocol::Status;
 use crate::avro_rpc::server::{Request, ServerConn};
@@ -15,12 +15,9 @@ use crate::avro_rpc::tls;
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
 use crate::config::{Component, ConfigError};
 use crate::runtime::budget::{Budget, Hold};
-use crate::runtime::socket::resolve;
 use crate::runtime::spin;
 use bytes::BytesMut;
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 use tokio_uring::net::TcpStream;
@@ -331,20 +328,14 @@ async fn reverse_lookup(ip: IpAddr) -> Option<String> {
 }
 
 impl SourceType for AvroSourceConfig {
-    fn placement(&self) -> Placement {
-        Placement::EveryShard
+    fn plan(&self) -> std::io::Result<Plan> {
+        Plan::tcp(&self.bind, self.port)
     }
-    fn listens(&self) -> std::io::Result<Vec<Listen>> {
-        Ok(vec![Listen::Tcp(resolve(&self.bind, self.port)?)])
-    }
-    fn bind(&self, _: Shard) -> std::io::Result<Box<dyn ShardSource>> {
-        Ok(Box::new(TcpListening::bind(&self.bind, self.port, self)?))
-    }
-}
-
-impl ShardSource for TcpListening<AvroSourceConfig> {
-    fn run(self: Box<Self>, ctx: Rc<SourceCtx>) -> Pin<Box<dyn Future<Output = ()>>> {
-        super::boxed(run(*self, ctx))
+    fn bind(&self, _: Shard) -> std::io::Result<Bound> {
+        Ok(Bound::new(
+            TcpListening::bind(&self.bind, self.port, self)?,
+            run,
+        ))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Sources: the registry of source types and what every type declares next to its code.
 //! A type is one file (or folder) here plus one `register` line in `TYPES`: its config
-//! implements `Component` (keys, builder) and `SourceType` (placement, listening ports,
-//! binding a shard), and what it binds implements `ShardSource`. A type that lacks one of
+//! implements `Component` (keys, builder) and `SourceType` (its plan: placement and
+//! listening ports; binding a shard to a `Bound` that runs). A type that lacks one of
 //! those does not compile. The plumbing that sources share (delivery with counting and
 //! backpressure, the TCP accept loop) lives in `ctx` and `tcp`.
 
@@ -17,6 +17,7 @@ pub use ctx::{Backoff, SourceCtx};
 pub use tcp::{accept_loop, TcpListening};
 
 use crate::config::{AsAny, Component, ConfigError, Keys, Registration};
+use crate::runtime::socket::resolve;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -35,19 +36,41 @@ pub static TYPES: &[Registration<Arc<dyn SourceType>>] = &[
 /// A source type's typed configuration, built once at start-up from its keys and shared
 /// by every shard.
 pub trait SourceType: AsAny + std::fmt::Debug + Send + Sync {
-    /// Which shards run the source.
-    fn placement(&self) -> Placement;
-    /// The sockets it listens on, checked free before any shard starts (with
-    /// SO_REUSEPORT another process could otherwise share a port silently).
-    fn listens(&self) -> std::io::Result<Vec<Listen>>;
+    /// Which shards run the source and which sockets it listens on (checked free before
+    /// any shard starts: with SO_REUSEPORT another process could share a port silently).
+    fn plan(&self) -> std::io::Result<Plan>;
     /// Acquires what `shard`'s instance needs before the shard reports ready (its
     /// sockets), so that a start that cannot bind fails before anything runs.
-    fn bind(&self, shard: Shard) -> std::io::Result<Box<dyn ShardSource>>;
+    fn bind(&self, shard: Shard) -> std::io::Result<Bound>;
 }
 
-/// One shard's source, bound and ready to run until its context's stop.
-pub trait ShardSource {
-    fn run(self: Box<Self>, ctx: Rc<SourceCtx>) -> Pin<Box<dyn Future<Output = ()>>>;
+/// Where a source runs and what it listens on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub placement: Placement,
+    pub listens: Vec<Listen>,
+}
+
+impl Plan {
+    /// On every shard, accepting on `host:port` through SO_REUSEPORT.
+    pub fn tcp(host: &str, port: u16) -> std::io::Result<Plan> {
+        Ok(Plan {
+            placement: Placement::EveryShard,
+            listens: vec![Listen::Tcp(resolve(host, port)?)],
+        })
+    }
+    /// On every shard, receiving on `host:port` through SO_REUSEPORT.
+    pub fn udp(host: &str, port: u16) -> std::io::Result<Plan> {
+        Ok(Plan {
+            placement: Placement::EveryShard,
+            listens: vec![Listen::Udp(resolve(host, port)?)],
+        })
+    }
+    /// On one shard, listening on nothing: a single stream (a generator).
+    pub const HOME_SHARD: Plan = Plan {
+        placement: Placement::HomeShard,
+        listens: Vec::new(),
+    };
 }
 
 /// Which shards run a source.
@@ -104,6 +127,27 @@ pub enum Listen {
     Udp(SocketAddr),
 }
 
+type Start = Box<dyn FnOnce(Rc<SourceCtx>) -> Pin<Box<dyn Future<Output = ()>>>>;
+
+/// One shard's source, bound and ready to run until its context's stop.
+pub struct Bound(Start);
+
+impl Bound {
+    /// What `bind` acquired (`state`: sockets and config) and the function that serves
+    /// it on the shard; one allocation per source per shard, at start.
+    pub fn new<S, F>(state: S, run: fn(S, Rc<SourceCtx>) -> F) -> Bound
+    where
+        S: 'static,
+        F: Future<Output = ()> + 'static,
+    {
+        Bound(Box::new(move |ctx| Box::pin(run(state, ctx))))
+    }
+
+    pub async fn run(self, ctx: Rc<SourceCtx>) {
+        (self.0)(ctx).await
+    }
+}
+
 /// The registry line of source type `T`: its declaration and its builder.
 pub const fn register<T: Component + SourceType>() -> Registration<Arc<dyn SourceType>> {
     Registration {
@@ -114,11 +158,6 @@ pub const fn register<T: Component + SourceType>() -> Registration<Arc<dyn Sourc
 
 fn build<T: Component + SourceType>(k: &mut Keys) -> Result<Arc<dyn SourceType>, ConfigError> {
     Ok(Arc::new(T::from_keys(k)?))
-}
-
-/// Boxes a shard's source future: one allocation per source per shard, at start.
-pub fn boxed(f: impl Future<Output = ()> + 'static) -> Pin<Box<dyn Future<Output = ()>>> {
-    Box::pin(f)
 }
 
 #[cfg(test)]

@@ -6,16 +6,13 @@
 //! connection is closed. When the channel is full the connection stops being read until the
 //! batch fits: TCP pushes back on the client, nothing is buffered without bound or dropped.
 
-use super::{Listen, Placement, Shard, ShardSource, SourceCtx, SourceType, TcpListening};
+use super::{Bound, Plan, Shard, SourceCtx, SourceType, TcpListening};
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
 use crate::config::{Component, ConfigError};
 use crate::event::{Body, Event};
 use crate::runtime::budget::{Budget, Hold};
-use crate::runtime::socket::resolve;
 use bytes::BytesMut;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use tokio_uring::buf::BoundedBuf;
@@ -96,20 +93,14 @@ impl Component for NetcatConfig {
 }
 
 impl SourceType for NetcatConfig {
-    fn placement(&self) -> Placement {
-        Placement::EveryShard
+    fn plan(&self) -> std::io::Result<Plan> {
+        Plan::tcp(&self.bind, self.port)
     }
-    fn listens(&self) -> std::io::Result<Vec<Listen>> {
-        Ok(vec![Listen::Tcp(resolve(&self.bind, self.port)?)])
-    }
-    fn bind(&self, _: Shard) -> std::io::Result<Box<dyn ShardSource>> {
-        Ok(Box::new(TcpListening::bind(&self.bind, self.port, self)?))
-    }
-}
-
-impl ShardSource for TcpListening<NetcatConfig> {
-    fn run(self: Box<Self>, ctx: Rc<SourceCtx>) -> Pin<Box<dyn Future<Output = ()>>> {
-        super::boxed(run(*self, ctx))
+    fn bind(&self, _: Shard) -> std::io::Result<Bound> {
+        Ok(Bound::new(
+            TcpListening::bind(&self.bind, self.port, self)?,
+            run,
+        ))
     }
 }
 

@@ -3,15 +3,13 @@
 //! that is ready when the socket wakes goes into one batch (one transaction). UDP cannot
 //! push back, so a batch the channel refuses is dropped and counted, as in Flume.
 
-use super::{Listen, Placement, Shard, ShardSource, SourceCtx, SourceType};
+use super::{Bound, Plan, Shard, SourceCtx, SourceType};
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
 use crate::config::{Component, ConfigError};
 use crate::event::{Event, Headers};
 use crate::runtime::socket::resolve;
 use bytes::BytesMut;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::rc::Rc;
 
 const KEYS: &[KeySpec] = &[
@@ -52,29 +50,22 @@ impl Component for NetcatUdpConfig {
 }
 
 impl SourceType for NetcatUdpConfig {
-    fn placement(&self) -> Placement {
-        Placement::EveryShard
+    fn plan(&self) -> std::io::Result<Plan> {
+        Plan::udp(&self.bind, self.port)
     }
-    fn listens(&self) -> std::io::Result<Vec<Listen>> {
-        Ok(vec![Listen::Udp(resolve(&self.bind, self.port)?)])
-    }
-    fn bind(&self, _: Shard) -> std::io::Result<Box<dyn ShardSource>> {
-        Ok(Box::new(Listening {
-            socket: crate::runtime::socket::udp_socket(resolve(&self.bind, self.port)?, 4 << 20)?,
+    fn bind(&self, _: Shard) -> std::io::Result<Bound> {
+        let addr = resolve(&self.bind, self.port)?;
+        let listening = Listening {
+            socket: crate::runtime::socket::udp_socket(addr, 4 << 20)?,
             cfg: self.clone(),
-        }))
+        };
+        Ok(Bound::new(listening, run))
     }
 }
 
 struct Listening {
     socket: std::net::UdpSocket,
     cfg: NetcatUdpConfig,
-}
-
-impl ShardSource for Listening {
-    fn run(self: Box<Self>, ctx: Rc<SourceCtx>) -> Pin<Box<dyn Future<Output = ()>>> {
-        super::boxed(run(*self, ctx))
-    }
 }
 
 const MAX_DATAGRAM: usize = 65536;

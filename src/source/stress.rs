@@ -3,13 +3,11 @@
 //! transaction, optionally rate-limited. As in Flume, a refused batch counts as sent and
 //! failed; it is not retried. A single stream: it runs on one shard.
 
-use super::{Listen, Placement, Shard, ShardSource, SourceCtx, SourceType};
+use super::{Bound, Plan, Shard, SourceCtx, SourceType};
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
 use crate::config::{Component, ConfigError};
 use crate::event::Event;
 use bytes::Bytes;
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -92,20 +90,11 @@ fn random_body(size: usize, seed: u64) -> Bytes {
 }
 
 impl SourceType for StressConfig {
-    fn placement(&self) -> Placement {
-        Placement::HomeShard
+    fn plan(&self) -> std::io::Result<Plan> {
+        Ok(Plan::HOME_SHARD)
     }
-    fn listens(&self) -> std::io::Result<Vec<Listen>> {
-        Ok(Vec::new())
-    }
-    fn bind(&self, _: Shard) -> std::io::Result<Box<dyn ShardSource>> {
-        Ok(Box::new(self.clone()))
-    }
-}
-
-impl ShardSource for StressConfig {
-    fn run(self: Box<Self>, ctx: Rc<SourceCtx>) -> Pin<Box<dyn Future<Output = ()>>> {
-        super::boxed(run(*self, ctx))
+    fn bind(&self, _: Shard) -> std::io::Result<Bound> {
+        Ok(Bound::new(self.clone(), run))
     }
 }
 

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// An example source type, written as a new type would be: its keys, its typed config,
-/// `Component`, `SourceType` and `ShardSource`. Nothing else in the crate names it: the
+/// `Component` and `SourceType`. Nothing else in the crate names it: the
 /// registry line below (a local registry here, `TYPES` for real types) is all it needs.
 #[derive(Debug, Clone)]
 struct Countdown {
@@ -44,27 +44,20 @@ impl Component for Countdown {
 }
 
 impl SourceType for Countdown {
-    fn placement(&self) -> Placement {
-        Placement::HomeShard
+    fn plan(&self) -> std::io::Result<Plan> {
+        Ok(Plan::HOME_SHARD)
     }
-    fn listens(&self) -> std::io::Result<Vec<Listen>> {
-        Ok(Vec::new())
-    }
-    fn bind(&self, _: Shard) -> std::io::Result<Box<dyn ShardSource>> {
-        Ok(Box::new(self.clone()))
+    fn bind(&self, _: Shard) -> std::io::Result<Bound> {
+        Ok(Bound::new(self.clone(), count_down))
     }
 }
 
-impl ShardSource for Countdown {
-    fn run(self: Box<Self>, ctx: Rc<SourceCtx>) -> Pin<Box<dyn Future<Output = ()>>> {
-        boxed(async move {
-            let events = (1..=self.from)
-                .rev()
-                .map(|i| Event::new(Bytes::from(i.to_string())))
-                .collect();
-            ctx.deliver_all(events, &"the countdown").await;
-        })
-    }
+async fn count_down(cfg: Countdown, ctx: Rc<SourceCtx>) {
+    let events = (1..=cfg.from)
+        .rev()
+        .map(|i| Event::new(Bytes::from(i.to_string())))
+        .collect();
+    ctx.deliver_all(events, &"the countdown").await;
 }
 
 static EXAMPLE_REGISTRY: &[Registration<Arc<dyn SourceType>>] = &[register::<Countdown>()];
@@ -119,8 +112,7 @@ fn a_new_source_type_is_its_own_code_and_one_registry_line() {
     let mut keys = Keys::new("source 'r1'", "a1.sources.r1", reg.info.keys, &props, decl);
     let source = (reg.build)(&mut keys).unwrap();
     assert!(keys.unknown_keys(&["type"]).is_empty());
-    assert_eq!(source.placement(), Placement::HomeShard);
-    assert!(source.listens().unwrap().is_empty());
+    assert_eq!(source.plan().unwrap(), Plan::HOME_SHARD);
 
     tokio_uring::start(async {
         let channel = memory(10);
