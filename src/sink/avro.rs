@@ -9,7 +9,7 @@ use crate::avro_rpc::conn::{self, Compression, Conn, ReadError, Tls};
 use crate::avro_rpc::protocol::Status;
 use crate::avro_rpc::tls::{self, Trust};
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
-use crate::config::ConfigError;
+use crate::config::{Component, ConfigError};
 use crate::event::Event;
 use bytes::BytesMut;
 use std::time::Duration;
@@ -83,8 +83,10 @@ pub struct AvroSinkConfig {
     pub tls: Tls,
 }
 
-impl AvroSinkConfig {
-    pub fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
+impl Component for AvroSinkConfig {
+    const TYPE: TypeInfo = TYPE;
+
+    fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
         let hostname = k.str("hostname")?;
         let port = k.int("port")? as u16;
         let batch_size = k.usize("batch-size")?;
@@ -109,7 +111,9 @@ impl AvroSinkConfig {
             tls,
         })
     }
+}
 
+impl AvroSinkConfig {
     fn target(&self) -> String {
         format!("{}:{}", self.hostname, self.port)
     }

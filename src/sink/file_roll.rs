@@ -15,7 +15,7 @@
 use super::serializer::{serializer_keys, sync_marker, Serializer, Writer};
 use super::SinkError;
 use crate::config::keys::{self, KeyKind, KeySpec, Keys, TypeInfo};
-use crate::config::ConfigError;
+use crate::config::{Component, ConfigError};
 use crate::event::Event;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -86,8 +86,10 @@ pub struct FileRollConfig {
     pub batch_size: usize,
 }
 
-impl FileRollConfig {
-    pub fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
+impl Component for FileRollConfig {
+    const TYPE: TypeInfo = TYPE;
+
+    fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
         let directory = PathBuf::from(k.str("sink.directory")?);
         let roll_interval = k.secs("sink.rollInterval")?;
         k.choice("sink.pathManager")?;

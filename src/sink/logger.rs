@@ -3,7 +3,7 @@
 //! `maxBytesToLog` bytes and shown as a hex dump with its printable characters.
 
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
-use crate::config::ConfigError;
+use crate::config::{Component, ConfigError};
 use crate::event::Event;
 use std::fmt::Write;
 
@@ -35,8 +35,10 @@ pub struct LoggerConfig {
     pub batch_size: usize,
 }
 
-impl LoggerConfig {
-    pub fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
+impl Component for LoggerConfig {
+    const TYPE: TypeInfo = TYPE;
+
+    fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
         Ok(LoggerConfig {
             max_bytes_to_log: k.usize("maxBytesToLog")?,
             batch_size: k.usize("batchSize")?,

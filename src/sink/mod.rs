@@ -10,7 +10,7 @@ pub mod runner;
 pub mod serializer;
 
 use crate::config::keys::{KeyKind, KeySpec, TypeInfo};
-use crate::config::Registration;
+use crate::config::{Component, Registration};
 use crate::event::Event;
 use std::path::PathBuf;
 use tokio::time::Instant;

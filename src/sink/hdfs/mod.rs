@@ -27,7 +27,7 @@ pub mod seqfile;
 pub mod sink;
 
 use crate::config::keys::{self, KeyKind, KeySpec, Keys, TypeInfo};
-use crate::config::ConfigError;
+use crate::config::{Component, ConfigError};
 use crate::sink::serializer::{serializer_keys, Serializer};
 use codec::Codec;
 use escape::{HostNames, RoundUnit, Template, TimeSettings};
@@ -176,8 +176,10 @@ fn split_url(path: &str) -> Result<(Option<String>, String), String> {
     Ok((url, dir.to_string()))
 }
 
-impl HdfsConfig {
-    pub fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
+impl Component for HdfsConfig {
+    const TYPE: TypeInfo = TYPE;
+
+    fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
         let raw_path = k.str("hdfs.path")?;
         let (url, path_text) = split_url(&raw_path).map_err(|m| k.invalid("hdfs.path", m))?;
         let hosts = HostNames {
