@@ -9,10 +9,11 @@ use crate::channel::ChannelKind;
 use crate::flow::interceptor::InterceptorConfig;
 use crate::flow::processor::ProcessorConfig;
 use crate::flow::selector::SelectorConfig;
-use crate::sink::SinkKind;
+use crate::sink::SinkType;
 use crate::source::SourceKind;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -50,7 +51,8 @@ pub struct ChannelConfig {
 pub struct SinkConfig {
     pub name: String,
     pub type_name: &'static str,
-    pub kind: SinkKind,
+    /// Shared by every shard, each of which opens its own running sink from it.
+    pub kind: Arc<dyn SinkType>,
     /// Index into `AgentConfig::channels`.
     pub channel: usize,
     pub resolved: Vec<Resolved>,

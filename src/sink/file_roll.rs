@@ -13,7 +13,7 @@
 //! arrives (no empty file every roll interval) and the directory is created if missing.
 
 use super::serializer::{serializer_keys, sync_marker, Serializer, Writer};
-use super::SinkError;
+use super::{LocalBoxFuture, ShardSink, SinkError, SinkType};
 use crate::config::keys::{self, KeyKind, KeySpec, Keys, TypeInfo};
 use crate::config::{Component, ConfigError};
 use crate::event::Event;
@@ -108,6 +108,16 @@ impl Component for FileRollConfig {
             serializer,
             batch_size,
         })
+    }
+}
+
+impl SinkType for FileRollConfig {
+    fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    fn open(&self, _: &str, shard: usize, _: usize) -> Result<Box<dyn ShardSink>, SinkError> {
+        Ok(Box::new(FileRollSink::open(self, shard)?))
     }
 }
 
@@ -285,6 +295,24 @@ impl FileRollSink {
 
     pub fn directory(&self) -> &Path {
         &self.cfg.directory
+    }
+}
+
+impl ShardSink for FileRollSink {
+    fn process<'a>(&'a mut self, events: &'a [Event]) -> LocalBoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(self.write(events))
+    }
+
+    fn next_tick(&self) -> Option<Instant> {
+        self.next_roll()
+    }
+
+    fn tick(&mut self) -> LocalBoxFuture<'_, ()> {
+        Box::pin(self.roll_if_due())
+    }
+
+    fn close(&mut self) -> LocalBoxFuture<'_, ()> {
+        Box::pin(FileRollSink::close(self))
     }
 }
 

@@ -313,6 +313,21 @@ impl Component for HdfsConfig {
     }
 }
 
+impl crate::sink::SinkType for HdfsConfig {
+    fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    fn open(
+        &self,
+        _: &str,
+        shard: usize,
+        shards: usize,
+    ) -> Result<Box<dyn crate::sink::ShardSink>, crate::sink::SinkError> {
+        Ok(Box::new(sink::HdfsSink::open(self, shard, shards)?))
+    }
+}
+
 /// `hdfs.journalDir`, its default spelled out for this agent and sink (also in `check`).
 fn journal_dir(k: &mut Keys) -> Result<PathBuf, ConfigError> {
     let raw = k.str("hdfs.journalDir")?;
@@ -362,7 +377,6 @@ mod tests {
 #[cfg(test)]
 mod config_tests {
     use crate::config::{load_str, Substitutions};
-    use crate::sink::SinkKind;
     use std::path::Path;
 
     fn load(extra: &str) -> Result<super::HdfsConfig, String> {
@@ -373,10 +387,11 @@ mod config_tests {
         );
         let cfg = load_str(Path::new("t.conf"), &text, None, &Substitutions::default())
             .map_err(|e| e.to_string())?;
-        match &cfg.sinks[0].kind {
-            SinkKind::Hdfs(c) => Ok((**c).clone()),
-            _ => unreachable!(),
-        }
+        Ok(cfg.sinks[0]
+            .kind
+            .downcast_ref::<super::HdfsConfig>()
+            .expect("an hdfs sink")
+            .clone())
     }
 
     #[test]
