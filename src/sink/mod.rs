@@ -104,3 +104,139 @@ impl SinkError {
         SinkError::Other(Box::new(e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! A new sink type needs only its own code and one registry line: `Counting` below is
+    //! all of one, registered in a local slice shaped exactly like [`TYPES`].
+
+    use super::*;
+    use crate::config::keys::{KeyKind, KeySpec, TypeInfo};
+    use crate::config::{Loc, Prop};
+    use bytes::Bytes;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    // --- the whole of the new type (what would be `src/sink/counting.rs`) ---
+
+    const KEYS: &[KeySpec] = &[KeySpec::new(
+        "batchSize",
+        KeyKind::POSITIVE,
+        Some("100"),
+        "Events per take transaction",
+    )];
+
+    const TYPE: TypeInfo = TypeInfo {
+        aliases: &["counting"],
+        class: "test.CountingSink",
+        doc: "Counts the events it takes.",
+        keys: KEYS,
+    };
+
+    #[derive(Debug)]
+    struct CountingConfig {
+        batch_size: usize,
+        /// Shared by every shard's instance, so the test can see what they received.
+        seen: Arc<AtomicUsize>,
+    }
+
+    impl Component for CountingConfig {
+        const TYPE: TypeInfo = TYPE;
+
+        fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
+            Ok(CountingConfig {
+                batch_size: k.usize("batchSize")?,
+                seen: Arc::default(),
+            })
+        }
+    }
+
+    impl SinkType for CountingConfig {
+        fn batch_size(&self) -> usize {
+            self.batch_size
+        }
+
+        fn open(&self, _: &str, _: usize, _: usize) -> Result<Box<dyn ShardSink>, SinkError> {
+            Ok(Box::new(Counting {
+                seen: self.seen.clone(),
+            }))
+        }
+    }
+
+    struct Counting {
+        seen: Arc<AtomicUsize>,
+    }
+
+    impl ShardSink for Counting {
+        fn process<'a>(
+            &'a mut self,
+            events: &'a [Event],
+        ) -> LocalBoxFuture<'a, Result<(), SinkError>> {
+            Box::pin(async move {
+                self.seen.fetch_add(events.len(), Ordering::Relaxed);
+                Ok(())
+            })
+        }
+
+        /// Nothing is time-driven.
+        fn next_tick(&self) -> Option<Instant> {
+            None
+        }
+
+        fn tick(&mut self) -> LocalBoxFuture<'_, ()> {
+            Box::pin(std::future::ready(()))
+        }
+
+        fn close(&mut self) -> LocalBoxFuture<'_, ()> {
+            Box::pin(std::future::ready(()))
+        }
+    }
+
+    // --- its registry line ---
+
+    static LOCAL_TYPES: &[Registration<Arc<dyn SinkType>>] = &[register::<CountingConfig>()];
+
+    #[test]
+    fn a_new_sink_type_is_its_own_code_plus_one_registry_line() {
+        let reg = LOCAL_TYPES
+            .iter()
+            .find(|r| r.info.matches("COUNTING"))
+            .expect("found by alias, case-insensitively, as the loader does");
+        let loc = Loc {
+            file: Arc::from(Path::new("agent.conf")),
+            line: 1,
+        };
+        let props = BTreeMap::from([(
+            "batchSize".to_string(),
+            Prop {
+                key: "a.sinks.k.batchSize".into(),
+                value: "3".into(),
+                loc: loc.clone(),
+            },
+        )]);
+        let mut keys = Keys::new("sink 'k'", "a.sinks.k", reg.info.keys, &props, loc);
+        let kind = (reg.build)(&mut keys).unwrap();
+        assert_eq!(kind.batch_size(), 3);
+        let seen = kind
+            .downcast_ref::<CountingConfig>()
+            .expect("the built kind is the new type's config")
+            .seen
+            .clone();
+
+        let mut sink = kind.open("k", 0, 1).unwrap();
+        let events: Vec<Event> = (0..3)
+            .map(|i| Event::new(Bytes::from(format!("e{i}"))))
+            .collect();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            sink.process(&events).await.unwrap();
+            sink.process(&events[..1]).await.unwrap();
+            assert_eq!(sink.next_tick(), None);
+            sink.close().await;
+        });
+        assert_eq!(seen.load(Ordering::Relaxed), 4);
+    }
+}
