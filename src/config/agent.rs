@@ -9,7 +9,7 @@ use crate::channel::ChannelKind;
 use crate::flow::interceptor::Interceptor;
 use crate::flow::processor::ProcessorConfig;
 use crate::flow::selector::SelectorConfig;
-use crate::sink::SinkKind;
+use crate::sink::SinkType;
 use crate::source::SourceType;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -51,7 +51,8 @@ pub struct ChannelConfig {
 pub struct SinkConfig {
     pub name: String,
     pub type_name: &'static str,
-    pub kind: SinkKind,
+    /// Shared by every shard, each of which opens its own running sink from it.
+    pub kind: Arc<dyn SinkType>,
     /// Index into `AgentConfig::channels`.
     pub channel: usize,
     pub resolved: Vec<Resolved>,

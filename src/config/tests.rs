@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::channel::ChannelKind;
-use crate::sink::SinkKind;
+use crate::sink::logger::LoggerConfig;
 use crate::source::netcat::NetcatConfig;
 
 fn load(text: &str) -> Result<AgentConfig, ConfigError> {
@@ -53,7 +53,9 @@ fn builds_the_flow_with_flume_defaults() {
         (m.capacity, m.transaction_capacity, m.keep_alive.as_secs()),
         (100, 100, 3)
     );
-    assert!(matches!(cfg.sinks[0].kind, SinkKind::Logger(ref l) if l.max_bytes_to_log == 16));
+    assert!(
+        matches!(cfg.sinks[0].kind.as_any().downcast_ref::<LoggerConfig>(), Some(l) if l.max_bytes_to_log == 16)
+    );
     assert_eq!(cfg.sinks[0].channel, 0);
 }
 

@@ -11,7 +11,7 @@ use crate::config::SinkConfig;
 use crate::flow::delivery::Delivery;
 use crate::flow::processor::ProcessorConfig;
 use crate::sink::runner::{self, Group, Member};
-use crate::sink::Sink;
+use crate::sink::ShardSink;
 use crate::source::{Shard, SourceCtx};
 use std::rc::Rc;
 use std::sync::mpsc::Sender;
@@ -149,7 +149,7 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
 /// Sink groups as configured, and every sink outside a group as a group of one.
 fn groups(
     cfg: &AgentConfig,
-    sinks: Vec<(&SinkConfig, Sink)>,
+    sinks: Vec<(&SinkConfig, Box<dyn ShardSink>)>,
     channels: &[Channel],
     metrics: &mut Registry,
 ) -> Vec<(Vec<Member>, ProcessorConfig)> {

@@ -4,12 +4,13 @@
 //! timeout or a broken connection are errors: the runner rolls back and backs off, and the
 //! next batch reconnects.
 
+use super::{LocalBoxFuture, ShardSink, SinkError, SinkType};
 use crate::avro_rpc::client::{ClientConn, ClientReply};
 use crate::avro_rpc::conn::{self, Compression, Conn, ReadError, Tls};
 use crate::avro_rpc::protocol::Status;
 use crate::avro_rpc::tls::{self, Trust};
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
-use crate::config::ConfigError;
+use crate::config::{Component, ConfigError};
 use crate::event::Event;
 use bytes::BytesMut;
 use std::time::Duration;
@@ -83,8 +84,10 @@ pub struct AvroSinkConfig {
     pub tls: Tls,
 }
 
-impl AvroSinkConfig {
-    pub fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
+impl Component for AvroSinkConfig {
+    const TYPE: TypeInfo = TYPE;
+
+    fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
         let hostname = k.str("hostname")?;
         let port = k.int("port")? as u16;
         let batch_size = k.usize("batch-size")?;
@@ -109,7 +112,20 @@ impl AvroSinkConfig {
             tls,
         })
     }
+}
 
+impl SinkType for AvroSinkConfig {
+    fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Connects on the first batch, so a peer that is down does not stop the agent.
+    fn open(&self, _: &str, _: usize, _: usize) -> Result<Box<dyn ShardSink>, SinkError> {
+        Ok(Box::new(AvroSink::new(self)))
+    }
+}
+
+impl AvroSinkConfig {
     fn target(&self) -> String {
         format!("{}:{}", self.hostname, self.port)
     }
@@ -180,8 +196,7 @@ const QUIET: Duration = Duration::from_secs(1);
 
 pub struct AvroSink {
     cfg: AvroSinkConfig,
-    /// Boxed: a connection's buffers would make every `Sink` as large.
-    conn: Option<Box<Connected>>,
+    conn: Option<Connected>,
 }
 
 impl AvroSink {
@@ -228,13 +243,13 @@ impl AvroSink {
                 target: self.cfg.target(),
                 source,
             })?;
-            self.conn = Some(Box::new(Connected {
+            self.conn = Some(Connected {
                 conn,
                 client: ClientConn::new(false),
                 since: Instant::now(),
                 used: Instant::now(),
                 buf: BytesMut::new(),
-            }));
+            });
         }
         let c = self.conn.as_mut().expect("connected above");
         // The first call also carries the handshake: give it the connect timeout too.
@@ -270,6 +285,30 @@ impl AvroSink {
 
     pub fn close(&mut self) {
         self.conn = None;
+    }
+}
+
+impl ShardSink for AvroSink {
+    fn process<'a>(&'a mut self, events: &'a [Event]) -> LocalBoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            AvroSink::process(self, events)
+                .await
+                .map_err(SinkError::other)
+        })
+    }
+
+    /// Nothing is time-driven: a connection is reset or replaced when a batch comes.
+    fn next_tick(&self) -> Option<Instant> {
+        None
+    }
+
+    fn tick(&mut self) -> LocalBoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
+    fn close(&mut self) -> LocalBoxFuture<'_, ()> {
+        AvroSink::close(self);
+        Box::pin(std::future::ready(()))
     }
 }
 

@@ -13,9 +13,9 @@
 //! arrives (no empty file every roll interval) and the directory is created if missing.
 
 use super::serializer::{serializer_keys, sync_marker, Serializer, Writer};
-use super::SinkError;
+use super::{LocalBoxFuture, ShardSink, SinkError, SinkType};
 use crate::config::keys::{self, KeyKind, KeySpec, Keys, TypeInfo};
-use crate::config::ConfigError;
+use crate::config::{Component, ConfigError};
 use crate::event::Event;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -86,8 +86,10 @@ pub struct FileRollConfig {
     pub batch_size: usize,
 }
 
-impl FileRollConfig {
-    pub fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
+impl Component for FileRollConfig {
+    const TYPE: TypeInfo = TYPE;
+
+    fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
         let directory = PathBuf::from(k.str("sink.directory")?);
         let roll_interval = k.secs("sink.rollInterval")?;
         k.choice("sink.pathManager")?;
@@ -106,6 +108,16 @@ impl FileRollConfig {
             serializer,
             batch_size,
         })
+    }
+}
+
+impl SinkType for FileRollConfig {
+    fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    fn open(&self, _: &str, shard: usize, _: usize) -> Result<Box<dyn ShardSink>, SinkError> {
+        Ok(Box::new(FileRollSink::open(self, shard)?))
     }
 }
 
@@ -283,6 +295,24 @@ impl FileRollSink {
 
     pub fn directory(&self) -> &Path {
         &self.cfg.directory
+    }
+}
+
+impl ShardSink for FileRollSink {
+    fn process<'a>(&'a mut self, events: &'a [Event]) -> LocalBoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(self.write(events))
+    }
+
+    fn next_tick(&self) -> Option<Instant> {
+        self.next_roll()
+    }
+
+    fn tick(&mut self) -> LocalBoxFuture<'_, ()> {
+        Box::pin(self.roll_if_due())
+    }
+
+    fn close(&mut self) -> LocalBoxFuture<'_, ()> {
+        Box::pin(FileRollSink::close(self))
     }
 }
 

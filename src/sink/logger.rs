@@ -2,10 +2,12 @@
 //! Flume's form, `Event: { headers:{k=v} body: 48 65 6C 6C 6F  Hello }`, the body cut to
 //! `maxBytesToLog` bytes and shown as a hex dump with its printable characters.
 
+use super::{LocalBoxFuture, ShardSink, SinkError, SinkType};
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
-use crate::config::ConfigError;
+use crate::config::{Component, ConfigError};
 use crate::event::Event;
 use std::fmt::Write;
+use tokio::time::Instant;
 
 const KEYS: &[KeySpec] = &[
     KeySpec::new(
@@ -35,12 +37,57 @@ pub struct LoggerConfig {
     pub batch_size: usize,
 }
 
-impl LoggerConfig {
-    pub fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
+impl Component for LoggerConfig {
+    const TYPE: TypeInfo = TYPE;
+
+    fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
         Ok(LoggerConfig {
             max_bytes_to_log: k.usize("maxBytesToLog")?,
             batch_size: k.usize("batchSize")?,
         })
+    }
+}
+
+impl SinkType for LoggerConfig {
+    fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    fn open(&self, name: &str, _: usize, _: usize) -> Result<Box<dyn ShardSink>, SinkError> {
+        Ok(Box::new(LoggerSink {
+            name: name.to_string(),
+            cfg: self.clone(),
+        }))
+    }
+}
+
+/// One shard's logger sink: the sink's name (each line carries it) and its config.
+pub struct LoggerSink {
+    name: String,
+    cfg: LoggerConfig,
+}
+
+impl ShardSink for LoggerSink {
+    fn process<'a>(&'a mut self, events: &'a [Event]) -> LocalBoxFuture<'a, Result<(), SinkError>> {
+        // Logged when polled, not when called: a batch the runner drops unpolled (abort)
+        // is rolled back and must not have been logged.
+        Box::pin(async move {
+            log(&self.name, &self.cfg, events);
+            Ok(())
+        })
+    }
+
+    /// Nothing is time-driven: all the work is in `process`.
+    fn next_tick(&self) -> Option<Instant> {
+        None
+    }
+
+    fn tick(&mut self) -> LocalBoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
+    fn close(&mut self) -> LocalBoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
     }
 }
 

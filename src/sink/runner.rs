@@ -8,7 +8,7 @@
 //! channel has some: no polling. On shutdown it drains the channels until they are empty,
 //! or until the drain deadline aborts it.
 
-use super::Sink;
+use super::ShardSink;
 use crate::channel::Channel;
 use crate::flow::processor::ProcessorConfig;
 use crate::runtime::metrics::{Counter, Registry};
@@ -22,7 +22,7 @@ use tokio::time::Instant;
 /// One sink of a group, with its channel and its failure state.
 pub struct Member {
     pub name: String,
-    pub sink: Sink,
+    pub sink: Box<dyn ShardSink>,
     pub channel: Channel,
     pub batch_size: usize,
     /// Higher goes first (failover).
@@ -37,7 +37,7 @@ pub struct Member {
 impl Member {
     pub fn new(
         name: &str,
-        sink: Sink,
+        sink: Box<dyn ShardSink>,
         channel: Channel,
         batch_size: usize,
         priority: i64,
@@ -283,7 +283,14 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(|(i, &p)| {
-                    Member::new(&format!("k{i}"), Sink::Null, ch.clone(), 10, p, &mut reg)
+                    Member::new(
+                        &format!("k{i}"),
+                        Box::new(crate::sink::null::NullSink),
+                        ch.clone(),
+                        10,
+                        p,
+                        &mut reg,
+                    )
                 })
                 .collect(),
             policy,

@@ -27,7 +27,7 @@ pub mod seqfile;
 pub mod sink;
 
 use crate::config::keys::{self, KeyKind, KeySpec, Keys, TypeInfo};
-use crate::config::ConfigError;
+use crate::config::{Component, ConfigError};
 use crate::sink::serializer::{serializer_keys, Serializer};
 use codec::Codec;
 use escape::{HostNames, RoundUnit, Template, TimeSettings};
@@ -176,8 +176,10 @@ fn split_url(path: &str) -> Result<(Option<String>, String), String> {
     Ok((url, dir.to_string()))
 }
 
-impl HdfsConfig {
-    pub fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
+impl Component for HdfsConfig {
+    const TYPE: TypeInfo = TYPE;
+
+    fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
         let raw_path = k.str("hdfs.path")?;
         let (url, path_text) = split_url(&raw_path).map_err(|m| k.invalid("hdfs.path", m))?;
         let hosts = HostNames {
@@ -311,6 +313,21 @@ impl HdfsConfig {
     }
 }
 
+impl crate::sink::SinkType for HdfsConfig {
+    fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    fn open(
+        &self,
+        _: &str,
+        shard: usize,
+        shards: usize,
+    ) -> Result<Box<dyn crate::sink::ShardSink>, crate::sink::SinkError> {
+        Ok(Box::new(sink::HdfsSink::open(self, shard, shards)?))
+    }
+}
+
 /// `hdfs.journalDir`, its default spelled out for this agent and sink (also in `check`).
 fn journal_dir(k: &mut Keys) -> Result<PathBuf, ConfigError> {
     let raw = k.str("hdfs.journalDir")?;
@@ -360,7 +377,6 @@ mod tests {
 #[cfg(test)]
 mod config_tests {
     use crate::config::{load_str, Substitutions};
-    use crate::sink::SinkKind;
     use std::path::Path;
 
     fn load(extra: &str) -> Result<super::HdfsConfig, String> {
@@ -371,10 +387,12 @@ mod config_tests {
         );
         let cfg = load_str(Path::new("t.conf"), &text, None, &Substitutions::default())
             .map_err(|e| e.to_string())?;
-        match &cfg.sinks[0].kind {
-            SinkKind::Hdfs(c) => Ok((**c).clone()),
-            _ => unreachable!(),
-        }
+        Ok(cfg.sinks[0]
+            .kind
+            .as_any()
+            .downcast_ref::<super::HdfsConfig>()
+            .expect("an hdfs sink")
+            .clone())
     }
 
     #[test]

@@ -26,7 +26,7 @@ use super::journal::{Journal, JournalError, Pending};
 use super::HdfsConfig;
 use crate::event::Event;
 use crate::sink::serializer::sync_marker;
-use crate::sink::SinkError;
+use crate::sink::{LocalBoxFuture, ShardSink, SinkError};
 use bytes::Bytes;
 use hdfs_native::file::FileWriter;
 use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
@@ -51,6 +51,12 @@ pub enum HdfsSinkError {
     Client(HdfsError),
     #[error(transparent)]
     Journal(#[from] JournalError),
+}
+
+impl From<HdfsSinkError> for SinkError {
+    fn from(e: HdfsSinkError) -> Self {
+        SinkError::other(e)
+    }
 }
 
 /// Runs one HDFS call under `hdfs.callTimeout`.
@@ -780,5 +786,23 @@ async fn recover_at_start(
             shard = rec.shard,
             "recovered {recovered} of {total} in-use files left by an earlier run; the next start retries the rest"
         );
+    }
+}
+
+impl ShardSink for HdfsSink {
+    fn process<'a>(&'a mut self, events: &'a [Event]) -> LocalBoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(self.write(events))
+    }
+
+    fn next_tick(&self) -> Option<Instant> {
+        HdfsSink::next_tick(self)
+    }
+
+    fn tick(&mut self) -> LocalBoxFuture<'_, ()> {
+        Box::pin(HdfsSink::tick(self))
+    }
+
+    fn close(&mut self) -> LocalBoxFuture<'_, ()> {
+        Box::pin(HdfsSink::close(self))
     }
 }

@@ -391,7 +391,8 @@ mod tests {
 mod config_tests {
     use super::*;
     use crate::config::{load_str, Substitutions};
-    use crate::sink::SinkKind;
+    use crate::sink::file_roll::FileRollConfig;
+    use crate::sink::hdfs::HdfsConfig;
     use std::path::Path;
 
     /// A seq → memory → `sink_type` agent; `extra` lines follow the sink's `channel` line,
@@ -404,11 +405,14 @@ mod config_tests {
         );
         let cfg = load_str(Path::new("t.conf"), &text, None, &Substitutions::default())
             .map_err(|e| e.to_string())?;
-        Ok(match &cfg.sinks[0].kind {
-            SinkKind::FileRoll(c) => c.serializer,
-            SinkKind::Hdfs(c) => c.format.serializer,
-            _ => unreachable!(),
-        })
+        let kind = &cfg.sinks[0].kind;
+        if let Some(c) = kind.as_any().downcast_ref::<FileRollConfig>() {
+            Ok(c.serializer)
+        } else if let Some(c) = kind.as_any().downcast_ref::<HdfsConfig>() {
+            Ok(c.format.serializer)
+        } else {
+            unreachable!()
+        }
     }
 
     /// Both sinks, each with its own prefix for the same keys.
