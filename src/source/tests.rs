@@ -249,3 +249,47 @@ fn deliver_all_gives_up_when_the_source_stops() {
         assert_eq!(channel.len(), 10);
     });
 }
+
+#[test]
+fn the_accept_loop_returns_on_stop_only_after_its_open_connections_end() {
+    tokio_uring::start(async {
+        let channel = memory(10);
+        let mut metrics = Registry::default();
+        let stop = Stop::new();
+        let ctx = ctx(&channel, &mut metrics, &stop);
+        let listening = TcpListening::bind("127.0.0.1", 0, &()).unwrap();
+        let addr = listening.listener.local_addr().unwrap();
+        let ended = Rc::new(std::cell::Cell::new(false));
+        let accepting = {
+            let (ctx, ended) = (ctx.clone(), ended.clone());
+            async move {
+                accept_loop(listening.listener, &ctx, |stream, _| {
+                    let (stop, ended) = (ctx.stop.clone(), ended.clone());
+                    Some(async move {
+                        // A connection that finishes its work after the stop.
+                        stop.wait().await;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        ended.set(true);
+                        drop(stream);
+                    })
+                })
+                .await;
+                ended.get()
+            }
+        };
+        let client = async {
+            let _conn = tokio_uring::net::TcpStream::connect(addr).await.unwrap();
+            // Stop once the connection is being served.
+            while ctx.stop.is_stopped() || Rc::strong_count(&ended) < 3 {
+                tokio::task::yield_now().await;
+            }
+            stop.trigger();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        let returned_after_the_connection = tokio::select! {
+            ended = accepting => ended,
+            _ = client => panic!("the accept loop did not return within 1 s of the stop"),
+        };
+        assert!(returned_after_the_connection);
+    });
+}
