@@ -7,7 +7,7 @@ use super::interceptor::InterceptorConfig;
 use super::selector::SelectorConfig;
 use crate::channel::{Channel, ChannelError};
 use crate::event::Event;
-use std::time::{SystemTime, UNIX_EPOCH};
+use crate::runtime::clock::now_millis;
 
 pub struct Delivery {
     interceptors: Vec<InterceptorConfig>,
@@ -21,13 +21,6 @@ pub struct Delivery {
 pub struct Refused {
     pub error: ChannelError,
     pub events: Vec<Event>,
-}
-
-pub fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Delivery {

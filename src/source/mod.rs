@@ -10,8 +10,8 @@ pub mod stress;
 
 use crate::config::Registration;
 use crate::flow::delivery::Delivery;
+use crate::runtime::local::Stop;
 use crate::runtime::metrics::{Counter, Registry};
-use crate::runtime::stop::Stop;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -116,7 +116,7 @@ where
 {
     let listener = tokio_uring::net::TcpListener::from_std(listener);
     let open = Rc::new(std::cell::Cell::new(0usize));
-    let closed = Rc::new(crate::channel::LocalNotify::default());
+    let closed = Rc::new(crate::runtime::local::LocalNotify::default());
     loop {
         let accepted = tokio::select! {
             _ = ctx.stop.wait() => break,
