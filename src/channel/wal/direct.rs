@@ -29,8 +29,7 @@
 //! padding record, so a block is written either directly or through the page cache,
 //! never both ways. The disk thread syncs what went either way.
 
-use super::log::Seg;
-use super::segment::PAGE;
+use super::segment::{SegmentFile, PAGE};
 use bytes::Bytes;
 use std::alloc::Layout;
 use std::cell::RefCell;
@@ -309,9 +308,9 @@ impl Appender {
     /// log ends): opens it with `O_DIRECT` (an error means this file system does not take
     /// direct writes), reads the partial block before `pos` into the first chunk and
     /// starts shard `shard`'s disk thread.
-    pub fn start(seg: &Seg, pos: usize, shard: u32) -> io::Result<Appender> {
+    pub fn start(seg: &SegmentFile, pos: usize, shard: u32) -> io::Result<Appender> {
         let usage = Self::usage(CHUNK, MEMORY_BUDGET);
-        let file = DirectFile::open(&seg.file.path)?;
+        let file = DirectFile::open(&seg.path)?;
         let open = Self::region(seg, file.clone(), pos, &usage)?;
         Ok(Appender {
             open: Some(open),
@@ -354,7 +353,7 @@ impl Appender {
     }
 
     fn region(
-        seg: &Seg,
+        seg: &SegmentFile,
         file: Arc<DirectFile>,
         pos: usize,
         usage: &Arc<Usage>,
@@ -363,7 +362,7 @@ impl Appender {
         let chunk = Chunk::new(usage.chunk, usage);
         // SAFETY: a new chunk: nothing covers it.
         let head = unsafe { chunk.bytes_mut(0, pos - base) };
-        seg.file.file.read_exact_at(head, base as u64)?;
+        seg.file.read_exact_at(head, base as u64)?;
         Ok(Region {
             file,
             chunk,
@@ -404,7 +403,7 @@ impl Appender {
 
     /// Appends go to memory again, from block boundary `pos` of `seg` (the caller padded
     /// the log to it).
-    pub fn resume(&mut self, seg: &Seg, pos: usize) -> io::Result<()> {
+    pub fn resume(&mut self, seg: &SegmentFile, pos: usize) -> io::Result<()> {
         debug_assert_eq!(pos % BLOCK, 0);
         let file = self.file.clone();
         self.stopped_at = None;
@@ -415,8 +414,8 @@ impl Appender {
 
     /// The log rolled to `seg`: what is left of the old segment's frames is written by
     /// the next sync, and appending goes on after the new one's header.
-    pub fn roll(&mut self, seg: &Seg, pos: usize) -> io::Result<()> {
-        let file = DirectFile::open(&seg.file.path)?;
+    pub fn roll(&mut self, seg: &SegmentFile, pos: usize) -> io::Result<()> {
+        let file = DirectFile::open(&seg.path)?;
         if self.open.is_some() {
             let new = Self::region(seg, file.clone(), pos, &self.usage)?;
             if let Some(old) = self.open.replace(new) {

@@ -172,7 +172,7 @@ impl Log {
     /// for their sync. An error means the file system does not take them; the log goes
     /// on through the page cache.
     pub fn enable_direct(&mut self) -> io::Result<()> {
-        self.direct = Some(Appender::start(self.active(), self.pos, self.shard)?);
+        self.direct = Some(Appender::start(&self.active().file, self.pos, self.shard)?);
         Ok(())
     }
 
@@ -236,7 +236,7 @@ impl Log {
             }
         };
         if let Some(d) = &mut self.direct {
-            if let Err(e) = d.roll(&seg, HEADER_LEN) {
+            if let Err(e) = d.roll(&seg.file, HEADER_LEN) {
                 // The log has not moved on: the next roll makes this segment again.
                 let _ = std::fs::remove_file(&seg.file.path);
                 return Err(e);
@@ -370,7 +370,7 @@ impl Log {
         let seg = self.active().clone();
         let d = self.direct.as_mut().expect("checked above");
         if want {
-            d.resume(&seg, self.pos)
+            d.resume(&seg.file, self.pos)
         } else {
             d.stop();
             Ok(())
