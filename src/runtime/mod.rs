@@ -11,6 +11,7 @@ pub mod metrics;
 mod shard;
 pub mod socket;
 pub mod spin;
+pub mod state_file;
 pub mod tick;
 
 use crate::config::AgentConfig;
