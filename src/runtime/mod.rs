@@ -3,6 +3,7 @@
 //! and stops them. Threads talk only at start, at shutdown and to report counters.
 
 pub mod budget;
+pub mod child;
 pub mod clock;
 pub mod direct_io;
 pub mod host;
