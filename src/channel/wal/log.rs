@@ -10,9 +10,9 @@
 //! are encoded into a staging buffer and written with `pwrite`, not stored through the
 //! mapping (which is only read). A page dirtied through a shared mapping must be
 //! write-protected again when fdatasync writes it back, and every first store to a page
-//! takes a fault: on ext4 here an mmap store + fdatasync of 12.8 KB took 544 µs against
-//! 283 µs for pwrite + fdatasync of the same bytes (128 KB: 609 µs against 352 µs). The
-//! page cache is shared, so the mapping sees what was written at once.
+//! takes a fault, so storing through the mapping and syncing costs well more than a
+//! `pwrite` and sync of the same bytes (figures: docs/file-channel.md). The page cache is
+//! shared, so the mapping sees what was written at once.
 
 use super::direct::{self, Appender, Disk, Flush};
 use super::queue::Span;
