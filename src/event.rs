@@ -4,7 +4,7 @@
 
 mod body;
 
-use crate::avro_rpc::binary::MapPairs;
+use crate::avro_slice::MapPairs;
 pub use body::Body;
 use bytes::Bytes;
 use bytestring::ByteString;

@@ -2,6 +2,7 @@
 //! `main.rs`; everything it runs is here.
 
 pub mod avro_rpc;
+pub mod avro_slice;
 pub mod channel;
 pub mod config;
 pub mod event;

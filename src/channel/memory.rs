@@ -10,10 +10,11 @@
 //! file_roll wrote at its own pace). A sink that stops taking stops the pacing, so the whole
 //! `capacity` still absorbs an outage downstream, as in Flume.
 
-use super::{Channel, ChannelError, LocalNotify, TakeTx};
+use super::{Channel, ChannelError, TakeTx};
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
 use crate::config::ConfigError;
 use crate::event::Event;
+use crate::runtime::local::LocalNotify;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;

@@ -2,11 +2,9 @@
 //! instance of every channel; a put or take is a transaction on that shard only.
 
 pub mod memory;
-pub(crate) mod notify;
 pub mod wal;
 
 pub use memory::{MemoryChannel, MemoryConfig};
-pub use notify::LocalNotify;
 pub use wal::{WalChannel, WalConfig};
 
 use crate::config::Registration;

@@ -7,8 +7,8 @@ use super::interceptor::Interceptor;
 use super::selector::SelectorConfig;
 use crate::channel::{Channel, ChannelError};
 use crate::event::Event;
+use crate::runtime::clock::now_millis;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub struct Delivery {
     interceptors: Vec<Arc<dyn Interceptor>>,
@@ -22,13 +22,6 @@ pub struct Delivery {
 pub struct Refused {
     pub error: ChannelError,
     pub events: Vec<Event>,
-}
-
-pub fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Delivery {

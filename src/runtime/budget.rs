@@ -29,7 +29,7 @@
 //! A connection that waits counts as silent for its source's idle timeout: a hog that never
 //! finishes its request is closed in the end, and what it held is freed for the others.
 
-use crate::channel::LocalNotify;
+use super::local::LocalNotify;
 use std::cell::Cell;
 use std::rc::Rc;
 

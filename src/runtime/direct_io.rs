@@ -3,12 +3,10 @@
 //!
 //! Why: on a shard that is polling (`spin`), an io_uring read of a socket costs a poll arm,
 //! task work to run the read when data comes, a completion, the runtime's `epoll` wake-up
-//! for the ring and a task wake-up: at one connection × 100 events of 100 B, the round trip
-//! of a batch was 14 µs with io_uring reads and writes, 9 µs with these calls (the bare
-//! TCP round trip of the same bytes, both ends polling with `recv`, is 7.3 or 11.5 µs here,
-//! as the host places the two CPUs: `examples/tcp_floor`). A
-//! reader that finds nothing waits for the spinner's next turn and tries again, for as long
-//! as the shard polls and its own last data is recent; then it arms an io_uring read and
+//! for the ring and a task wake-up, a large part of a small batch's round trip; these
+//! calls take all of that out of it (figures: docs/architecture.md, "Polling"). A reader
+//! that finds nothing waits for the spinner's next turn and tries again, for as long as
+//! the shard polls and its own last data is recent; then it arms an io_uring read and
 //! sleeps as before, so an idle connection costs nothing.
 //!
 //! A write is tried once: what the socket buffer takes now is sent, the rest goes through

@@ -3,13 +3,17 @@
 //! and stops them. Threads talk only at start, at shutdown and to report counters.
 
 pub mod budget;
+pub mod child;
+pub mod clock;
 pub mod direct_io;
 pub mod host;
+pub mod local;
 pub mod metrics;
 mod shard;
 pub mod socket;
 pub mod spin;
-pub mod stop;
+pub mod state_file;
+pub mod tick;
 
 use crate::config::AgentConfig;
 use crate::source::Listen;

@@ -2,8 +2,8 @@
 //! reports ready, runs until the stop signal, then stops sources, drains sinks and reports
 //! its counters. Everything here runs on the shard's single thread.
 
+use super::local::Stop;
 use super::metrics::Registry;
-use super::stop::Stop;
 use super::{Msg, RunOptions, RuntimeError};
 use crate::channel::Channel;
 use crate::config::AgentConfig;

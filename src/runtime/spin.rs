@@ -26,7 +26,7 @@
 //! 100 B into the file channel, the shard thread's CPU in 3 s went from 1.24 s to 0.67 s
 //! (see docs/architecture.md, "Polling").
 
-use crate::channel::notify::LocalNotify;
+use super::local::LocalNotify;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};

@@ -11,8 +11,8 @@
 use super::ShardSink;
 use crate::channel::Channel;
 use crate::flow::processor::ProcessorConfig;
+use crate::runtime::local::Stop;
 use crate::runtime::metrics::{Counter, Registry};
-use crate::runtime::stop::Stop;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;

@@ -4,8 +4,8 @@
 
 use crate::event::Event;
 use crate::flow::delivery::{Delivery, Refused};
+use crate::runtime::local::Stop;
 use crate::runtime::metrics::{Counter, Registry};
-use crate::runtime::stop::Stop;
 use std::cell::Cell;
 use std::fmt::Display;
 use std::time::Duration;

@@ -99,7 +99,7 @@ impl SourceType for StressConfig {
 }
 
 async fn run(cfg: StressConfig, ctx: Rc<SourceCtx>) {
-    let body = random_body(cfg.size, crate::flow::delivery::now_millis());
+    let body = random_body(cfg.size, crate::runtime::clock::now_millis());
     let (mut total, mut successful) = (0u64, 0u64);
     let started = tokio::time::Instant::now();
     while !ctx.stop.is_stopped() {

@@ -3,7 +3,7 @@
 //! the connections still open.
 
 use super::SourceCtx;
-use crate::channel::LocalNotify;
+use crate::runtime::local::LocalNotify;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;

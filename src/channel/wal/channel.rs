@@ -39,8 +39,9 @@ use super::queue::{Queue, Span, Taken};
 use super::record::{self, Record};
 use super::replay::{self, SegmentInput};
 use super::segment::{self, SegmentFile, HEADER_LEN};
-use crate::channel::{Channel, ChannelError, LocalNotify, TakeTx};
+use crate::channel::{Channel, ChannelError, TakeTx};
 use crate::event::Event;
+use crate::runtime::local::LocalNotify;
 use crate::runtime::spin;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -610,7 +611,7 @@ impl WalChannel {
         let min_live = live.first().map_or(s.next_seq, |r| r.0);
         let c = Checkpoint {
             shard: self.shard as u32,
-            written_at_ms: crate::flow::delivery::now_millis(),
+            written_at_ms: crate::runtime::clock::now_millis(),
             position: s.log.written_lsn(),
             next_seq: s.next_seq,
             next_tx: s.next_tx,

@@ -6,10 +6,11 @@
 //!
 //! Why: through the page cache, each put batch paid for the kernel's copy into cached
 //! pages and its per-page bookkeeping, for writing those pages back at the sync, and for
-//! faulting them into the mapping and unmapping them when the sink read them. In a
-//! `perf` profile of 8 connections × 100 events of 1 KiB into the file channel that was
-//! about 30% of the agent's CPU. An `O_DIRECT` write hands the device the frames where
-//! they were encoded, and nothing of it stays in the page cache.
+//! faulting them into the mapping and unmapping them when the sink read them, a large
+//! share of the agent's CPU with many connections. An `O_DIRECT` write hands the device
+//! the frames where they were encoded, and nothing of it stays in the page cache. (The
+//! figures behind this module's choices: docs/file-channel.md, "Measurements behind the
+//! design".)
 //!
 //! How: the active segment's *region* is a chunk whose byte 0 is a block boundary of the
 //! segment; frames are appended into it and each group commit writes the blocks from the
@@ -29,8 +30,7 @@
 //! padding record, so a block is written either directly or through the page cache,
 //! never both ways. The disk thread syncs what went either way.
 
-use super::log::Seg;
-use super::segment::PAGE;
+use super::segment::{SegmentFile, PAGE};
 use bytes::Bytes;
 use std::alloc::Layout;
 use std::cell::RefCell;
@@ -54,24 +54,21 @@ pub const CHUNK: usize = 4 << 20;
 pub const MEMORY_BUDGET: usize = 16 << 20;
 
 /// The longest queue (in bytes of frames) a batch goes to memory behind: a sink that
-/// keeps up takes it soon. Behind a backlog it would only hold memory until it is read:
-/// in S3 (file_roll behind the file channel) at 8 × 1000 × 1 KiB, a 32 MiB budget and no
-/// bound on the queue took the agent's peak RSS to 66 MiB, a 16 MiB budget and an 8 MiB
-/// bound to 49 MiB; in S5 at 1 × 100 × 1 KiB, an 8 MiB bound to 42 MiB and this one to
-/// 31 and 40 MiB in two runs (Java Flume: 393-411 MiB).
+/// keeps up takes it soon. Behind a backlog it would only hold memory until it is read,
+/// raising the agent's peak memory for nothing; this bound and `MEMORY_BUDGET` were
+/// chosen by that peak with a slow sink.
 pub const QUEUE_AHEAD: usize = 4 << 20;
 
 /// How long appends go through the page cache before the chunks kept for reuse are given
-/// back: a backlog (S3 and S5, a sink slower than the source) lasts seconds, while a
-/// queue near `QUEUE_AHEAD` (S2 at 8 × 1000 × 1 KiB) switches every few milliseconds,
-/// and giving them back at each switch took it from 1.37-1.46 M to 0.90-1.07 M events/s
-/// in two runs each, for the faults of mapping new ones.
+/// back: a backlog (a sink slower than the source) lasts seconds, while a queue near
+/// `QUEUE_AHEAD` switches every few milliseconds, and giving them back at each switch
+/// would cost throughput for the faults of mapping new ones.
 const RELEASE_AFTER: Duration = Duration::from_millis(100);
 
 thread_local! {
     /// Chunks of a log's usual size (`CHUNK`) each thread keeps for reuse, with their
     /// length, up to the log's budget's worth: a newly mapped page costs a fault and, on
-    /// a virtual machine whose free memory goes back to the host, several µs.
+    /// a virtual machine whose free memory goes back to the host, the host's work too.
     static POOL: RefCell<Vec<(NonNull<u8>, usize)>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -104,8 +101,7 @@ struct Usage {
 }
 
 /// Chunks are mapped, not allocated: the allocator kept freed blocks of this size in
-/// its heap, where they fragmented; at 8 × 1000 × 1 KiB the agent's anonymous memory
-/// grew to 193 MiB in 2 s.
+/// its heap, where they fragmented and the agent's memory grew fast under load.
 fn map(len: usize) -> NonNull<u8> {
     // SAFETY: an anonymous private mapping of a non-zero length.
     let p = unsafe {
@@ -309,9 +305,9 @@ impl Appender {
     /// log ends): opens it with `O_DIRECT` (an error means this file system does not take
     /// direct writes), reads the partial block before `pos` into the first chunk and
     /// starts shard `shard`'s disk thread.
-    pub fn start(seg: &Seg, pos: usize, shard: u32) -> io::Result<Appender> {
+    pub fn start(seg: &SegmentFile, pos: usize, shard: u32) -> io::Result<Appender> {
         let usage = Self::usage(CHUNK, MEMORY_BUDGET);
-        let file = DirectFile::open(&seg.file.path)?;
+        let file = DirectFile::open(&seg.path)?;
         let open = Self::region(seg, file.clone(), pos, &usage)?;
         Ok(Appender {
             open: Some(open),
@@ -354,7 +350,7 @@ impl Appender {
     }
 
     fn region(
-        seg: &Seg,
+        seg: &SegmentFile,
         file: Arc<DirectFile>,
         pos: usize,
         usage: &Arc<Usage>,
@@ -363,7 +359,7 @@ impl Appender {
         let chunk = Chunk::new(usage.chunk, usage);
         // SAFETY: a new chunk: nothing covers it.
         let head = unsafe { chunk.bytes_mut(0, pos - base) };
-        seg.file.file.read_exact_at(head, base as u64)?;
+        seg.file.read_exact_at(head, base as u64)?;
         Ok(Region {
             file,
             chunk,
@@ -404,7 +400,7 @@ impl Appender {
 
     /// Appends go to memory again, from block boundary `pos` of `seg` (the caller padded
     /// the log to it).
-    pub fn resume(&mut self, seg: &Seg, pos: usize) -> io::Result<()> {
+    pub fn resume(&mut self, seg: &SegmentFile, pos: usize) -> io::Result<()> {
         debug_assert_eq!(pos % BLOCK, 0);
         let file = self.file.clone();
         self.stopped_at = None;
@@ -415,8 +411,8 @@ impl Appender {
 
     /// The log rolled to `seg`: what is left of the old segment's frames is written by
     /// the next sync, and appending goes on after the new one's header.
-    pub fn roll(&mut self, seg: &Seg, pos: usize) -> io::Result<()> {
-        let file = DirectFile::open(&seg.file.path)?;
+    pub fn roll(&mut self, seg: &SegmentFile, pos: usize) -> io::Result<()> {
+        let file = DirectFile::open(&seg.path)?;
         if self.open.is_some() {
             let new = Self::region(seg, file.clone(), pos, &self.usage)?;
             if let Some(old) = self.open.replace(new) {
@@ -544,11 +540,10 @@ pub fn flush_blocking(flush: Flush) -> io::Result<()> {
 ///
 /// Why a thread of its own, not io_uring: a direct write issued through the shard's ring
 /// completes in the device's interrupt, and its completion reaches a shard asleep in its
-/// event loop only when something else wakes it. In one connection × 1,000 events of
-/// 1 KiB a 1 MiB write then took 0.7 ms where a blocking `pwrite` took 0.19 ms, and the
-/// `fdatasync` after it was a second hand-over to an io_uring worker. Here both are one
-/// hand-over, as the page cache's `fdatasync` alone was, and the shard is woken through
-/// its runtime's own channel.
+/// event loop only when something else wakes it, so such a write took several times as
+/// long as a blocking `pwrite`, and the `fdatasync` after it was a second hand-over to
+/// an io_uring worker. Here both are one hand-over, as the page cache's `fdatasync`
+/// alone was, and the shard is woken through its runtime's own channel.
 #[derive(Clone)]
 pub struct Disk {
     jobs: std::sync::mpsc::Sender<Job>,

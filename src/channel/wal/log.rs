@@ -10,16 +10,16 @@
 //! are encoded into a staging buffer and written with `pwrite`, not stored through the
 //! mapping (which is only read). A page dirtied through a shared mapping must be
 //! write-protected again when fdatasync writes it back, and every first store to a page
-//! takes a fault: on ext4 here an mmap store + fdatasync of 12.8 KB took 544 µs against
-//! 283 µs for pwrite + fdatasync of the same bytes (128 KB: 609 µs against 352 µs). The
-//! page cache is shared, so the mapping sees what was written at once.
+//! takes a fault, so storing through the mapping and syncing costs well more than a
+//! `pwrite` and sync of the same bytes (figures: docs/file-channel.md). The page cache is
+//! shared, so the mapping sees what was written at once.
 
 use super::direct::{self, Appender, Disk, Flush};
 use super::queue::Span;
 use super::record::{self, Record};
 use super::segment::{self, SegmentFile, HEADER_LEN, PAGE};
-use crate::channel::LocalNotify;
 use crate::event::{Body, Event};
+use crate::runtime::local::LocalNotify;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io;
@@ -172,7 +172,7 @@ impl Log {
     /// for their sync. An error means the file system does not take them; the log goes
     /// on through the page cache.
     pub fn enable_direct(&mut self) -> io::Result<()> {
-        self.direct = Some(Appender::start(self.active(), self.pos, self.shard)?);
+        self.direct = Some(Appender::start(&self.active().file, self.pos, self.shard)?);
         Ok(())
     }
 
@@ -236,7 +236,7 @@ impl Log {
             }
         };
         if let Some(d) = &mut self.direct {
-            if let Err(e) = d.roll(&seg, HEADER_LEN) {
+            if let Err(e) = d.roll(&seg.file, HEADER_LEN) {
                 // The log has not moved on: the next roll makes this segment again.
                 let _ = std::fs::remove_file(&seg.file.path);
                 return Err(e);
@@ -370,7 +370,7 @@ impl Log {
         let seg = self.active().clone();
         let d = self.direct.as_mut().expect("checked above");
         if want {
-            d.resume(&seg, self.pos)
+            d.resume(&seg.file, self.pos)
         } else {
             d.stop();
             Ok(())

@@ -17,17 +17,16 @@
 //! segment never collides with one in flight, and a spare left by a crash is just removed.
 //!
 //! A segment whose records are all consumed is not deleted but kept as a *free* segment,
-//! `<old lsn:020>.free` (a few per shard: `log::FREE_KEEP`, kept by `WalChannel::checkpoint`), and the next spare is made
-//! by renaming one and writing a new header (`reuse_as_spare`; so is a segment a roll
-//! has to make on the loop, `reuse_blocking`, since on a full disk the free segments are
-//! the only room there is). Its pages are still in
-//! the page cache, so appending overwrites cached pages instead of allocating new ones:
-//! on this VM, whose free memory is handed back to the host, a newly allocated page-cache
-//! page costs about 5.6 µs, and the kernel's copy into new pages was 63% of the agent's
-//! CPU in an 8 × 1000 × 1 KiB file-channel run. Its blocks are already written, too, so
-//! no sync has to commit an unwritten-extent conversion (see `ZERO_CHUNK`). Frames record
-//! the LSN they were written at (`record`), so what an earlier use left is never read as
-//! part of the new one.
+//! `<old lsn:020>.free` (a few per shard: `log::FREE_KEEP`, kept by
+//! `WalChannel::checkpoint`), and the next spare is made by renaming one and writing a new
+//! header (`reuse_as_spare`; so is a segment a roll has to make on the loop,
+//! `reuse_blocking`, since on a full disk the free segments are the only room there is).
+//! Its pages are still in the page cache, so appending overwrites cached pages instead of
+//! allocating new ones, which is costly, the more so on a virtual machine that hands free
+//! memory back to its host. Its blocks are already written, too, so no sync has to commit
+//! an unwritten-extent conversion (see `ZERO_CHUNK`). Frames record the LSN they were
+//! written at (`record`), so what an earlier use left is never read as part of the new
+//! one. (Figures: docs/file-channel.md, "Measurements behind the design".)
 
 use super::record::Framing;
 use memmap2::MmapRaw;
@@ -51,9 +50,8 @@ pub const FREE_SUFFIX: &str = ".free";
 /// Zero-filling writes a segment's blocks before the log appends to them. `fallocate`
 /// leaves its blocks as unwritten extents, and the first write into each turns it into a
 /// written one: a metadata change that makes every `fdatasync` commit the filesystem's
-/// journal. Into zero-filled blocks an `fdatasync` only writes the data and flushes: on
-/// this VM's ext4, 8,294 against 4,685 append+fdatasync rounds per second at 12.8 KB, and
-/// 5,979 against 3,594 at 128 KB. It costs a write of the whole segment (through the page
+/// journal. Into zero-filled blocks an `fdatasync` only writes the data and flushes, so
+/// syncs are much faster. It costs a write of the whole segment (through the page
 /// cache, so appends never read a block back), so the log asks for it only while it fills
 /// segments slowly enough for the sync latency, not the disk's bandwidth, to be what
 /// bounds it (`Log::zero_spares`).
