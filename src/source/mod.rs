@@ -7,6 +7,7 @@
 
 pub mod avro;
 mod ctx;
+pub mod exec;
 pub mod netcat;
 pub mod netcat_udp;
 pub mod seq;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 /// The source types, one line each.
 pub static TYPES: &[Registration<Arc<dyn SourceType>>] = &[
     register::<avro::AvroSourceConfig>(),
+    register::<exec::ExecConfig>(),
     register::<netcat::NetcatConfig>(),
     register::<netcat_udp::NetcatUdpConfig>(),
     register::<seq::SeqConfig>(),
