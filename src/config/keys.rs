@@ -312,6 +312,15 @@ impl<'a> Keys<'a> {
         Ok(Duration::from_secs(self.int(key)?.max(0) as u64))
     }
 
+    pub fn millis(&mut self, key: &str) -> Result<Duration, ConfigError> {
+        Ok(Duration::from_millis(self.int(key)?.max(0) as u64))
+    }
+
+    /// A timeout in milliseconds where 0 means none (Flume's and flume-fast's convention).
+    pub fn opt_millis(&mut self, key: &str) -> Result<Option<Duration>, ConfigError> {
+        Ok(Some(self.millis(key)?).filter(|d| !d.is_zero()))
+    }
+
     pub fn bool(&mut self, key: &str) -> Result<bool, ConfigError> {
         let Some((v, prop)) = self.raw(key)? else {
             return Ok(false);

@@ -115,7 +115,7 @@ pub fn configure(
             ProcessorConfig::Default
         }
         "failover" => {
-            let max_penalty = Duration::from_millis(k.int("maxpenalty")? as u64);
+            let max_penalty = k.millis("maxpenalty")?;
             let mut priorities = vec![0i64; members.len()];
             for (name, p) in k.prefixed("priority") {
                 let Some(pos) = members.iter().position(|m| *m == name) else {
@@ -147,7 +147,7 @@ pub fn configure(
         "load_balance" => ProcessorConfig::LoadBalance {
             backoff: k.bool("backoff")?,
             random: k.choice("selector")? == "random",
-            max_timeout: Duration::from_millis(k.int("selector.maxTimeOut")? as u64),
+            max_timeout: k.millis("selector.maxTimeOut")?,
         },
         // A type in TYPES without its arm here fails every_registered_type_builds_from_its_required_keys.
         other => unreachable!("sink processor type {other} registered but not built"),

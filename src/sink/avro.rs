@@ -91,8 +91,8 @@ impl Component for AvroSinkConfig {
         let hostname = k.str("hostname")?;
         let port = k.int("port")? as u16;
         let batch_size = k.usize("batch-size")?;
-        let connect_timeout = Duration::from_millis(k.int("connect-timeout")? as u64);
-        let request_timeout = Duration::from_millis(k.int("request-timeout")? as u64);
+        let connect_timeout = k.millis("connect-timeout")?;
+        let request_timeout = k.millis("request-timeout")?;
         let reset = k.secs("reset-connection-interval")?;
         let deflate = k.choice("compression-type")? == "deflate";
         let level = k.int("compression-level")? as u32;

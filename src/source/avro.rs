@@ -163,11 +163,8 @@ impl Component for AvroSourceConfig {
         };
         let tls = server_tls(k)?;
         let max_frame = k.usize("max-frame-size")?;
-        let handshake_timeout = Duration::from_millis(k.int("handshake-timeout")? as u64);
-        let idle_timeout = match k.int("idle-timeout")? {
-            0 => None,
-            ms => Some(Duration::from_millis(ms as u64)),
-        };
+        let handshake_timeout = k.millis("handshake-timeout")?;
+        let idle_timeout = k.opt_millis("idle-timeout")?;
         let max_buffered = k.usize("max-buffered-bytes")?;
         Ok(AvroSourceConfig {
             bind,

@@ -128,10 +128,10 @@ impl Component for ExecConfig {
         Ok(ExecConfig {
             argv,
             restart: k.bool("restart")?,
-            restart_throttle: Duration::from_millis(k.int("restartThrottle")? as u64),
+            restart_throttle: k.millis("restartThrottle")?,
             log_stderr: k.bool("logStdErr")?,
             batch_size: k.usize("batchSize")?,
-            batch_timeout: Duration::from_millis(k.int("batchTimeout")? as u64),
+            batch_timeout: k.millis("batchTimeout")?,
             max_line: k.usize("max-line-length")?,
         })
     }

@@ -81,10 +81,7 @@ impl Component for NetcatConfig {
             port: k.int("port")? as u16,
             max_line_length: k.usize("max-line-length")?,
             ack_every_event: k.bool("ack-every-event")?,
-            idle_timeout: match k.int("idle-timeout")? {
-                0 => None,
-                ms => Some(Duration::from_millis(ms as u64)),
-            },
+            idle_timeout: k.opt_millis("idle-timeout")?,
             max_buffered: k.usize("max-buffered-bytes")?,
         };
         k.choice("encoding")?;

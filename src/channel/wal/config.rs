@@ -131,7 +131,7 @@ impl WalConfig {
             data_dirs,
             capacity,
             transaction_capacity,
-            checkpoint_interval: Duration::from_millis(k.int("checkpointInterval")? as u64),
+            checkpoint_interval: k.millis("checkpointInterval")?,
             segment_size: k.usize("maxFileSize")?,
             minimum_required_space: k.int("minimumRequiredSpace")? as u64,
             keep_alive: k.secs("keep-alive")?,

@@ -278,10 +278,7 @@ impl Component for HdfsConfig {
         } else {
             (tries.max(0) as u32, Duration::from_secs(retry as u64))
         };
-        let call_timeout = match k.int("hdfs.callTimeout")? {
-            0 => None,
-            ms => Some(Duration::from_millis(ms as u64)),
-        };
+        let call_timeout = k.opt_millis("hdfs.callTimeout")?;
         let journal_dir = journal_dir(k)?;
         let serializer = Serializer::from_keys(k, "serializer")?;
         Ok(HdfsConfig {
