@@ -71,14 +71,7 @@ pub struct MemoryConfig {
 
 impl MemoryConfig {
     pub fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
-        let capacity = k.usize("capacity")?;
-        let transaction_capacity = k.usize("transactionCapacity")?;
-        if transaction_capacity > capacity {
-            return Err(k.invalid(
-                "transactionCapacity",
-                format!("transactionCapacity ({transaction_capacity}) must not exceed capacity ({capacity})"),
-            ));
-        }
+        let (capacity, transaction_capacity) = super::capacities(k)?;
         let keep_alive = k.secs("keep-alive")?;
         let byte_capacity = match k.opt_int("byteCapacity")? {
             Some(0) => None,

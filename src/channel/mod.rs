@@ -39,6 +39,22 @@ pub static TYPES: &[Registration<ChannelKind>] = &[
     },
 ];
 
+/// `capacity` and `transactionCapacity`, which every channel type reads, checked
+/// together: a transaction larger than the channel could never commit.
+pub(crate) fn capacities(
+    k: &mut crate::config::Keys,
+) -> Result<(usize, usize), crate::config::ConfigError> {
+    let capacity = k.usize("capacity")?;
+    let transaction_capacity = k.usize("transactionCapacity")?;
+    if transaction_capacity > capacity {
+        return Err(k.invalid(
+            "transactionCapacity",
+            format!("transactionCapacity ({transaction_capacity}) must not exceed capacity ({capacity})"),
+        ));
+    }
+    Ok((capacity, transaction_capacity))
+}
+
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum ChannelError {
     #[error("channel '{channel}' is full ({capacity} events): sinks are not keeping up, waited {keep_alive_secs}s for space")]

@@ -79,14 +79,7 @@ pub fn expand_home(p: &str) -> PathBuf {
 
 impl WalConfig {
     pub fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
-        let capacity = k.usize("capacity")?;
-        let transaction_capacity = k.usize("transactionCapacity")?;
-        if transaction_capacity > capacity {
-            return Err(k.invalid(
-                "transactionCapacity",
-                format!("transactionCapacity ({transaction_capacity}) must not exceed capacity ({capacity})"),
-            ));
-        }
+        let (capacity, transaction_capacity) = crate::channel::capacities(k)?;
         let data_dirs: Vec<PathBuf> = k
             .str("dataDirs")?
             .split([',', ' ', '\t'])
