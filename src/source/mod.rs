@@ -12,6 +12,7 @@ pub mod netcat;
 pub mod netcat_udp;
 pub mod seq;
 pub mod stress;
+pub mod taildir;
 mod tcp;
 
 pub use ctx::{Backoff, SourceCtx};

@@ -1,0 +1,264 @@
+//! One tailed file ([`TailFile`]: its inode, the path it was found under, its delivered
+//! position and, while it is not idle, its open descriptor) and the cutting of its complete
+//! lines from a position ([`Lines`]).
+//!
+//! Lines end at `\n`, and a `\r` just before it is removed, as in Flume's `TailFile`. A
+//! last line without its `\n` yet is left for later (the position stays before it), except
+//! when the caller asks for it (`partial`): Flume emits such a line when it closes an idle
+//! file, and so does the source here.
+
+use crate::event::Body;
+use bytes::Bytes;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+/// Bytes read from a file at a time (at least: a longer partial line reads as much more).
+pub const CHUNK: usize = 64 * 1024;
+
+/// A file the source follows, known by its inode.
+#[derive(Debug)]
+pub struct TailFile {
+    pub inode: u64,
+    /// Where the file was last seen matching its group (the `file` header, the position
+    /// file's `file`).
+    pub path: PathBuf,
+    /// Index of its file group (for the group's headers).
+    pub group: usize,
+    /// Bytes delivered: the channels committed every line before this offset.
+    pub pos: u64,
+    /// Open while the file is active; `None` once closed as idle (reopened by path when it
+    /// grows), so idle files hold no descriptor and no buffer.
+    pub file: Option<File>,
+    /// Milliseconds since the epoch of the last delivery from the file, or of its opening
+    /// or closing (Flume's `lastUpdated`): idle after `idleTimeout` from it.
+    pub last_updated: u64,
+    /// When the file stopped matching under its name (renamed away or deleted): it is read
+    /// through its descriptor to its end, then dropped.
+    pub gone_since: Option<u64>,
+    /// Its size at the previous poll, to tell a gone file that is still being written.
+    pub last_size: u64,
+    /// Size and modification time (ms) at the last scan, to reopen a closed file only
+    /// when it changed.
+    pub stat: (u64, u64),
+}
+
+/// A complete line of a file, or a partial last one when asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// Offset of the line's first byte in the file (Flume's `byteoffset` header).
+    pub offset: u64,
+    pub body: Body,
+}
+
+/// Cuts lines out of a file from a position, reading it in chunks that the lines' bodies
+/// share (no copy per line).
+pub struct Lines {
+    /// Bytes of the file from offset `base`.
+    data: Rc<Bytes>,
+    base: u64,
+    /// Index in `data` of the first byte not yet cut into a line.
+    at: usize,
+}
+
+impl Lines {
+    pub fn new(pos: u64) -> Lines {
+        Lines {
+            data: Rc::new(Bytes::new()),
+            base: pos,
+            at: 0,
+        }
+    }
+
+    /// The offset after the last line cut: where the next line starts.
+    pub fn pos(&self) -> u64 {
+        self.base + self.at as u64
+    }
+
+    /// Appends up to `max` lines to `out`, reading `file` as needed; fewer at the end of
+    /// its data. With `partial`, bytes after the last `\n` at the end of the file are a
+    /// line too (as they are, a `\r` included).
+    pub fn read(
+        &mut self,
+        file: &File,
+        max: usize,
+        partial: bool,
+        out: &mut Vec<Line>,
+    ) -> io::Result<()> {
+        while out.len() < max {
+            if self.cut(max, out) {
+                continue;
+            }
+            if !self.fill(file)? {
+                if partial && self.at < self.data.len() {
+                    out.push(Line {
+                        offset: self.pos(),
+                        body: Body::shared(self.data.clone(), self.at..self.data.len()),
+                    });
+                    self.at = self.data.len();
+                }
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts the complete lines in the buffer, up to `max` in `out`; whether it cut any.
+    fn cut(&mut self, max: usize, out: &mut Vec<Line>) -> bool {
+        let before = out.len();
+        while out.len() < max {
+            let Some(n) = memchr::memchr(b'\n', &self.data[self.at..]) else {
+                break;
+            };
+            let nl = self.at + n;
+            let end = if nl > self.at && self.data[nl - 1] == b'\r' {
+                nl - 1
+            } else {
+                nl
+            };
+            out.push(Line {
+                offset: self.pos(),
+                body: Body::shared(self.data.clone(), self.at..end),
+            });
+            self.at = nl + 1;
+        }
+        out.len() > before
+    }
+
+    /// Reads the file's next bytes after the buffer, keeping the uncut rest of the buffer
+    /// in front of them; false at the end of the file.
+    fn fill(&mut self, file: &File) -> io::Result<bool> {
+        let rest = &self.data[self.at..];
+        let want = CHUNK.max(rest.len());
+        let mut buf = Vec::with_capacity(rest.len() + want);
+        buf.extend_from_slice(rest);
+        buf.resize(rest.len() + want, 0);
+        let from = self.base + self.data.len() as u64;
+        let n = loop {
+            match file.read_at(&mut buf[rest.len()..], from) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => break r?,
+            }
+        };
+        if n == 0 {
+            return Ok(false);
+        }
+        buf.truncate(rest.len() + n);
+        self.base += self.at as u64;
+        self.at = 0;
+        self.data = Rc::new(Bytes::from(buf));
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file_with(content: &[u8]) -> (tempfile::NamedTempFile, File) {
+        let mut t = tempfile::NamedTempFile::new().unwrap();
+        t.write_all(content).unwrap();
+        let f = File::open(t.path()).unwrap();
+        (t, f)
+    }
+
+    fn texts(lines: &[Line]) -> Vec<(u64, String)> {
+        lines
+            .iter()
+            .map(|l| (l.offset, String::from_utf8_lossy(&l.body.to_bytes()).into()))
+            .collect()
+    }
+
+    #[test]
+    fn cuts_lines_at_newline_removing_a_carriage_return_before_it() {
+        let (_t, f) = file_with(b"a\r\nb\n\nc\rd\n\r\n\r\rx\r\n");
+        let mut lines = Lines::new(0);
+        let mut out = Vec::new();
+        lines.read(&f, 100, false, &mut out).unwrap();
+        assert_eq!(
+            texts(&out),
+            [
+                (0, "a".into()),
+                (3, "b".into()),
+                (5, "".into()),
+                (6, "c\rd".into()),
+                (10, "".into()),
+                (12, "\r\rx".into()),
+            ]
+        );
+        assert_eq!(lines.pos(), 17);
+    }
+
+    #[test]
+    fn a_partial_last_line_waits_for_its_newline_unless_asked_for() {
+        let (mut t, f) = file_with(b"one\ntwo\nthr");
+        let mut lines = Lines::new(0);
+        let mut out = Vec::new();
+        lines.read(&f, 100, false, &mut out).unwrap();
+        assert_eq!(texts(&out), [(0, "one".into()), (4, "two".into())]);
+        assert_eq!(lines.pos(), 8, "the position stays before the partial line");
+        // The rest of the line arrives; reading on from the same reader, or from the
+        // position by a new one, gives it whole.
+        t.write_all(b"ee\r\nfour").unwrap();
+        out.clear();
+        lines.read(&f, 100, false, &mut out).unwrap();
+        assert_eq!(texts(&out), [(8, "three".into())]);
+        out.clear();
+        Lines::new(8).read(&f, 100, false, &mut out).unwrap();
+        assert_eq!(texts(&out), [(8, "three".into())]);
+        // Asked for (an idle file closing), the partial line comes as it is.
+        out.clear();
+        lines.read(&f, 100, true, &mut out).unwrap();
+        assert_eq!(texts(&out), [(15, "four".into())]);
+        assert_eq!(lines.pos(), 19);
+    }
+
+    #[test]
+    fn stops_at_max_and_goes_on_from_there() {
+        let (_t, f) = file_with(b"1\n2\n3\n4\n5\n");
+        let mut lines = Lines::new(2);
+        let mut out = Vec::new();
+        lines.read(&f, 2, false, &mut out).unwrap();
+        assert_eq!(texts(&out), [(2, "2".into()), (4, "3".into())]);
+        assert_eq!(lines.pos(), 6);
+        out.clear();
+        lines.read(&f, 2, false, &mut out).unwrap();
+        assert_eq!(texts(&out), [(6, "4".into()), (8, "5".into())]);
+        out.clear();
+        lines.read(&f, 2, false, &mut out).unwrap();
+        assert!(out.is_empty());
+        assert_eq!(lines.pos(), 10);
+    }
+
+    #[test]
+    fn lines_longer_than_a_chunk_and_across_chunks_are_whole() {
+        let long = "x".repeat(CHUNK * 2 + 17);
+        let mut content = String::new();
+        for i in 0..3000 {
+            content.push_str(&format!("line {i}\r\n"));
+        }
+        content.push_str(&long);
+        content.push('\n');
+        content.push_str("end\n");
+        let (_t, f) = file_with(content.as_bytes());
+        let mut lines = Lines::new(0);
+        let mut out = Vec::new();
+        lines.read(&f, usize::MAX, false, &mut out).unwrap();
+        let got: Vec<String> = texts(&out).into_iter().map(|(_, s)| s).collect();
+        let mut want: Vec<String> = (0..3000).map(|i| format!("line {i}")).collect();
+        want.push(long);
+        want.push("end".into());
+        assert_eq!(got, want);
+        assert_eq!(lines.pos(), content.len() as u64);
+        // Offsets are where each line starts.
+        let offsets: Vec<u64> = out.iter().map(|l| l.offset).collect();
+        let mut at = 0u64;
+        for (o, l) in offsets.iter().zip(content.split_inclusive('\n')) {
+            assert_eq!(*o, at);
+            at += l.len() as u64;
+        }
+    }
+}
