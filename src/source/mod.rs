@@ -34,6 +34,7 @@ pub static TYPES: &[Registration<Arc<dyn SourceType>>] = &[
     register::<netcat_udp::NetcatUdpConfig>(),
     register::<seq::SeqConfig>(),
     register::<stress::StressConfig>(),
+    register::<taildir::TaildirConfig>(),
 ];
 
 /// A source type's typed configuration, built once at start-up from its keys and shared
