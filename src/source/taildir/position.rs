@@ -161,6 +161,24 @@ mod tests {
         assert_eq!(parse(format(&ps).as_bytes()).unwrap(), ps);
     }
 
+    proptest::proptest! {
+        /// What the fuzz target checks, in short: any position round-trips, and anything
+        /// that parses is written and read back unchanged.
+        #[test]
+        fn any_position_round_trips(inode: u64, pos in 0..=i64::MAX as u64, file: String) {
+            let ps = vec![p(inode, pos, &file), p(1, 2, "/x")];
+            proptest::prop_assert_eq!(parse(format(&ps).as_bytes()).unwrap(), ps);
+        }
+
+        #[test]
+        fn any_bytes_parse_or_fail_and_what_parses_round_trips(data: Vec<u8>) {
+            if let Ok(ps) = parse(&data) {
+                let written = format(&ps);
+                proptest::prop_assert_eq!(parse(written.as_bytes()).unwrap(), ps);
+            }
+        }
+    }
+
     #[test]
     fn reads_any_field_order_whitespace_and_numeric_strings() {
         let text = "[\n  { \"file\" : \"/b\", \"pos\": \"10\",\n \"inode\" : 5 } ,{\"pos\":0,\"inode\":-1,\"file\":\"/c\"}]\n";
