@@ -257,6 +257,62 @@ fn rename_and_create_rotation_while_appending_loses_nothing() {
 }
 
 #[test]
+fn a_file_rotated_while_the_agent_was_down_is_read_on_from_its_position() {
+    let w = World::new();
+    let live = w.log("app.log");
+    append(&live, &text(&numbered("before", 0..20)));
+    let mut agent = w.start("app[.]log", "");
+    let mut want = numbered("before", 0..20);
+    wait_for_exactly(&w, &want);
+    assert!(agent.stop().success());
+    // Down: the application writes more, then the file is rotated and a new one started.
+    append(&live, &text(&numbered("unread", 0..7)));
+    std::fs::rename(&live, w.log("app.log.1")).unwrap();
+    append(&live, &text(&numbered("new", 0..4)));
+    want.extend(numbered("unread", 0..7));
+    want.extend(numbered("new", 0..4));
+    let mut agent = w.start("app[.]log", "");
+    wait_for_exactly(&w, &want);
+    // (Each run writes its own output file: the order is within the second run's.)
+    let second: Vec<String> = w
+        .out()
+        .into_iter()
+        .filter(|l| !l.starts_with("before"))
+        .collect();
+    assert_eq!(second, want[20..], "the rotated file's lines first");
+    assert!(agent.stop().success());
+    assert!(agent.log_text().contains("was renamed to"));
+}
+
+#[test]
+fn max_batch_count_gives_every_file_its_turn() {
+    let w = World::new();
+    let (big, small) = (w.log("big.log"), w.log("small.log"));
+    let big_lines = numbered("big", 0..20_000);
+    append(&big, &text(&big_lines));
+    append(&small, &text(&numbered("small", 0..5)));
+    // The big file is the older one, so each round reads it first.
+    let old = std::time::SystemTime::now() - Duration::from_secs(60);
+    std::fs::File::options()
+        .append(true)
+        .open(&big)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let mut agent = w.start("[a-z]+[.]log", "a1.sources.r1.maxBatchCount = 2");
+    let mut want = big_lines.clone();
+    want.extend(numbered("small", 0..5));
+    wait_for_exactly(&w, &want);
+    assert!(agent.stop().success());
+    let out = w.out();
+    let last_small = out.iter().position(|l| l == "small-4").unwrap();
+    assert!(
+        last_small < 100,
+        "the small file waited for {last_small} lines of the big one"
+    );
+}
+
+#[test]
 fn copytruncate_reads_the_truncated_file_again_from_its_start() {
     let w = World::new();
     let live = w.log("app.log");

@@ -11,14 +11,15 @@
 //! `fileHeaderKey` path when enabled; the position file is Flume's JSON, so positions
 //! carry over between Flume and flume-fast; `skipToEnd` starts files that have no
 //! position at their end; a file whose size drops below its position (copytruncate) is
-//! read again from 0; a restart resumes a file whose inode and path both match a position.
+//! read again from 0; a restart resumes a file whose inode and path match a position.
 //!
 //! Unlike Flume: a position moves only once the channels committed the lines before it
 //! (Flume too) and a full channel holds the batch and pauses reading (Flume sleeps and
 //! re-reads); a file renamed to a name outside its group, or deleted, is read through its
 //! open descriptor to its end before it is dropped (Flume stops reading it at once); a
 //! file renamed to another name of its group keeps its position (Flume reads it again
-//! from 0); while idle the source polls every `backoffSleepIncrement` ms (Flume grows the
+//! from 0), and so does a file renamed in its directory while the agent was down, if it
+//! is not shorter than its position (Flume drops it, or reads it from 0); while idle the source polls every `backoffSleepIncrement` ms (Flume grows the
 //! pause by that much per idle poll up to `maxBackoffSleep`); the position file is
 //! written atomically (Flume overwrites it in place).
 
@@ -36,7 +37,7 @@ use crate::runtime::tick::Ticker;
 use matcher::{Group, Listing};
 use position::Position;
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
@@ -341,6 +342,10 @@ impl Taildir {
         self.scan();
         let mut more = false;
         for i in 0..self.order.len() {
+            // A stop ends the round: a long backlog is not read to its end first.
+            if self.ctx.stop.is_stopped() {
+                return None;
+            }
             let inode = self.order[i];
             more |= self.read_file(inode).await?;
         }
@@ -379,7 +384,15 @@ impl Taildir {
                     continue;
                 }
                 let pos = match saved.as_ref().and_then(|s| s.get(&inode)) {
+                    // Its inode and path, or its inode in the same directory under a new
+                    // name (a rotation while the agent was down) if it is not shorter than
+                    // the position (a reused inode would rarely be as long).
                     Some(p) if Path::new(&p.file) == path => p.pos,
+                    Some(p)
+                        if Path::new(&p.file).parent() == path.parent() && meta.len() >= p.pos =>
+                    {
+                        p.pos
+                    }
                     _ if saved.is_some() && self.cfg.skip_to_end => meta.len(),
                     _ => 0,
                 };
@@ -400,6 +413,13 @@ impl Taildir {
                 );
             }
         }
+        if let Some(saved) = saved {
+            for p in saved.values() {
+                if !seen.iter().any(|(i, _)| *i == p.inode) {
+                    self.find_renamed(p, now);
+                }
+            }
+        }
         seen.sort_by_key(|&(_, mtime)| mtime);
         self.order.clear();
         for tf in self.files.values_mut() {
@@ -411,6 +431,52 @@ impl Taildir {
             }
         }
         self.order.extend(seen.iter().map(|(i, _)| *i));
+    }
+
+    /// A file with a saved position that no name of its group has now: if it was renamed
+    /// in its directory while the agent was down (a rotation), it is read from its
+    /// position to its end, as a file renamed while the agent runs is (Flume loses the
+    /// rest). It must be at least as long as its position, which guards against a reused
+    /// inode.
+    fn find_renamed(&mut self, p: &Position, now: u64) {
+        let old = Path::new(&p.file);
+        let Some(dir) = old.parent() else { return };
+        let Some(group) = self.cfg.groups.iter().position(|g| g.dir == dir) else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.ino() != p.inode {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(file) = std::fs::File::open(&path) else {
+                return;
+            };
+            match file.metadata() {
+                Ok(m) if m.is_file() && m.ino() == p.inode && m.len() >= p.pos => {
+                    tracing::info!(source = %self.ctx.name, "{} (inode {}) was renamed to {} while the agent was stopped; reading it from position {} to its end", p.file, p.inode, path.display(), p.pos);
+                    self.files.insert(
+                        p.inode,
+                        TailFile {
+                            inode: p.inode,
+                            path,
+                            group,
+                            pos: p.pos,
+                            file: Some(file),
+                            last_updated: now,
+                            gone_since: Some(now),
+                            last_size: 0,
+                            stat: (m.len(), 0),
+                        },
+                    );
+                }
+                _ => {}
+            }
+            return;
+        }
     }
 
     /// Reads a file's new lines and delivers them, `batchSize` per put and at most
@@ -488,6 +554,10 @@ impl Taildir {
                 }
                 tf.pos = lines.pos();
                 tf.last_updated = now;
+                if self.ctx.stop.is_stopped() {
+                    tf.file = Some(file);
+                    return None;
+                }
                 if n < self.cfg.batch_size {
                     break;
                 }

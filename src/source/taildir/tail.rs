@@ -146,6 +146,11 @@ impl Lines {
             return Ok(false);
         }
         buf.truncate(rest.len() + n);
+        // Events share this buffer while they wait in a channel: a short read must not
+        // keep a whole chunk alive for a few lines.
+        if buf.len() < buf.capacity() / 2 {
+            buf.shrink_to_fit();
+        }
         self.base += self.at as u64;
         self.at = 0;
         self.data = Rc::new(Bytes::from(buf));
