@@ -300,6 +300,9 @@ struct Taildir {
     order: Vec<u64>,
     /// Lines of the batch being built (reused).
     lines: Vec<Line>,
+    /// What the position file holds, so an unchanged one is not written (and synced)
+    /// again at every interval.
+    written: Option<String>,
 }
 
 async fn run((cfg, saved): (TaildirConfig, Vec<Position>), ctx: Rc<SourceCtx>) {
@@ -313,6 +316,7 @@ async fn run((cfg, saved): (TaildirConfig, Vec<Position>), ctx: Rc<SourceCtx>) {
         saved: Some(saved.into_iter().map(|p| (p.inode, p)).collect()),
         order: Vec::new(),
         lines: Vec::new(),
+        written: None,
     };
     // The first scan applies the saved positions before the first save (due at once)
     // could write the file without them.
@@ -611,7 +615,7 @@ impl Taildir {
 
     /// Writes the followed files' positions (Flume's format, atomically); an error is
     /// logged and the next interval tries again.
-    fn save(&self) {
+    fn save(&mut self) {
         // As Flume: only files that still match (a restart finds a file by its inode and
         // path, which a gone file no longer has).
         let mut positions: Vec<Position> = self
@@ -625,11 +629,13 @@ impl Taildir {
             })
             .collect();
         positions.sort_by(|a, b| a.file.cmp(&b.file).then(a.inode.cmp(&b.inode)));
-        if let Err(e) = state_file::write(
-            &self.cfg.position_file,
-            position::format(&positions).as_bytes(),
-        ) {
-            tracing::error!(source = %self.ctx.name, "writing the position file: {e}");
+        let text = position::format(&positions);
+        if self.written.as_ref() == Some(&text) {
+            return;
+        }
+        match state_file::write(&self.cfg.position_file, text.as_bytes()) {
+            Ok(()) => self.written = Some(text),
+            Err(e) => tracing::error!(source = %self.ctx.name, "writing the position file: {e}"),
         }
     }
 }
