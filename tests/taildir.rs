@@ -215,6 +215,39 @@ fn a_partial_line_waits_for_its_newline_and_an_idle_file_emits_it_as_flume_does(
 }
 
 #[test]
+fn many_idle_files_release_their_descriptors_and_reopen_when_they_grow() {
+    const FILES: usize = 300;
+    let w = World::new();
+    let mut want = Vec::new();
+    for i in 0..FILES {
+        append(&w.log(&format!("f{i}.log")), &format!("first-{i}\n"));
+        want.push(format!("first-{i}"));
+    }
+    let mut agent = w.start("f[0-9]+[.]log", "a1.sources.r1.idleTimeout = 500");
+    let pid = agent.child.id();
+    let logs = w.path("logs");
+    let open = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+            .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.starts_with(&logs)))
+            .count()
+    };
+    wait_for_exactly(&w, &want);
+    wait_until(T, "every idle file closed", || (open() == 0).then_some(()));
+    // Growth reopens just the files that grew.
+    for i in (0..FILES).step_by(50) {
+        append(&w.log(&format!("f{i}.log")), &format!("second-{i}\n"));
+        want.push(format!("second-{i}"));
+    }
+    wait_for_exactly(&w, &want);
+    wait_until(T, "closed again", || (open() == 0).then_some(()));
+    assert!(agent.stop().success());
+    let closes = agent.log_text().matches("closed idle file").count();
+    assert_eq!(closes, FILES + FILES / 50, "each file closed once, the grown ones twice");
+}
+
+#[test]
 fn rename_and_create_rotation_while_appending_loses_nothing() {
     let w = World::new();
     let live = w.log("app.log");
