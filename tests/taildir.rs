@@ -244,7 +244,11 @@ fn many_idle_files_release_their_descriptors_and_reopen_when_they_grow() {
     wait_until(T, "closed again", || (open() == 0).then_some(()));
     assert!(agent.stop().success());
     let closes = agent.log_text().matches("closed idle file").count();
-    assert_eq!(closes, FILES + FILES / 50, "each file closed once, the grown ones twice");
+    assert_eq!(
+        closes,
+        FILES + FILES / 50,
+        "each file closed once, the grown ones twice"
+    );
 }
 
 #[test]
@@ -252,7 +256,7 @@ fn rename_and_create_rotation_while_appending_loses_nothing() {
     let w = World::new();
     let live = w.log("app.log");
     append(&live, "");
-    let mut agent = w.start("app[.]log", "");
+    let mut agent = w.start("app[.]log", "a1.sources.r1.idleTimeout = 1000");
     // A writer that rotates as logrotate does without copytruncate: rename the live file,
     // write a little more to the old descriptor (until the application reopens), then
     // create the new file.
@@ -285,8 +289,9 @@ fn rename_and_create_rotation_while_appending_loses_nothing() {
     }
     wait_for_exactly(&w, &want);
     assert_eq!(w.out(), want, "in the order written");
-    assert!(agent.stop().success());
+    // Once idle, the rotated files are let go.
     agent.wait_for_log("is no longer in its group and was read to its end", T);
+    assert!(agent.stop().success());
 }
 
 #[test]
@@ -343,6 +348,33 @@ fn max_batch_count_gives_every_file_its_turn() {
         last_small < 100,
         "the small file waited for {last_small} lines of the big one"
     );
+}
+
+#[test]
+fn a_rotated_file_written_to_late_or_after_idling_is_still_read() {
+    let w = World::new();
+    let (a, b) = (w.log("a.log"), w.log("b.log"));
+    append(&a, "a-0\n");
+    append(&b, "b-0\n");
+    let mut agent = w.start("[ab][.]log", "a1.sources.r1.idleTimeout = 1000");
+    let mut want = vec!["a-0".to_string(), "b-0".to_string()];
+    wait_for_exactly(&w, &want);
+    // b goes idle and is closed; then it is rotated and written to under its new name.
+    agent.wait_for_log(&format!("closed idle file {}", b.display()), T);
+    std::fs::rename(&b, w.log("b.log.1")).unwrap();
+    append(&w.log("b.log.1"), "b-late\n");
+    want.push("b-late".into());
+    // a is rotated while its writer keeps the old descriptor, and written to only after
+    // the source has seen the new file.
+    let mut old = std::fs::OpenOptions::new().append(true).open(&a).unwrap();
+    std::fs::rename(&a, w.log("a.log.1")).unwrap();
+    append(&a, "a-new\n");
+    want.push("a-new".into());
+    wait_for_exactly(&w, &want);
+    old.write_all(b"a-late\n").unwrap();
+    want.push("a-late".into());
+    wait_for_exactly(&w, &want);
+    assert!(agent.stop().success());
 }
 
 #[test]

@@ -15,8 +15,9 @@
 //!
 //! Unlike Flume: a position moves only once the channels committed the lines before it
 //! (Flume too) and a full channel holds the batch and pauses reading (Flume sleeps and
-//! re-reads); a file renamed to a name outside its group, or deleted, is read through its
-//! open descriptor to its end before it is dropped (Flume stops reading it at once); a
+//! re-reads); a file renamed to a name outside its group, or deleted, is read on through
+//! its descriptor (or, closed as idle, found again by inode in its directory) until it is
+//! idle for `idleTimeout`, then dropped (Flume stops reading it at once); a
 //! file renamed to another name of its group keeps its position (Flume reads it again
 //! from 0), and so does a file renamed in its directory while the agent was down, if it
 //! is not shorter than its position (Flume drops it, or reads it from 0); while idle the source polls every `backoffSleepIncrement` ms (Flume grows the
@@ -411,7 +412,6 @@ impl Taildir {
                         file: None,
                         last_updated: now,
                         gone_since: None,
-                        last_size: 0,
                         stat: (meta.len(), mtime),
                     },
                 );
@@ -439,48 +439,31 @@ impl Taildir {
 
     /// A file with a saved position that no name of its group has now: if it was renamed
     /// in its directory while the agent was down (a rotation), it is read from its
-    /// position to its end, as a file renamed while the agent runs is (Flume loses the
-    /// rest). It must be at least as long as its position, which guards against a reused
-    /// inode.
+    /// position on, as a file renamed while the agent runs is (Flume loses the rest).
     fn find_renamed(&mut self, p: &Position, now: u64) {
         let old = Path::new(&p.file);
         let Some(dir) = old.parent() else { return };
         let Some(group) = self.cfg.groups.iter().position(|g| g.dir == dir) else {
             return;
         };
-        let Ok(entries) = std::fs::read_dir(dir) else {
+        let Some((path, file)) = find_in_dir(dir, p.inode, p.pos) else {
             return;
         };
-        for entry in entries.flatten() {
-            if entry.ino() != p.inode {
-                continue;
-            }
-            let path = entry.path();
-            let Ok(file) = std::fs::File::open(&path) else {
-                return;
-            };
-            match file.metadata() {
-                Ok(m) if m.is_file() && m.ino() == p.inode && m.len() >= p.pos => {
-                    tracing::info!(source = %self.ctx.name, "{} (inode {}) was renamed to {} while the agent was stopped; reading it from position {} to its end", p.file, p.inode, path.display(), p.pos);
-                    self.files.insert(
-                        p.inode,
-                        TailFile {
-                            inode: p.inode,
-                            path,
-                            group,
-                            pos: p.pos,
-                            file: Some(file),
-                            last_updated: now,
-                            gone_since: Some(now),
-                            last_size: 0,
-                            stat: (m.len(), 0),
-                        },
-                    );
-                }
-                _ => {}
-            }
-            return;
-        }
+        tracing::info!(source = %self.ctx.name, "{} (inode {}) was renamed to {} while the agent was stopped; reading it on from position {}", p.file, p.inode, path.display(), p.pos);
+        self.files.insert(
+            p.inode,
+            TailFile {
+                inode: p.inode,
+                // Its lines were written under the name of its group.
+                path: old.to_path_buf(),
+                group,
+                pos: p.pos,
+                file: Some(file),
+                last_updated: now,
+                gone_since: Some(now),
+                stat: (0, 0),
+            },
+        );
     }
 
     /// Reads a file's new lines and delivers them, `batchSize` per put and at most
@@ -493,10 +476,16 @@ impl Taildir {
         };
         let file = match tf.file.take() {
             Some(f) => f,
+            // Closed as idle, then renamed: found again by its inode (an application may
+            // write to it a while after a rotation), or dropped.
             None if tf.gone_since.is_some() => {
-                // Closed as idle before it went: nothing of it is left to read.
-                self.files.remove(&inode);
-                return Some(false);
+                match tf.path.parent().and_then(|d| find_in_dir(d, inode, tf.pos)) {
+                    Some((_, f)) => f,
+                    None => {
+                        self.files.remove(&inode);
+                        return Some(false);
+                    }
+                }
             }
             // Closed as idle, and neither longer nor modified since (Flume's test).
             None if tf.stat.0 == tf.pos && tf.stat.1 <= tf.last_updated => return Some(false),
@@ -522,14 +511,10 @@ impl Taildir {
             tf.pos = 0;
         }
         let idle = now.saturating_sub(tf.last_updated) >= self.cfg.idle_timeout.as_millis() as u64;
-        // A gone file that stopped growing since the last poll is finished: its writer has
-        // moved to the new file.
-        let finished = tf.gone_since.is_some_and(|since| {
-            size == tf.last_size
-                && now.saturating_sub(since) >= self.cfg.poll_interval.as_millis() as u64
-        });
-        tf.last_size = size;
-        let closing = idle || finished;
+        // A gone file is read as long as it grows (the application may write to it until
+        // it reopens its log), and dropped once idle, with its partial last line.
+        let finished = tf.gone_since.is_some() && idle;
+        let closing = idle;
         let mut more = false;
         if size > tf.pos || closing {
             let (path, group, start) = (tf.path.clone(), tf.group, tf.pos);
@@ -577,7 +562,7 @@ impl Taildir {
             .get_mut(&inode)
             .expect("only this task removes files");
         if finished && !more {
-            tracing::info!(source = %self.ctx.name, "{} (inode {inode}) is no longer in its group and was read to its end at {}; dropped", tf.path.display(), tf.pos);
+            tracing::info!(source = %self.ctx.name, "{} (inode {inode}) is no longer in its group and was read to its end at {}; dropped as idle", tf.path.display(), tf.pos);
             self.files.remove(&inode);
         } else if idle && !more && tf.gone_since.is_none() {
             tracing::info!(source = %self.ctx.name, "closed idle file {} (inode {inode}) at {}", tf.path.display(), tf.pos);
@@ -638,6 +623,18 @@ impl Taildir {
             Err(e) => tracing::error!(source = %self.ctx.name, "writing the position file: {e}"),
         }
     }
+}
+
+/// The file of inode `inode` in `dir` under any name, opened, if it is a regular file at
+/// least `min_len` long (a reused inode would rarely be as long as the old position).
+fn find_in_dir(dir: &Path, inode: u64, min_len: u64) -> Option<(PathBuf, std::fs::File)> {
+    let entry = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .find(|e| e.ino() == inode)?;
+    let file = std::fs::File::open(entry.path()).ok()?;
+    let m = file.metadata().ok()?;
+    (m.is_file() && m.ino() == inode && m.len() >= min_len).then(|| (entry.path(), file))
 }
 
 /// Opens a closed file by its path, if the path still names its inode (else the next

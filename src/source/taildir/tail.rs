@@ -36,10 +36,8 @@ pub struct TailFile {
     /// or closing (Flume's `lastUpdated`): idle after `idleTimeout` from it.
     pub last_updated: u64,
     /// When the file stopped matching under its name (renamed away or deleted): it is read
-    /// through its descriptor to its end, then dropped.
+    /// on while it grows, then dropped once idle.
     pub gone_since: Option<u64>,
-    /// Its size at the previous poll, to tell a gone file that is still being written.
-    pub last_size: u64,
     /// Size and modification time (ms) at the last scan, to reopen a closed file only
     /// when it changed.
     pub stat: (u64, u64),
