@@ -418,6 +418,76 @@ fn a_name_that_reappears_with_a_new_inode_is_a_new_file() {
     assert_eq!(w.positions(), flume_positions(&[live]));
 }
 
+/// A new empty file in `dir` that has inode `inode`, freed a moment ago: ext4 gives a new
+/// file the lowest free inode, so files are created until that one comes back. `None`
+/// (and a note) where the file system does not give it back.
+fn take_inode(dir: &Path, inode: u64) -> Option<PathBuf> {
+    let mut spares = Vec::new();
+    let mut found = None;
+    for i in 0..2000 {
+        let p = dir.join(format!("spare-{i}.tmp"));
+        std::fs::write(&p, "").unwrap();
+        if std::fs::metadata(&p).unwrap().ino() == inode {
+            found = Some(p);
+            break;
+        }
+        spares.push(p);
+    }
+    for p in spares {
+        std::fs::remove_file(p).unwrap();
+    }
+    if found.is_none() {
+        eprintln!(
+            "the file system did not give inode {inode} back: only the plain case is checked"
+        );
+    }
+    found
+}
+
+#[test]
+fn a_new_file_that_gets_a_freed_inode_is_read_from_its_start() {
+    let w = World::new();
+    let old = w.log("old.log");
+    append(&old, &text(&numbered("old", 0..20)));
+    let mut agent = w.start("[a-z]+[.]log", "a1.sources.r1.idleTimeout = 500");
+    let mut want = numbered("old", 0..20);
+    wait_for_exactly(&w, &want);
+    // Closed as idle, the file holds no descriptor, so deleting it frees its inode; a new
+    // file of the group gets it.
+    agent.wait_for_log("closed idle file", T);
+    let inode = std::fs::metadata(&old).unwrap().ino();
+    std::fs::remove_file(&old).unwrap();
+    let new = w.log("new.log");
+    let content = text(&numbered("new", 0..30));
+    match take_inode(&w.path("logs"), inode) {
+        Some(p) => {
+            std::fs::write(&p, &content).unwrap();
+            std::fs::rename(&p, &new).unwrap();
+        }
+        None => append(&new, &content),
+    }
+    want.extend(numbered("new", 0..30));
+    wait_for_exactly(&w, &want);
+    assert!(agent.stop().success());
+
+    // The same while the agent is down, under the very name of the old file: Flume would
+    // resume the new file at the old one's position.
+    let inode = std::fs::metadata(&new).unwrap().ino();
+    std::fs::remove_file(&new).unwrap();
+    let content = text(&numbered("newer", 0..40));
+    match take_inode(&w.path("logs"), inode) {
+        Some(p) => {
+            std::fs::write(&p, &content).unwrap();
+            std::fs::rename(&p, &new).unwrap();
+        }
+        None => append(&new, &content),
+    }
+    let mut agent = w.start("[a-z]+[.]log", "");
+    want.extend(numbered("newer", 0..40));
+    wait_for_exactly(&w, &want);
+    assert!(agent.stop().success());
+}
+
 #[test]
 fn skip_to_end_starts_files_without_a_position_at_their_end() {
     let w = World::new();

@@ -11,18 +11,22 @@
 //! `fileHeaderKey` path when enabled; the position file is Flume's JSON, so positions
 //! carry over between Flume and flume-fast; `skipToEnd` starts files that have no
 //! position at their end; a file whose size drops below its position (copytruncate) is
-//! read again from 0; a restart resumes a file whose inode and path match a position.
+//! read again from 0; a restart resumes a file whose inode and path match a position
+//! (unless the file was created after the position file was written: a new file that got
+//! a freed inode, which Flume would take for the old one).
 //!
-//! Unlike Flume: a position moves only once the channels committed the lines before it
-//! (Flume too) and a full channel holds the batch and pauses reading (Flume sleeps and
+//! Unlike Flume: a full channel holds the batch and pauses reading (Flume sleeps and
 //! re-reads); a file renamed to a name outside its group, or deleted, is read on through
 //! its descriptor (or, closed as idle, found again by inode in its directory) until it is
-//! idle for `idleTimeout`, then dropped (Flume stops reading it at once); a
-//! file renamed to another name of its group keeps its position (Flume reads it again
-//! from 0), and so does a file renamed in its directory while the agent was down, if it
-//! is not shorter than its position (Flume drops it, or reads it from 0); while idle the source polls every `backoffSleepIncrement` ms (Flume grows the
-//! pause by that much per idle poll up to `maxBackoffSleep`); the position file is
-//! written atomically (Flume overwrites it in place).
+//! idle for `idleTimeout`, then dropped (Flume stops reading it at once); a file renamed
+//! to another name of its group keeps its position (Flume reads it again from 0), and so
+//! does a file renamed in its directory while the agent was down, where its creation time
+//! shows it is the same file (Flume drops it, or reads it from 0); an inode reused by a
+//! new file is told apart by its creation time where the file system records one; while
+//! idle the
+//! source polls every `backoffSleepIncrement` ms (Flume grows the pause by that much per
+//! idle poll up to `maxBackoffSleep`); the position file is written atomically (Flume
+//! overwrites it in place).
 
 pub mod matcher;
 pub mod position;
@@ -37,11 +41,11 @@ use crate::runtime::state_file;
 use crate::runtime::tick::Ticker;
 use matcher::{Group, Listing};
 use position::Position;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tail::{Line, Lines, TailFile};
 
 const KEYS: &[KeySpec] = &[
@@ -284,8 +288,29 @@ impl SourceType for TaildirConfig {
             })?,
             None => Vec::new(),
         };
-        Ok(Bound::new((cfg, saved), run))
+        // When the positions were written: a file born after that cannot be the one a
+        // position is for, whatever its inode.
+        let saved_at = std::fs::metadata(&cfg.position_file)
+            .and_then(|m| m.modified())
+            .ok();
+        Ok(Bound::new(
+            (
+                cfg,
+                Saved {
+                    positions: saved,
+                    at: saved_at,
+                },
+            ),
+            run,
+        ))
     }
+}
+
+/// The position file as read at start.
+struct Saved {
+    positions: Vec<Position>,
+    /// Its modification time.
+    at: Option<SystemTime>,
 }
 
 /// The running source: its files by inode and the groups' listings.
@@ -296,6 +321,8 @@ struct Taildir {
     files: HashMap<u64, TailFile>,
     /// Positions read at start, applied at the first scan (by inode and path, as Flume).
     saved: Option<HashMap<u64, Position>>,
+    /// When the position file was written (see `Saved`).
+    saved_at: Option<SystemTime>,
     /// The order the last scan gave: gone files first (their lines are older), then the
     /// matching files from the least recently modified, as Flume reads them.
     order: Vec<u64>,
@@ -306,7 +333,7 @@ struct Taildir {
     written: Option<String>,
 }
 
-async fn run((cfg, saved): (TaildirConfig, Vec<Position>), ctx: Rc<SourceCtx>) {
+async fn run((cfg, saved): (TaildirConfig, Saved), ctx: Rc<SourceCtx>) {
     let mut poll = Ticker::new(cfg.poll_interval, ctx.stop.clone());
     let mut save = Ticker::new(cfg.write_pos_interval, ctx.stop.clone());
     let mut t = Taildir {
@@ -314,7 +341,8 @@ async fn run((cfg, saved): (TaildirConfig, Vec<Position>), ctx: Rc<SourceCtx>) {
         cfg,
         ctx,
         files: HashMap::new(),
-        saved: Some(saved.into_iter().map(|p| (p.inode, p)).collect()),
+        saved: Some(saved.positions.into_iter().map(|p| (p.inode, p)).collect()),
+        saved_at: saved.at,
         order: Vec::new(),
         lines: Vec::new(),
         written: None,
@@ -362,7 +390,10 @@ impl Taildir {
     fn scan(&mut self) {
         let now = now_millis();
         let saved = self.saved.take();
+        let saved_at = self.saved_at;
+        // The matching files in the order to read them, and the same as a set.
         let mut seen: Vec<(u64, u64)> = Vec::new();
+        let mut seen_set: HashSet<u64> = HashSet::new();
         for (gi, group) in self.cfg.groups.iter().enumerate() {
             let (paths, err) = self.listings[gi].files(group, self.cfg.cache_pattern_matching);
             if let Some(e) = err {
@@ -373,11 +404,20 @@ impl Taildir {
                     continue; // deleted since the listing
                 };
                 let inode = meta.ino();
-                if seen.iter().any(|(i, _)| *i == inode) {
+                if !seen_set.insert(inode) {
                     continue; // a second name of a file already seen (a hard link)
                 }
                 let mtime = (meta.mtime() * 1000 + meta.mtime_nsec() / 1_000_000).max(0) as u64;
                 seen.push((inode, mtime));
+                let born = meta.created().ok();
+                if let Some(tf) = self.files.get(&inode) {
+                    if !same_birth(tf.born, born) {
+                        // The file it was is gone (deleted, its inode freed) and a new one
+                        // has its inode: a new file, from its start.
+                        tracing::info!(source = %self.ctx.name, "inode {inode} of {} now belongs to a new file {}", tf.path.display(), path.display());
+                        self.files.remove(&inode);
+                    }
+                }
                 if let Some(tf) = self.files.get_mut(&inode) {
                     tf.stat = (meta.len(), mtime);
                     if tf.path != *path {
@@ -389,12 +429,16 @@ impl Taildir {
                     continue;
                 }
                 let pos = match saved.as_ref().and_then(|s| s.get(&inode)) {
-                    // Its inode and path, or its inode in the same directory under a new
-                    // name (a rotation while the agent was down) if it is not shorter than
-                    // the position (a reused inode would rarely be as long).
-                    Some(p) if Path::new(&p.file) == path => p.pos,
+                    // Its inode and path (as Flume), unless it was born after the
+                    // positions were written: a new file that got a freed inode.
+                    Some(p) if Path::new(&p.file) == path && older(born, saved_at, true) => p.pos,
+                    // Its inode in the same directory under another name of the group (a
+                    // rotation while the agent was down), only where its birth shows it
+                    // is the same file; else from 0, as Flume (a duplicate, not a loss).
                     Some(p)
-                        if Path::new(&p.file).parent() == path.parent() && meta.len() >= p.pos =>
+                        if Path::new(&p.file).parent() == path.parent()
+                            && meta.len() >= p.pos
+                            && older(born, saved_at, false) =>
                     {
                         p.pos
                     }
@@ -413,13 +457,14 @@ impl Taildir {
                         last_updated: now,
                         gone_since: None,
                         stat: (meta.len(), mtime),
+                        born,
                     },
                 );
             }
         }
         if let Some(saved) = saved {
             for p in saved.values() {
-                if !seen.iter().any(|(i, _)| *i == p.inode) {
+                if !seen_set.contains(&p.inode) {
                     self.find_renamed(p, now);
                 }
             }
@@ -427,7 +472,7 @@ impl Taildir {
         seen.sort_by_key(|&(_, mtime)| mtime);
         self.order.clear();
         for tf in self.files.values_mut() {
-            if tf.gone_since.is_none() && !seen.iter().any(|(i, _)| *i == tf.inode) {
+            if tf.gone_since.is_none() && !seen_set.contains(&tf.inode) {
                 tf.gone_since = Some(now);
             }
             if tf.gone_since.is_some() {
@@ -440,15 +485,20 @@ impl Taildir {
     /// A file with a saved position that no name of its group has now: if it was renamed
     /// in its directory while the agent was down (a rotation), it is read from its
     /// position on, as a file renamed while the agent runs is (Flume loses the rest).
+    /// Where birth times are unknown, only a file not shorter than its position is.
     fn find_renamed(&mut self, p: &Position, now: u64) {
         let old = Path::new(&p.file);
         let Some(dir) = old.parent() else { return };
         let Some(group) = self.cfg.groups.iter().position(|g| g.dir == dir) else {
             return;
         };
-        let Some((path, file)) = find_in_dir(dir, p.inode, p.pos) else {
+        let Some((path, file)) = find_in_dir(dir, p.inode, p.pos, None) else {
             return;
         };
+        let born = file.metadata().ok().and_then(|m| m.created().ok());
+        if !older(born, self.saved_at, true) {
+            return;
+        }
         tracing::info!(source = %self.ctx.name, "{} (inode {}) was renamed to {} while the agent was stopped; reading it on from position {}", p.file, p.inode, path.display(), p.pos);
         self.files.insert(
             p.inode,
@@ -462,6 +512,7 @@ impl Taildir {
                 last_updated: now,
                 gone_since: Some(now),
                 stat: (0, 0),
+                born,
             },
         );
     }
@@ -479,7 +530,8 @@ impl Taildir {
             // Closed as idle, then renamed: found again by its inode (an application may
             // write to it a while after a rotation), or dropped.
             None if tf.gone_since.is_some() => {
-                match tf.path.parent().and_then(|d| find_in_dir(d, inode, tf.pos)) {
+                let dir = tf.path.parent();
+                match dir.and_then(|d| find_in_dir(d, inode, tf.pos, tf.born)) {
                     Some((_, f)) => f,
                     None => {
                         self.files.remove(&inode);
@@ -626,15 +678,41 @@ impl Taildir {
 }
 
 /// The file of inode `inode` in `dir` under any name, opened, if it is a regular file at
-/// least `min_len` long (a reused inode would rarely be as long as the old position).
-fn find_in_dir(dir: &Path, inode: u64, min_len: u64) -> Option<(PathBuf, std::fs::File)> {
+/// least `min_len` long (a reused inode would rarely be as long as the old position) and
+/// born when `born` says, where that is known.
+fn find_in_dir(
+    dir: &Path,
+    inode: u64,
+    min_len: u64,
+    born: Option<SystemTime>,
+) -> Option<(PathBuf, std::fs::File)> {
     let entry = std::fs::read_dir(dir)
         .ok()?
         .flatten()
         .find(|e| e.ino() == inode)?;
     let file = std::fs::File::open(entry.path()).ok()?;
     let m = file.metadata().ok()?;
-    (m.is_file() && m.ino() == inode && m.len() >= min_len).then(|| (entry.path(), file))
+    let same =
+        m.is_file() && m.ino() == inode && m.len() >= min_len && same_birth(born, m.created().ok());
+    same.then(|| (entry.path(), file))
+}
+
+/// Whether a file born at `born` existed when the positions were written (`saved_at`);
+/// the answer is `unknown` when the file system or the position file cannot tell.
+fn older(born: Option<SystemTime>, saved_at: Option<SystemTime>, unknown: bool) -> bool {
+    match (born, saved_at) {
+        (Some(born), Some(at)) => born <= at,
+        _ => unknown,
+    }
+}
+
+/// Whether two creation times can be the same file's: equal, or one unknown (a file
+/// system without birth times, or a file known only from the position file).
+fn same_birth(a: Option<SystemTime>, b: Option<SystemTime>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
 }
 
 /// Opens a closed file by its path, if the path still names its inode (else the next
@@ -645,7 +723,8 @@ fn open(tf: &mut TailFile) -> std::io::Result<Option<std::fs::File>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    if f.metadata()?.ino() != tf.inode {
+    let m = f.metadata()?;
+    if m.ino() != tf.inode || !same_birth(tf.born, m.created().ok()) {
         return Ok(None);
     }
     // Idle again only `idleTimeout` after this opening.

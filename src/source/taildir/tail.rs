@@ -41,6 +41,9 @@ pub struct TailFile {
     /// Size and modification time (ms) at the last scan, to reopen a closed file only
     /// when it changed.
     pub stat: (u64, u64),
+    /// Its creation time, where the file system records one: a new file that gets a
+    /// freed inode has another, so it is not taken for the old one.
+    pub born: Option<std::time::SystemTime>,
 }
 
 /// A complete line of a file, or a partial last one when asked for.
