@@ -551,6 +551,43 @@ fn a_bad_position_file_or_missing_directory_stops_the_start_with_the_reason() {
     assert!(agent.log_text().contains("does not exist"));
 }
 
+#[test]
+fn a_full_channel_pauses_reading_and_the_position_stays_at_what_it_committed() {
+    const WIDTH: u64 = 12; // "L0000000000\n"
+    let w = World::new();
+    let f = w.log("app.log");
+    let lines: Vec<String> = (0..2000).map(|i| format!("L{i:010}")).collect();
+    append(&f, &text(&lines));
+    let channel = "a1.channels.c1.type = file
+a1.channels.c1.checkpointDir = {w}/ckpt
+a1.channels.c1.dataDirs = {w}/data
+a1.channels.c1.capacity = 200
+a1.channels.c1.transactionCapacity = 10
+a1.channels.c1.keep-alive = 0";
+    let with_sink = w.conf("app[.]log", "", channel);
+    // First without a sink: the channel fills and the source must wait.
+    let no_sink: String = with_sink
+        .lines()
+        .filter(|l| !l.starts_with("a1.sinks"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut agent = Agent::start(&no_sink, &["--cores", "2"]);
+    agent.wait_for_log("pausing reads until they fit", T);
+    assert!(agent.stop().success());
+    let pos =
+        flume_fast::source::taildir::position::parse(w.positions().as_bytes()).unwrap()[0].pos;
+    let size = std::fs::metadata(&f).unwrap().len();
+    assert!(
+        pos > 0 && pos < size && pos % WIDTH == 0,
+        "position {pos} of {size}"
+    );
+    // With a sink, the channel's events and the rest of the file arrive, each once: the
+    // position was exactly what the channel had committed.
+    let mut agent = Agent::start(&with_sink, &["--cores", "2"]);
+    wait_for_exactly(&w, &lines);
+    assert!(agent.stop().success());
+}
+
 /// A small pseudo-random sequence (xorshift), seeded from the clock and printed, so a
 /// failing run can be repeated.
 struct Rng(u64);
