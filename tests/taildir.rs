@@ -588,6 +588,30 @@ a1.channels.c1.keep-alive = 0";
     assert!(agent.stop().success());
 }
 
+#[test]
+fn positions_are_saved_while_a_large_backlog_is_read() {
+    let w = World::new();
+    let f = w.log("app.log");
+    let lines: Vec<String> = (0..1_000_000).map(|i| format!("L{i:010}")).collect();
+    append(&f, &text(&lines));
+    let size = std::fs::metadata(&f).unwrap().len();
+    let mut agent = w.start("app[.]log", "a1.sources.r1.writePosInterval = 50");
+    // The whole backlog is one round of reading; positions must be saved during it.
+    let mut seen = std::collections::BTreeSet::new();
+    wait_until(Duration::from_secs(60), "the position at the end", || {
+        let p = std::fs::read_to_string(w.path("pos/taildir_position.json")).ok()?;
+        let pos = flume_fast::source::taildir::position::parse(p.as_bytes())
+            .ok()?
+            .first()?
+            .pos;
+        seen.insert(pos);
+        (pos == size).then_some(())
+    });
+    assert!(agent.stop().success());
+    let between = seen.iter().filter(|&&p| p > 0 && p < size).count();
+    assert!(between >= 2, "positions seen: {seen:?}");
+}
+
 /// A small pseudo-random sequence (xorshift), seeded from the clock and printed, so a
 /// failing run can be repeated.
 struct Rng(u64);

@@ -331,6 +331,10 @@ struct Taildir {
     /// What the position file holds, so an unchanged one is not written (and synced)
     /// again at every interval.
     written: Option<String>,
+    /// When positions were last saved: a long read saves them between batches too, as
+    /// Flume's position writer thread does every `writePosInterval` whatever the reader
+    /// is doing (else a kill during a large backlog would repeat all of it).
+    saved_last: tokio::time::Instant,
 }
 
 async fn run((cfg, saved): (TaildirConfig, Saved), ctx: Rc<SourceCtx>) {
@@ -346,6 +350,7 @@ async fn run((cfg, saved): (TaildirConfig, Saved), ctx: Rc<SourceCtx>) {
         order: Vec::new(),
         lines: Vec::new(),
         written: None,
+        saved_last: tokio::time::Instant::now(),
     };
     // The first scan applies the saved positions before the first save (due at once)
     // could write the file without them.
@@ -599,6 +604,9 @@ impl Taildir {
                     tf.file = Some(file);
                     return None;
                 }
+                if self.saved_last.elapsed() >= self.cfg.write_pos_interval {
+                    self.save();
+                }
                 if n < self.cfg.batch_size {
                     break;
                 }
@@ -666,6 +674,7 @@ impl Taildir {
             })
             .collect();
         positions.sort_by(|a, b| a.file.cmp(&b.file).then(a.inode.cmp(&b.inode)));
+        self.saved_last = tokio::time::Instant::now();
         let text = position::format(&positions);
         if self.written.as_ref() == Some(&text) {
             return;
