@@ -104,10 +104,7 @@ const KEYS: &[KeySpec] = &[
     ),
     KeySpec::new(
         "maxBatchCount",
-        KeyKind::Int {
-            min: i64::MIN,
-            max: i64::MAX,
-        },
+        KeyKind::int(i64::MIN, i64::MAX),
         Some("9223372036854775807"),
         "Batches read from one file before the next file's turn (<= 0: no limit)",
     ),
