@@ -15,18 +15,20 @@
 //! (unless the file was created after the position file was written: a new file that got
 //! a freed inode, which Flume would take for the old one).
 //!
-//! Unlike Flume: a full channel holds the batch and pauses reading (Flume sleeps and
-//! re-reads); a file renamed to a name outside its group, or deleted, is read on through
-//! its descriptor (or, closed as idle, found again by inode in its directory) until it is
-//! idle for `idleTimeout`, then dropped (Flume stops reading it at once); a file renamed
-//! to another name of its group keeps its position (Flume reads it again from 0), and so
-//! does a file renamed in its directory while the agent was down, where its creation time
-//! shows it is the same file (Flume drops it, or reads it from 0); an inode reused by a
-//! new file is told apart by its creation time where the file system records one; while
-//! idle the
-//! source polls every `backoffSleepIncrement` ms (Flume grows the pause by that much per
-//! idle poll up to `maxBackoffSleep`); the position file is written atomically (Flume
-//! overwrites it in place).
+//! Unlike Flume (docs/differences.md#taildir says why):
+//! - a full channel holds the batch and pauses reading (Flume sleeps and re-reads);
+//! - a file renamed out of its group, or deleted, is read on through its descriptor (or,
+//!   closed as idle, found again by inode in its directory) until idle for `idleTimeout`,
+//!   and its position is saved meanwhile under its old name, so a restart after a crash
+//!   finds it by inode (Flume stops reading it at once);
+//! - a file renamed to another name of its group keeps its position, and so does one
+//!   renamed while the agent was down where its creation time shows it is the same file
+//!   (Flume reads it again from 0, or drops it);
+//! - an inode reused by a new file is told apart by its creation time, where the file
+//!   system records one (Flume resumes the new file at the old one's position);
+//! - while idle the source polls every `backoffSleepIncrement` ms (Flume lengthens the
+//!   pause by that much per idle poll, up to `maxBackoffSleep`);
+//! - the position file is written atomically (Flume overwrites it in place).
 
 pub mod matcher;
 pub mod position;
@@ -658,12 +660,13 @@ impl Taildir {
     /// Writes the followed files' positions (Flume's format, atomically); an error is
     /// logged and the next interval tries again.
     fn save(&mut self) {
-        // As Flume: only files that still match (a restart finds a file by its inode and
-        // path, which a gone file no longer has).
+        // Gone files too (Flume writes only those that match), under the name they had in
+        // their group: after a kill, a restart finds a rotated file that was still being
+        // read by its inode in that directory (`find_renamed`) and reads the rest. Flume
+        // reading this file skips such an entry (its inode and path match no file).
         let mut positions: Vec<Position> = self
             .files
             .values()
-            .filter(|tf| tf.gone_since.is_none())
             .map(|tf| Position {
                 inode: tf.inode,
                 pos: tf.pos,
