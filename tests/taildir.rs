@@ -251,6 +251,40 @@ fn many_idle_files_release_their_descriptors_and_reopen_when_they_grow() {
     );
 }
 
+/// The agent's resident memory once `files` files of one line each were read and closed
+/// as idle.
+fn rss_with_idle_files(files: usize) -> u64 {
+    let w = World::new();
+    let mut want = Vec::new();
+    for i in 0..files {
+        append(&w.log(&format!("f{i}.log")), &format!("line-{i}\n"));
+        want.push(format!("line-{i}"));
+    }
+    let mut agent = w.start("f[0-9]+[.]log", "a1.sources.r1.idleTimeout = 300");
+    wait_for_exactly(&w, &want);
+    agent.wait_for_log("closed idle file", T);
+    wait_until(T, "every file closed", || {
+        (agent.log_text().matches("closed idle file").count() == files).then_some(())
+    });
+    let (rss, _) = rss(agent.child.id());
+    assert!(agent.stop().success());
+    rss
+}
+
+#[test]
+fn memory_does_not_grow_with_the_number_of_idle_files() {
+    let few = rss_with_idle_files(20);
+    let many = rss_with_idle_files(2000);
+    eprintln!("RSS with 20 idle files {few}, with 2000 {many}");
+    // A few hundred bytes each (the path, the inode, the position): no buffer or
+    // descriptor stays with an idle file.
+    assert!(
+        many < few + (8 << 20),
+        "2000 idle files cost {} KiB more than 20",
+        (many.saturating_sub(few)) >> 10
+    );
+}
+
 #[test]
 fn rename_and_create_rotation_while_appending_loses_nothing() {
     let w = World::new();
