@@ -551,27 +551,68 @@ fn skip_to_end_starts_files_without_a_position_at_their_end() {
 #[test]
 fn file_byteoffset_and_group_headers() {
     let w = World::new();
-    let f = w.log("app.log");
+    let other = w.path("other");
+    std::fs::create_dir(&other).unwrap();
+    let (f, g) = (w.log("app.log"), other.join("x.txt"));
     append(&f, "one\r\ntwo\n");
-    let mut agent = w.start(
-        "app[.]log",
-        "a1.sources.r1.fileHeader = true
+    append(&g, "three\n");
+    let conf = w
+        .conf(
+            "app[.]log",
+            &format!(
+                "a1.sources.r1.filegroups.f2 = {}/.*[.]txt
+a1.sources.r1.fileHeader = true
+a1.sources.r1.fileHeaderKey = path
 a1.sources.r1.byteOffsetHeader = true
 a1.sources.r1.headers.f1.topic = logs
+a1.sources.r1.headers.f2.topic = other
+a1.sources.r1.headers.f2.kind = txt
 a1.sinks.k1.sink.serializer = header_and_text",
-    );
-    wait_until(T, "two events", || (w.out().len() == 2).then_some(()));
+                other.display()
+            ),
+            "",
+        )
+        .replace("filegroups = f1\n", "filegroups = f1 f2\n");
+    let mut agent = Agent::start(&conf, &["--cores", "2"]);
+    wait_until(T, "three events", || (w.out().len() == 3).then_some(()));
     assert!(agent.stop().success());
     let out = w.out();
-    for (line, offset, body) in [(&out[0], 0, "one"), (&out[1], 5, "two")] {
-        assert!(line.ends_with(&format!("}} {body}")), "{line}");
-        for header in [
-            format!("file={}", f.display()),
-            format!("byteoffset={offset}"),
-            "topic=logs".to_string(),
-        ] {
-            assert!(line.contains(&header), "{header} missing in {line}");
+    for (body, headers) in [
+        (
+            "one",
+            vec![
+                format!("path={}", f.display()),
+                "byteoffset=0".into(),
+                "topic=logs".into(),
+            ],
+        ),
+        (
+            "two",
+            vec![
+                format!("path={}", f.display()),
+                "byteoffset=5".into(),
+                "topic=logs".into(),
+            ],
+        ),
+        (
+            "three",
+            vec![
+                format!("path={}", g.display()),
+                "byteoffset=0".into(),
+                "topic=other".into(),
+                "kind=txt".into(),
+            ],
+        ),
+    ] {
+        let line = out
+            .iter()
+            .find(|l| l.ends_with(&format!("}} {body}")))
+            .unwrap_or_else(|| panic!("no event {body} in {out:?}"));
+        for h in &headers {
+            assert!(line.contains(h.as_str()), "{h} missing in {line}");
         }
+        // Exactly these headers, and no 'file' header under the default name.
+        assert_eq!(line.matches('=').count(), headers.len(), "{line}");
     }
 }
 
