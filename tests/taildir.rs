@@ -617,6 +617,27 @@ a1.sinks.k1.sink.serializer = header_and_text",
 }
 
 #[test]
+fn a_line_longer_than_max_line_length_is_cut() {
+    let w = World::new();
+    let f = w.log("app.log");
+    append(&f, "0123456789abcdefghijKLMNO\nshort\n");
+    let mut agent = w.start("app[.]log", "a1.sources.r1.max-line-length = 10");
+    wait_for_exactly(
+        &w,
+        &[
+            "0123456789".into(),
+            "abcdefghij".into(),
+            "KLMNO".into(),
+            "short".into(),
+        ],
+    );
+    assert!(agent.stop().success());
+    assert!(agent
+        .log_text()
+        .contains("longer than max-line-length (10 bytes)"));
+}
+
+#[test]
 fn a_bad_position_file_or_missing_directory_stops_the_start_with_the_reason() {
     let w = World::new();
     std::fs::write(w.path("pos/taildir_position.json"), "[{\"inode\":1}").unwrap();

@@ -28,6 +28,8 @@
 //!   system records one (Flume resumes the new file at the old one's position);
 //! - while idle the source polls every `backoffSleepIncrement` ms (Flume lengthens the
 //!   pause by that much per idle poll, up to `maxBackoffSleep`);
+//! - a line longer than `max-line-length` is cut into events of that size (Flume holds
+//!   any line whole);
 //! - the position file is written atomically (Flume overwrites it in place).
 
 pub mod matcher;
@@ -140,6 +142,12 @@ const KEYS: &[KeySpec] = &[
         Some("file"),
         "Name of the path header",
     ),
+    KeySpec::new(
+        "max-line-length",
+        KeyKind::int(1, 1 << 30),
+        Some("1048576"),
+        "flume-fast: bytes of the longest event; a longer line is cut into events of this size (Flume holds any line whole)",
+    ),
 ];
 
 pub const TYPE: TypeInfo = TypeInfo {
@@ -164,6 +172,8 @@ pub struct TaildirConfig {
     pub cache_pattern_matching: bool,
     /// The header name for the file's path, when `fileHeader` is on.
     pub file_header: Option<String>,
+    /// Bytes of the longest event.
+    pub max_line: usize,
 }
 
 impl Component for TaildirConfig {
@@ -235,6 +245,7 @@ impl Component for TaildirConfig {
             poll_interval: increment.min(max_backoff),
             cache_pattern_matching: k.bool("cachePatternMatching")?,
             file_header: file_header.then_some(file_header_key),
+            max_line: k.usize("max-line-length")?,
         })
     }
 }
@@ -334,6 +345,8 @@ struct Taildir {
     /// Flume's position writer thread does every `writePosInterval` whatever the reader
     /// is doing (else a kill during a large backlog would repeat all of it).
     saved_last: tokio::time::Instant,
+    /// A line was cut at `max-line-length` (logged once, not at every line).
+    cut_logged: bool,
 }
 
 async fn run((cfg, saved): (TaildirConfig, Saved), ctx: Rc<SourceCtx>) {
@@ -350,6 +363,7 @@ async fn run((cfg, saved): (TaildirConfig, Saved), ctx: Rc<SourceCtx>) {
         lines: Vec::new(),
         written: None,
         saved_last: tokio::time::Instant::now(),
+        cut_logged: false,
     };
     // The first scan applies the saved positions before the first save (due at once)
     // could write the file without them.
@@ -575,7 +589,7 @@ impl Taildir {
         if size > tf.pos || closing {
             let (path, group, start) = (tf.path.clone(), tf.group, tf.pos);
             let headers = self.headers(group, &path);
-            let mut lines = Lines::new(start);
+            let mut lines = Lines::new(start, self.cfg.max_line);
             let mut batches = 0u64;
             loop {
                 self.lines.clear();
@@ -614,6 +628,10 @@ impl Taildir {
                     more = true;
                     break;
                 }
+            }
+            if lines.cut_long && !self.cut_logged {
+                self.cut_logged = true;
+                tracing::warn!(source = %self.ctx.name, "a line of {} is longer than max-line-length ({} bytes): cut into events of that size (logged once)", path.display(), self.cfg.max_line);
             }
         }
         let tf = self

@@ -5,7 +5,9 @@
 //! Lines end at `\n`, and a `\r` just before it is removed, as in Flume's `TailFile`. A
 //! last line without its `\n` yet is left for later (the position stays before it), except
 //! when the caller asks for it (`partial`): Flume emits such a line when it closes an idle
-//! file, and so does the source here.
+//! file, and so does the source here. Unlike Flume, which holds any line whole, a line
+//! longer than `max` bytes is cut into pieces of `max` bytes, so what a file without
+//! newlines makes the source hold stays bounded.
 
 use crate::event::Body;
 use bytes::Bytes;
@@ -62,14 +64,20 @@ pub struct Lines {
     base: u64,
     /// Index in `data` of the first byte not yet cut into a line.
     at: usize,
+    /// The longest line; a longer one is cut into pieces this long.
+    max: usize,
+    /// Whether a line was cut (for the caller to say so).
+    pub cut_long: bool,
 }
 
 impl Lines {
-    pub fn new(pos: u64) -> Lines {
+    pub fn new(pos: u64, max: usize) -> Lines {
         Lines {
             data: Rc::new(Bytes::new()),
             base: pos,
             at: 0,
+            max: max.max(1),
+            cut_long: false,
         }
     }
 
@@ -110,22 +118,38 @@ impl Lines {
     fn cut(&mut self, max: usize, out: &mut Vec<Line>) -> bool {
         let before = out.len();
         while out.len() < max {
-            let Some(n) = memchr::memchr(b'\n', &self.data[self.at..]) else {
-                break;
-            };
-            let nl = self.at + n;
-            let end = if nl > self.at && self.data[nl - 1] == b'\r' {
-                nl - 1
-            } else {
-                nl
+            // A line of `self.max` bytes may be followed by `\r\n`: look that far.
+            let window = (self.at + self.max + 2).min(self.data.len());
+            let found = memchr::memchr(b'\n', &self.data[self.at..window]).map(|n| {
+                let nl = self.at + n;
+                let end = if nl > self.at && self.data[nl - 1] == b'\r' {
+                    nl - 1
+                } else {
+                    nl
+                };
+                (end, nl + 1)
+            });
+            let (end, next) = match found {
+                Some((end, next)) if end - self.at <= self.max => (end, next),
+                // Longer than `max` (a `\n` after more, or none in a full window): cut.
+                // With less than a full window there may be a `\r\n` still to read.
+                Some(_) => self.cut_at_max(),
+                None if window - self.at == self.max + 2 => self.cut_at_max(),
+                None => break,
             };
             out.push(Line {
                 offset: self.pos(),
                 body: Body::shared(self.data.clone(), self.at..end),
             });
-            self.at = nl + 1;
+            self.at = next;
         }
         out.len() > before
+    }
+
+    /// The end of a piece of `max` bytes, and where the rest of its line starts.
+    fn cut_at_max(&mut self) -> (usize, usize) {
+        self.cut_long = true;
+        (self.at + self.max, self.at + self.max)
     }
 
     /// Reads the file's next bytes after the buffer, keeping the uncut rest of the buffer
@@ -181,7 +205,7 @@ mod tests {
     #[test]
     fn cuts_lines_at_newline_removing_a_carriage_return_before_it() {
         let (_t, f) = file_with(b"a\r\nb\n\nc\rd\n\r\n\r\rx\r\n");
-        let mut lines = Lines::new(0);
+        let mut lines = Lines::new(0, 1 << 20);
         let mut out = Vec::new();
         lines.read(&f, 100, false, &mut out).unwrap();
         assert_eq!(
@@ -201,7 +225,7 @@ mod tests {
     #[test]
     fn a_partial_last_line_waits_for_its_newline_unless_asked_for() {
         let (mut t, f) = file_with(b"one\ntwo\nthr");
-        let mut lines = Lines::new(0);
+        let mut lines = Lines::new(0, 1 << 20);
         let mut out = Vec::new();
         lines.read(&f, 100, false, &mut out).unwrap();
         assert_eq!(texts(&out), [(0, "one".into()), (4, "two".into())]);
@@ -213,7 +237,9 @@ mod tests {
         lines.read(&f, 100, false, &mut out).unwrap();
         assert_eq!(texts(&out), [(8, "three".into())]);
         out.clear();
-        Lines::new(8).read(&f, 100, false, &mut out).unwrap();
+        Lines::new(8, 1 << 20)
+            .read(&f, 100, false, &mut out)
+            .unwrap();
         assert_eq!(texts(&out), [(8, "three".into())]);
         // Asked for (an idle file closing), the partial line comes as it is.
         out.clear();
@@ -225,7 +251,7 @@ mod tests {
     #[test]
     fn stops_at_max_and_goes_on_from_there() {
         let (_t, f) = file_with(b"1\n2\n3\n4\n5\n");
-        let mut lines = Lines::new(2);
+        let mut lines = Lines::new(2, 1 << 20);
         let mut out = Vec::new();
         lines.read(&f, 2, false, &mut out).unwrap();
         assert_eq!(texts(&out), [(2, "2".into()), (4, "3".into())]);
@@ -240,6 +266,43 @@ mod tests {
     }
 
     #[test]
+    fn a_line_longer_than_max_is_cut_into_pieces_of_max() {
+        let (mut t, f) = file_with(b"0123456789abcdefghijXY\n12345\r\nabcde\r\n0123456");
+        let mut lines = Lines::new(0, 5);
+        let mut out = Vec::new();
+        lines.read(&f, 100, false, &mut out).unwrap();
+        assert!(lines.cut_long);
+        assert_eq!(
+            texts(&out),
+            [
+                (0, "01234".into()),
+                (5, "56789".into()),
+                (10, "abcde".into()),
+                (15, "fghij".into()),
+                (20, "XY".into()),
+                // Exactly `max` bytes before `\r\n` is a whole line.
+                (23, "12345".into()),
+                (30, "abcde".into()),
+                // An unfinished line is cut too once it is longer than `max`.
+                (37, "01234".into()),
+            ]
+        );
+        assert_eq!(lines.pos(), 42);
+        t.write_all(b"\n").unwrap();
+        out.clear();
+        lines.read(&f, 100, false, &mut out).unwrap();
+        assert_eq!(texts(&out), [(42, "56".into())]);
+        // A line of exactly `max` whose `\r\n` is not all written yet waits for it.
+        t.write_all(b"vwxyz\r").unwrap();
+        out.clear();
+        lines.read(&f, 100, false, &mut out).unwrap();
+        assert!(out.is_empty());
+        t.write_all(b"\n").unwrap();
+        lines.read(&f, 100, false, &mut out).unwrap();
+        assert_eq!(texts(&out), [(45, "vwxyz".into())]);
+    }
+
+    #[test]
     fn lines_longer_than_a_chunk_and_across_chunks_are_whole() {
         let long = "x".repeat(CHUNK * 2 + 17);
         let mut content = String::new();
@@ -250,7 +313,7 @@ mod tests {
         content.push('\n');
         content.push_str("end\n");
         let (_t, f) = file_with(content.as_bytes());
-        let mut lines = Lines::new(0);
+        let mut lines = Lines::new(0, 1 << 20);
         let mut out = Vec::new();
         lines.read(&f, usize::MAX, false, &mut out).unwrap();
         let got: Vec<String> = texts(&out).into_iter().map(|(_, s)| s).collect();
