@@ -6,11 +6,14 @@
 #   avro-tools  Avro's own tools jar into lib-avro-tools/ (the Java reader of the Avro
 #               containers flume-fast writes).
 # Usage: fetch.sh [flume|hdfs|avro-tools]...  (no argument: flume and hdfs). Idempotent:
-# does nothing for a directory that is already complete.
+# does nothing for a directory that is complete for its pom as it is now (.complete
+# holds the pom's checksum, so a dependency added later is fetched).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 fetch() { # pom, directory
-  if [[ -f "$here/$2/.complete" ]]; then
+  local sum
+  sum=$(sha256sum "$here/$1" | cut -d' ' -f1)
+  if [[ -f "$here/$2/.complete" && "$(cat "$here/$2/.complete")" == "$sum" ]]; then
     return 0
   fi
   command -v mvn >/dev/null || { echo "fetch.sh: mvn not found" >&2; exit 1; }
@@ -22,7 +25,7 @@ fetch() { # pom, directory
     echo "$out" >&2
     exit 1
   fi
-  touch "$here/$2/.complete"
+  echo "$sum" >"$here/$2/.complete"
 }
 (( $# )) || set -- flume hdfs
 for what in "$@"; do

@@ -42,6 +42,10 @@ impl KeyKind {
         match self {
             KeyKind::Str => "string".into(),
             KeyKind::Bool => "boolean".into(),
+            KeyKind::Int {
+                min: i64::MIN,
+                max: i64::MAX,
+            } => "integer".into(),
             KeyKind::Int { min, max } if *max == i64::MAX => format!("integer >= {min}"),
             KeyKind::Int { min, max } => format!("integer {min}..={max}"),
             KeyKind::Choice(c) => c.join("|"),

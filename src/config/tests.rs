@@ -298,6 +298,7 @@ fn plausible(k: &KeySpec) -> String {
         _ => match k.key {
             "bind" | "hostname" => "127.0.0.1".into(),
             "hdfs.path" => "hdfs://127.0.0.1:9000/flume".into(),
+            "filegroups" => "f1".into(),
             _ => "/tmp/flume-fast-test".into(),
         },
     }
@@ -307,7 +308,14 @@ fn required_keys(t: &TypeInfo, prefix: &str) -> String {
     t.keys
         .iter()
         .filter(|k| k.required)
-        .map(|k| format!("{prefix}.{} = {}\n", k.key, plausible(k)))
+        .map(|k| {
+            let mut line = format!("{prefix}.{} = {}\n", k.key, plausible(k));
+            // A list of names that each need a key of their own (TAILDIR's file groups).
+            if k.key == "filegroups" {
+                line.push_str(&format!("{prefix}.filegroups.f1 = /tmp/.*[.]log\n"));
+            }
+            line
+        })
         .collect()
 }
 

@@ -12,6 +12,7 @@ pub mod netcat;
 pub mod netcat_udp;
 pub mod seq;
 pub mod stress;
+pub mod taildir;
 mod tcp;
 
 pub use ctx::{Backoff, SourceCtx};
@@ -33,6 +34,7 @@ pub static TYPES: &[Registration<Arc<dyn SourceType>>] = &[
     register::<netcat_udp::NetcatUdpConfig>(),
     register::<seq::SeqConfig>(),
     register::<stress::StressConfig>(),
+    register::<taildir::TaildirConfig>(),
 ];
 
 /// A source type's typed configuration, built once at start-up from its keys and shared

@@ -188,6 +188,13 @@ impl JavaProc {
         }
     }
 
+    /// Sends `sig` (SIGTERM: Flume's shutdown hook stops the components, which then
+    /// write their state, as a TAILDIR source its positions).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill has no memory preconditions.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
     pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + timeout;
         loop {
