@@ -1005,10 +1005,18 @@ async fn preallocator(chan: Rc<WalChannel>) {
         if let Some((dir, shard, start, size, zero, free)) = job {
             let create = || async {
                 chan.inner.borrow().log.check_room_for_new_segment()?;
-                chan.inner.borrow_mut().log.creating += size as u64;
-                let made = SegmentFile::create_spare(&dir, shard, start, size, zero).await;
-                chan.inner.borrow_mut().log.creating -= size as u64;
-                made
+                let spare = SegmentFile::create_spare(&dir, shard, start, size, zero).await?;
+                // A roll that found no spare ready may have made a segment meanwhile,
+                // from the same free space: the spare then gives its room back rather
+                // than take the disk below minimumRequiredSpace.
+                let left = chan.inner.borrow().log.check_room_left();
+                if let Err(e) = left {
+                    let path = spare.0.path.clone();
+                    drop(spare);
+                    let _ = tokio_uring::fs::remove_file(&path).await;
+                    return Err(e);
+                }
+                Ok(spare)
             };
             let made = match free {
                 Some(from) => {

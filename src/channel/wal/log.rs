@@ -101,10 +101,6 @@ pub struct Log {
     pub direct: Option<Appender>,
     /// Free space (minimumRequiredSpace) a new segment file must leave on the disk.
     pub reserve: u64,
-    /// Bytes of a spare being created now, whose blocks the free space may not show
-    /// yet: a blocking roll meanwhile must count them, or the two together go below
-    /// `reserve`.
-    pub creating: u64,
 }
 
 /// The smallest padding record (frame header, kind byte, alignment).
@@ -164,7 +160,6 @@ impl Log {
             rolls: 0,
             direct: None,
             reserve: 0,
-            creating: 0,
         }
     }
 
@@ -291,18 +286,27 @@ impl Log {
     /// checkpoint that frees the segments the sinks have consumed, and the channel stays
     /// stuck with every byte in segments. (Reusing a free segment takes no space.)
     pub fn check_room_for_new_segment(&self) -> io::Result<()> {
+        self.check_room(self.segment_size as u64)
+    }
+
+    /// Fails when the disk is already below `reserve` (a segment just made took it there).
+    pub fn check_room_left(&self) -> io::Result<()> {
+        self.check_room(0)
+    }
+
+    fn check_room(&self, segment: u64) -> io::Result<()> {
         if self.reserve == 0 {
             return Ok(());
         }
         // Unknown free space does not stop the log; creating the file still fails
         // cleanly if the disk is really full.
         match super::layout::free_space(&self.dir) {
-            Ok(free) if free < self.segment_size as u64 + self.reserve + self.creating => {
+            Ok(free) if free < segment + self.reserve => {
                 Err(io::Error::new(
                     io::ErrorKind::StorageFull,
                     format!(
-                        "No space left on device for a new segment: {free} bytes free, a segment takes {} (another being made takes {}) and minimumRequiredSpace keeps {}",
-                        self.segment_size, self.creating, self.reserve
+                        "No space left on device for a new segment: {free} bytes free, a segment takes {} and minimumRequiredSpace keeps {}",
+                        self.segment_size, self.reserve
                     ),
                 ))
             }
