@@ -75,6 +75,11 @@ impl Plan {
         placement: Placement::HomeShard,
         listens: Vec::new(),
     };
+    /// On every shard, listening on nothing, each shard owning part of the work.
+    pub const PARTITIONED: Plan = Plan {
+        placement: Placement::Partitioned,
+        listens: Vec::new(),
+    };
 }
 
 /// Which shards run a source.

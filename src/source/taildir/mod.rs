@@ -2,8 +2,15 @@
 //! follows the files of its file groups and turns each complete line into an event,
 //! remembering in a position file how far each file (by inode) was delivered.
 //!
-//! This first cut runs on one shard (`Placement::HomeShard`): every file of the source is
-//! read there. Partitioning the files over shards by inode comes next.
+//! It runs on every shard (`Placement::Partitioned`): each shard lists the same files but
+//! follows only those whose inode it owns (`Shard::owns` of the inode's little-endian
+//! bytes), so no two shards read one file and a renamed file (same inode) stays on its
+//! shard. The position file stays one file in Flume's format: the shards share a table
+//! of its entries (`PositionTable`), loaded from the file by the first shard to start;
+//! each shard takes its own entries from it at start, and when it saves (every
+//! `writePosInterval` and at stop) replaces its own entries (dropping those of files it no
+//! longer follows) and writes the whole table, under the table's lock, so concurrent
+//! saves neither interleave nor lose another shard's entries.
 //!
 //! As in Flume 1.11: lines end at `\n` (a `\r` before it removed); a last line without
 //! its `\n` waits for it, and is emitted as it is when the file is closed as idle
@@ -45,10 +52,11 @@ use crate::runtime::state_file;
 use crate::runtime::tick::Ticker;
 use matcher::{Group, Listing};
 use position::Position;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 use tail::{Line, Lines, TailFile};
 
@@ -174,6 +182,28 @@ pub struct TaildirConfig {
     pub file_header: Option<String>,
     /// Bytes of the longest event.
     pub max_line: usize,
+    /// The position file's entries, shared by the source's shards (one per config, so
+    /// every shard bound from it shares it).
+    pub table: Arc<Mutex<PositionTable>>,
+}
+
+/// The position file's entries of every shard, by inode: what the file holds once every
+/// shard has saved. Locked only at start and to save, never on the event path.
+#[derive(Debug, Default)]
+pub struct PositionTable {
+    /// Whether the position file was read (by the first shard to bind).
+    loaded: bool,
+    entries: BTreeMap<u64, Position>,
+    /// The position file's modification time when it was read (see `Saved`).
+    saved_at: Option<SystemTime>,
+    /// What the position file holds as last written, so an unchanged table is not
+    /// written (and synced) again at every interval.
+    written: Option<String>,
+}
+
+/// Whether `shard` follows the file of `inode`.
+fn owns(shard: Shard, inode: u64) -> bool {
+    shard.owns(&inode.to_le_bytes())
 }
 
 impl Component for TaildirConfig {
@@ -246,18 +276,21 @@ impl Component for TaildirConfig {
             cache_pattern_matching: k.bool("cachePatternMatching")?,
             file_header: file_header.then_some(file_header_key),
             max_line: k.usize("max-line-length")?,
+            table: Arc::default(),
         })
     }
 }
 
 impl SourceType for TaildirConfig {
     fn plan(&self) -> std::io::Result<Plan> {
-        Ok(Plan::HOME_SHARD)
+        Ok(Plan::PARTITIONED)
     }
 
     /// Checks the groups' directories and reads the position file before the shard is
-    /// ready, so a start that cannot follow its files fails at once and says why.
-    fn bind(&self, _: Shard) -> std::io::Result<Bound> {
+    /// ready, so a start that cannot follow its files fails at once and says why. The
+    /// first shard to bind reads the position file into the shared table; every shard
+    /// takes the entries it owns from the table.
+    fn bind(&self, shard: Shard) -> std::io::Result<Bound> {
         let mut cfg = self.clone();
         for g in &mut cfg.groups {
             if !g.dir.is_dir() {
@@ -286,7 +319,9 @@ impl SourceType for TaildirConfig {
                 })?;
             }
         }
-        let saved = match state_file::read(&cfg.position_file)? {
+        let mut table = cfg.table.lock().unwrap_or_else(PoisonError::into_inner);
+        if !table.loaded {
+            let saved = match state_file::read(&cfg.position_file)? {
             Some(bytes) => position::parse(&bytes).map_err(|e| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
@@ -298,25 +333,29 @@ impl SourceType for TaildirConfig {
             })?,
             None => Vec::new(),
         };
-        // When the positions were written: a file born after that cannot be the one a
-        // position is for, whatever its inode.
-        let saved_at = std::fs::metadata(&cfg.position_file)
-            .and_then(|m| m.modified())
-            .ok();
-        Ok(Bound::new(
-            (
-                cfg,
-                Saved {
-                    positions: saved,
-                    at: saved_at,
-                },
-            ),
-            run,
-        ))
+            // When the positions were written: a file born after that cannot be the one
+            // a position is for, whatever its inode.
+            table.saved_at = std::fs::metadata(&cfg.position_file)
+                .and_then(|m| m.modified())
+                .ok();
+            table.entries = saved.into_iter().map(|p| (p.inode, p)).collect();
+            table.loaded = true;
+        }
+        let saved = Saved {
+            positions: table
+                .entries
+                .values()
+                .filter(|p| owns(shard, p.inode))
+                .cloned()
+                .collect(),
+            at: table.saved_at,
+        };
+        drop(table);
+        Ok(Bound::new((cfg, shard, saved), run))
     }
 }
 
-/// The position file as read at start.
+/// The entries of the position file this shard owns, as read at start.
 struct Saved {
     positions: Vec<Position>,
     /// Its modification time.
@@ -327,6 +366,8 @@ struct Saved {
 struct Taildir {
     cfg: TaildirConfig,
     ctx: Rc<SourceCtx>,
+    /// The shard this runs on: it follows only the files whose inode it owns.
+    shard: Shard,
     listings: Vec<Listing>,
     files: HashMap<u64, TailFile>,
     /// Positions read at start, applied at the first scan (by inode and path, as Flume).
@@ -338,9 +379,6 @@ struct Taildir {
     order: Vec<u64>,
     /// Lines of the batch being built (reused).
     lines: Vec<Line>,
-    /// What the position file holds, so an unchanged one is not written (and synced)
-    /// again at every interval.
-    written: Option<String>,
     /// When positions were last saved: a long read saves them between batches too, as
     /// Flume's position writer thread does every `writePosInterval` whatever the reader
     /// is doing (else a kill during a large backlog would repeat all of it).
@@ -349,19 +387,19 @@ struct Taildir {
     cut_logged: bool,
 }
 
-async fn run((cfg, saved): (TaildirConfig, Saved), ctx: Rc<SourceCtx>) {
+async fn run((cfg, shard, saved): (TaildirConfig, Shard, Saved), ctx: Rc<SourceCtx>) {
     let mut poll = Ticker::new(cfg.poll_interval, ctx.stop.clone());
     let mut save = Ticker::new(cfg.write_pos_interval, ctx.stop.clone());
     let mut t = Taildir {
         listings: cfg.groups.iter().map(|_| Listing::default()).collect(),
         cfg,
         ctx,
+        shard,
         files: HashMap::new(),
         saved: Some(saved.positions.into_iter().map(|p| (p.inode, p)).collect()),
         saved_at: saved.at,
         order: Vec::new(),
         lines: Vec::new(),
-        written: None,
         saved_last: tokio::time::Instant::now(),
         cut_logged: false,
     };
@@ -422,6 +460,9 @@ impl Taildir {
                     continue; // deleted since the listing
                 };
                 let inode = meta.ino();
+                if !owns(self.shard, inode) {
+                    continue; // another shard's file
+                }
                 if !seen_set.insert(inode) {
                     continue; // a second name of a file already seen (a hard link)
                 }
@@ -678,27 +719,37 @@ impl Taildir {
     /// Writes the followed files' positions (Flume's format, atomically); an error is
     /// logged and the next interval tries again.
     fn save(&mut self) {
+        self.saved_last = tokio::time::Instant::now();
+        let shard = self.shard;
+        // This shard's entries replaced by its files' (those of files it dropped go), the
+        // other shards' kept as they saved them; written whole under the lock, so two
+        // shards saving at once neither interleave nor lose each other's entries.
+        let mut table = self
+            .cfg
+            .table
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        table.entries.retain(|&inode, _| !owns(shard, inode));
         // Gone files too (Flume writes only those that match), under the name they had in
         // their group: after a kill, a restart finds a rotated file that was still being
         // read by its inode in that directory (`find_renamed`) and reads the rest. Flume
         // reading this file skips such an entry (its inode and path match no file).
-        let mut positions: Vec<Position> = self
-            .files
-            .values()
-            .map(|tf| Position {
+        for tf in self.files.values() {
+            let p = Position {
                 inode: tf.inode,
                 pos: tf.pos,
                 file: tf.path.to_string_lossy().into_owned(),
-            })
-            .collect();
+            };
+            table.entries.insert(tf.inode, p);
+        }
+        let mut positions: Vec<Position> = table.entries.values().cloned().collect();
         positions.sort_by(|a, b| a.file.cmp(&b.file).then(a.inode.cmp(&b.inode)));
-        self.saved_last = tokio::time::Instant::now();
         let text = position::format(&positions);
-        if self.written.as_ref() == Some(&text) {
+        if table.written.as_ref() == Some(&text) {
             return;
         }
         match state_file::write(&self.cfg.position_file, text.as_bytes()) {
-            Ok(()) => self.written = Some(text),
+            Ok(()) => table.written = Some(text),
             Err(e) => tracing::error!(source = %self.ctx.name, "writing the position file: {e}"),
         }
     }
