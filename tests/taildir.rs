@@ -915,15 +915,11 @@ a1.sinks.k1.sink.batchSize = {SINK_BATCH}"
     );
 }
 
-/// The shard that owns a file, as the source computes it: FNV-1a of the inode's
-/// little-endian bytes, modulo the shards.
+/// The shard that owns a file, by the source's own rule: its inode's little-endian bytes
+/// hashed onto the shards (`Shard::owns`).
 fn owner_shard(path: &Path, shards: u64) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in std::fs::metadata(path).unwrap().ino().to_le_bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h % shards
+    let inode = std::fs::metadata(path).unwrap().ino();
+    flume_fast::source::shard_of(&inode.to_le_bytes(), shards as usize) as u64
 }
 
 #[test]
