@@ -968,3 +968,92 @@ fn files_are_partitioned_over_the_shards_by_inode_and_share_one_position_file() 
     // One position file, with every file of both shards at its end.
     assert_eq!(w.positions(), flume_positions(&files));
 }
+
+#[test]
+fn a_new_or_renamed_in_file_is_followed_at_once_not_at_the_next_poll() {
+    let w = World::new();
+    append(&w.log("a.log"), "a-0\n");
+    // Polls ten minutes apart: only the directory watch can find the new files in time.
+    let conf = w
+        .conf("[a-z][.]log", "a1.sources.r1.maxBackoffSleep = 600000", "")
+        .replace(
+            "backoffSleepIncrement = 100",
+            "backoffSleepIncrement = 600000",
+        );
+    let mut agent = Agent::start(&conf, &["--cores", "2"]);
+    wait_for_exactly(&w, &["a-0".to_string()]);
+    append(&w.log("b.log"), "b-0\n");
+    wait_for_exactly(&w, &["a-0".to_string(), "b-0".to_string()]);
+    // A rotation's new name: a file made elsewhere and renamed into the directory.
+    let elsewhere = w.path("pos/c.tmp");
+    append(&elsewhere, "c-0\n");
+    std::fs::rename(&elsewhere, w.log("c.log")).unwrap();
+    wait_for_exactly(&w, &numbered_names(&["a-0", "b-0", "c-0"]));
+    assert!(agent.stop().success());
+    assert!(
+        !agent.log_text().contains("cannot watch"),
+        "{}",
+        agent.log_text()
+    );
+}
+
+fn numbered_names(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn five_thousand_files_of_which_fifty_are_written_keep_only_those_open() {
+    const FILES: usize = 5000;
+    const ACTIVE: usize = 50;
+    let w = World::new();
+    let mut want = Vec::new();
+    let mut files = Vec::new();
+    for i in 0..FILES {
+        let f = w.log(&format!("f{i}.log"));
+        append(&f, &format!("first-{i}\n"));
+        want.push(format!("first-{i}"));
+        files.push(f);
+    }
+    let mut agent = w.start("f[0-9]+[.]log", "a1.sources.r1.idleTimeout = 2000");
+    let pid = agent.child.id();
+    let logs = w.path("logs");
+    let open = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+            .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.starts_with(&logs)))
+            .count()
+    };
+    wait_for_exactly(&w, &want);
+    wait_until(T, "every idle file closed", || (open() == 0).then_some(()));
+    // Fifty files, spread over the names, written in rounds while the rest stay idle.
+    let mut most_open = 0;
+    for round in 0..20 {
+        for a in 0..ACTIVE {
+            let i = a * (FILES / ACTIVE);
+            append(&files[i], &format!("r{round}-{i}\n"));
+            want.push(format!("r{round}-{i}"));
+        }
+        most_open = most_open.max(open());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for_exactly(&w, &want);
+    most_open = most_open.max(open());
+    assert!(
+        most_open <= ACTIVE,
+        "{most_open} of the files open while {ACTIVE} were written"
+    );
+    assert!(agent.stop().success());
+    assert_eq!(w.positions(), flume_positions(&files));
+    // Each written file's lines came out in the order written (a file is one shard's).
+    for lines in w.out_by_shard().values() {
+        let mut last_round = std::collections::HashMap::new();
+        for l in lines.iter().filter(|l| l.starts_with('r')) {
+            let (round, file) = l[1..].split_once('-').unwrap();
+            let round: usize = round.parse().unwrap();
+            if let Some(prev) = last_round.insert(file.to_string(), round) {
+                assert!(prev < round, "{l} after round {prev} of its file");
+            }
+        }
+    }
+}

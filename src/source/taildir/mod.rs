@@ -34,7 +34,8 @@
 //! - an inode reused by a new file is told apart by its creation time, where the file
 //!   system records one (Flume resumes the new file at the old one's position);
 //! - while idle the source polls every `backoffSleepIncrement` ms (Flume lengthens the
-//!   pause by that much per idle poll, up to `maxBackoffSleep`);
+//!   pause by that much per idle poll, up to `maxBackoffSleep`), and a new name in a
+//!   group's directory wakes it at once (inotify, `watch`);
 //! - a line longer than `max-line-length` is cut into events of that size (Flume holds
 //!   any line whole);
 //! - the position file is written atomically (Flume overwrites it in place).
@@ -42,6 +43,7 @@
 pub mod matcher;
 pub mod position;
 pub mod tail;
+pub mod watch;
 
 use super::{Bound, Plan, Shard, SourceCtx, SourceType};
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
@@ -403,6 +405,13 @@ async fn run((cfg, shard, saved): (TaildirConfig, Shard, Saved), ctx: Rc<SourceC
         saved_last: tokio::time::Instant::now(),
         cut_logged: false,
     };
+    let mut watch = match watch::DirWatch::new(t.cfg.groups.iter().map(|g| g.dir.as_path())) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(source = %t.ctx.name, "cannot watch the file groups' directories ({e}); new files are found by polling every {} ms", t.cfg.poll_interval.as_millis());
+            None
+        }
+    };
     // The first scan applies the saved positions before the first save (due at once)
     // could write the file without them.
     let mut busy = t.poll().await;
@@ -416,12 +425,24 @@ async fn run((cfg, shard, saved): (TaildirConfig, Shard, Saved), ctx: Rc<SourceC
                 continue;
             }
             ok = poll.next(), if !busy_now => if !ok { break },
+            r = changed(&mut watch), if !busy_now => if let Err(e) = r {
+                tracing::warn!(source = %t.ctx.name, "watching the file groups' directories failed ({e}); polling alone from now on");
+                watch = None;
+            },
             _ = tokio::task::yield_now(), if busy_now => {}
         }
         busy = t.poll().await;
     }
     t.save();
     tracing::info!(source = %t.ctx.name, "taildir source stopped; positions saved to {}", t.cfg.position_file.display());
+}
+
+/// Waits for a new name in a group's directory; never, without a watch.
+async fn changed(watch: &mut Option<watch::DirWatch>) -> std::io::Result<()> {
+    match watch {
+        Some(w) => w.changed().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Taildir {
