@@ -462,6 +462,28 @@ fn a_rotated_file_written_to_late_or_after_idling_is_still_read() {
 }
 
 #[test]
+fn a_file_idle_long_before_its_rotation_still_gets_its_late_writes() {
+    let w = World::new();
+    let a = w.log("a.log");
+    append(&a, "a-0\n");
+    let mut agent = w.start("a[.]log", "a1.sources.r1.idleTimeout = 2000");
+    wait_for_exactly(&w, &["a-0".to_string()]);
+    agent.wait_for_log(&format!("closed idle file {}", a.display()), T);
+    // Idle for longer than idleTimeout before logrotate renames it, as a quiet log is.
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut old = std::fs::OpenOptions::new().append(true).open(&a).unwrap();
+    std::fs::rename(&a, w.log("a.log.1")).unwrap();
+    append(&a, "a-new\n");
+    let mut want = vec!["a-0".to_string(), "a-new".to_string()];
+    wait_for_exactly(&w, &want);
+    // The application writes to its old descriptor once more before it reopens its log.
+    old.write_all(b"a-late\n").unwrap();
+    want.push("a-late".into());
+    wait_for_exactly(&w, &want);
+    assert!(agent.stop().success());
+}
+
+#[test]
 fn copytruncate_reads_the_truncated_file_again_from_its_start() {
     let w = World::new();
     let live = w.log("app.log");

@@ -554,6 +554,9 @@ impl Taildir {
         for tf in self.files.values_mut() {
             if tf.gone_since.is_none() && !seen_set.contains(&tf.inode) {
                 tf.gone_since = Some(now);
+                // Its application may write to it until it reopens its log: a full
+                // idleTimeout from the rotation, even for a file idle long before it.
+                tf.last_updated = now;
             }
             if tf.gone_since.is_some() {
                 self.order.push(tf.inode);
