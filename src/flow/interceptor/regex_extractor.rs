@@ -103,14 +103,16 @@ impl Component for RegexExtractor {
                         }
                     })?)
                 }
-                Some(p) => return Err(ConfigError::Key {
-                    loc: p.loc.clone(),
-                    key: p.key.clone(),
-                    msg: format!(
+                Some(p) => {
+                    return Err(ConfigError::Key {
+                        loc: p.loc.clone(),
+                        key: p.key.clone(),
+                        msg: format!(
                         "serializer type '{}' is not supported by flume-fast (DEFAULT, {MILLIS})",
                         p.value.trim()
                     ),
-                }),
+                    })
+                }
             };
             serializers.push((name, ser));
         }
