@@ -70,7 +70,7 @@ fn normalise(line: &str, shape: &dyn Fn(&str, &str) -> String) -> String {
 }
 
 /// Each channel's normalised, sorted lines once `want` lines in all have arrived.
-fn outputs(out: &Path, want: usize, shape: &dyn Fn(&str, &str) -> String) -> Vec<Vec<String>> {
+fn outputs(out: &Path, want: usize, shape: &dyn Fn(&str, &str) -> String) -> Channels {
     wait_until(
         Duration::from_secs(120),
         &format!("{want} lines in {}", out.display()),
@@ -115,6 +115,9 @@ fn send(port: u16, dir: &Path, lines: &[String], header_file: &str) {
     assert_eq!(code, 0, "{out}{err}");
 }
 
+/// Each channel's normalised, sorted lines.
+type Channels = Vec<Vec<String>>;
+
 /// Runs `flow` in a Java agent and in flume-fast, sends them the same events, and returns
 /// (Java's, flume-fast's) outputs per channel; `None` when Java is unavailable.
 fn both(
@@ -123,7 +126,7 @@ fn both(
     header_file: &str,
     want: usize,
     shape: &dyn Fn(&str, &str) -> String,
-) -> Option<(Vec<Vec<String>>, Vec<Vec<String>>)> {
+) -> Option<(Channels, Channels)> {
     let lib = flume_lib()?;
     let work = tempfile::tempdir().unwrap();
     let (jport, fport) = (free_port(), free_port());

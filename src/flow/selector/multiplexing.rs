@@ -123,7 +123,6 @@ pub(super) fn route(
 #[cfg(test)]
 mod tests {
     use super::super::tests::{configured, ev, summary};
-    use super::*;
 
     #[test]
     fn routes_by_header_with_default_and_optional() {
