@@ -94,20 +94,39 @@ impl JavaRegex {
         }
     }
 
-    /// Calls `f` with each match's group spans, left to right.
+    /// Calls `f` with each match's group spans, left to right, as Java's `find()` loop
+    /// finds them: a search starts where the last match ended (one character further after
+    /// an empty match), so an empty match right after a non-empty one counts, as in Java
+    /// (the Rust engines' own iterators skip it).
     fn each_match(&self, text: &str, mut f: impl FnMut(&dyn Fn(usize) -> Option<(usize, usize)>)) {
-        match self {
-            JavaRegex::Linear(r) => {
-                for c in r.captures_iter(text) {
+        let mut pos = 0;
+        while pos <= text.len() {
+            let (s, e) = match self {
+                JavaRegex::Linear(r) => {
+                    let Some(c) = r.captures_at(text, pos) else {
+                        break;
+                    };
                     f(&|i| c.get(i).map(|m| (m.start(), m.end())));
+                    let m = c.get(0).unwrap();
+                    (m.start(), m.end())
                 }
-            }
-            JavaRegex::Backtracking(r) => {
-                for c in r.captures_iter(text) {
-                    let Ok(c) = c else { break };
+                JavaRegex::Backtracking(r) => {
+                    let Ok(Some(c)) = r.captures_from_pos(text, pos) else {
+                        break;
+                    };
                     f(&|i| c.get(i).map(|m| (m.start(), m.end())));
+                    let m = c.get(0).unwrap();
+                    (m.start(), m.end())
                 }
-            }
+            };
+            pos = if s == e {
+                match text[e..].chars().next() {
+                    Some(ch) => e + ch.len_utf8(),
+                    None => break,
+                }
+            } else {
+                e
+            };
         }
     }
 
@@ -261,6 +280,10 @@ fn translate(p: &str) -> Result<Translated, String> {
     let mut out = String::with_capacity(p.len() + 8);
     let mut backtracking = false;
     let mut class = 0usize; // depth of [...] nesting
+                            // Java's '.' stops at every line terminator, the regex crate's only at '\n'. Under an
+                            // inline (?s) it matches everything in both; a pattern that sets s anywhere keeps its
+                            // dots as written.
+    let dotall = p.contains("(?") && has_inline_s(p);
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
@@ -380,6 +403,11 @@ fn translate(p: &str) -> Result<Translated, String> {
                     }
                 }
             }
+            '.' if class == 0 && !dotall => {
+                out.push_str("[^\\n\\r\\x{85}\\x{2028}\\x{2029}]");
+                i += 1;
+                continue;
+            }
             '+' if class == 0 && i > 0 && is_quantifier_end(&chars, i - 1) => {
                 // A possessive quantifier (a*+, a++, a?+, a{2}+).
                 backtracking = true;
@@ -392,6 +420,16 @@ fn translate(p: &str) -> Result<Translated, String> {
     Ok(Translated {
         pattern: out,
         backtracking,
+    })
+}
+
+/// Whether an inline flag group (`(?s)`, `(?is:...)`) turns on DOTALL.
+fn has_inline_s(p: &str) -> bool {
+    p.match_indices("(?").any(|(i, _)| {
+        p[i + 2..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .any(|c| c == 's')
     })
 }
 
@@ -455,6 +493,9 @@ mod tests {
         assert!(re("^[^\\s]+$").is_match("abc"));
         assert!(re("\\v").is_match("a\nb"));
         assert!(re("^\\Qa.b\\E$").is_match("a.b") && !re("^\\Qa.b\\E$").is_match("axb"));
+        // '.' stops at every Java line terminator, unless (?s).
+        assert!(!re("^a.$").is_match("a\r") && re("^a.$").is_match("a\t"));
+        assert!(re("(?s)^a.$").is_match("a\r"));
     }
 
     #[test]
@@ -485,6 +526,35 @@ mod tests {
         ] {
             let e = JavaRegex::new(p).unwrap_err();
             assert!(e.contains(what), "{p}: {e}");
+        }
+    }
+
+    /// Outputs of Java 17's `Pattern.compile(p).matcher(t).replaceAll(r)` and
+    /// `t.split(p)`, recorded with a small Java program.
+    #[test]
+    fn replace_all_and_split_agree_with_java() {
+        for (p, t, r, java) in [
+            ("a*", "baaac", "X", "XbXXcX"),
+            ("x*", "abc", "-", "-a-b-c-"),
+            ("\\b", "hi there", "|", "|hi| |there|"),
+            ("(?<=n=)(\\d+)", "n=1 n=22", "#$1", "n=#1 n=#22"),
+            ("(a)|(b)", "ab", "[$1$2]", "[a][b]"),
+            ("\\w+", "h\u{e9}llo w\u{f6}rld", "W", "W\u{e9}W W\u{f6}W"),
+            ("(\\w)(\\w)", "abcd", "$21", "b1d1"),
+        ] {
+            let re = re(p);
+            let rep = Replacement::parse(r, &re).unwrap();
+            let got = re.replace_all(t, &rep).unwrap_or_else(|| t.to_string());
+            assert_eq!(got, java, "{p} on {t:?}");
+        }
+        for (p, t, java) in [
+            ("\\s*,\\s*", "a , b,,c,,", vec!["a", "b", "", "c"]),
+            (",", ",", vec![]),
+            ("", "abc", vec!["a", "b", "c"]),
+            (",", ",a", vec!["", "a"]),
+            ("x", "", vec![""]),
+        ] {
+            assert_eq!(re(p).split(t), java, "split {p} on {t:?}");
         }
     }
 
