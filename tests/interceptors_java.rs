@@ -145,10 +145,27 @@ fn both(
 }
 
 /// Backslashes are doubled: a .properties file reads `\d` as `d` (Java and flume-fast).
-const INTERCEPTED: &str = r#"AGENT.sources.r1.interceptors = rf rx ts hst st st2 sr sr2 rm
+const INTERCEPTED: &str = r#"AGENT.sources.r1.interceptors = rf rf2 rx rx2 ts ts2 hst hst2 st st2 sr sr2 rm
 AGENT.sources.r1.interceptors.rf.type = regex_filter
 AGENT.sources.r1.interceptors.rf.regex = state=XX\\b
 AGENT.sources.r1.interceptors.rf.excludeEvents = true
+AGENT.sources.r1.interceptors.rf2.type = regex_filter
+AGENT.sources.r1.interceptors.rf2.regex = n=
+AGENT.sources.r1.interceptors.rx2.type = regex_extractor
+AGENT.sources.r1.interceptors.rx2.regex = t2=\\[([^\\]]+)\\] t3=(\\S+)
+AGENT.sources.r1.interceptors.rx2.serializers = a b
+AGENT.sources.r1.interceptors.rx2.serializers.a.name = t2
+AGENT.sources.r1.interceptors.rx2.serializers.a.type = org.apache.flume.interceptor.RegexExtractorInterceptorMillisSerializer
+AGENT.sources.r1.interceptors.rx2.serializers.a.pattern = dd/MMM/yyyy:HH:mm:ss Z
+AGENT.sources.r1.interceptors.rx2.serializers.b.name = t3
+AGENT.sources.r1.interceptors.rx2.serializers.b.type = org.apache.flume.interceptor.RegexExtractorInterceptorMillisSerializer
+AGENT.sources.r1.interceptors.rx2.serializers.b.pattern = yyyy-MM-dd'T'HH:mm:ss.SSSZZ
+AGENT.sources.r1.interceptors.ts2.type = timestamp
+AGENT.sources.r1.interceptors.ts2.headerName = first
+AGENT.sources.r1.interceptors.ts2.preserveExisting = true
+AGENT.sources.r1.interceptors.hst2.type = host
+AGENT.sources.r1.interceptors.hst2.useIP = false
+AGENT.sources.r1.interceptors.hst2.hostHeader = fqdn
 AGENT.sources.r1.interceptors.rx.type = regex_extractor
 AGENT.sources.r1.interceptors.rx.regex = ^state=(\\w+) user=(\\w+) at=(\\S+ \\S+)
 AGENT.sources.r1.interceptors.rx.serializers = s1 s2 s3
@@ -199,13 +216,30 @@ fn interceptors_and_multiplexing_match_java_flume() {
             want += 1; // state=WA from the header file: default c3
             continue;
         }
+        if i % 11 == 10 {
+            lines.push(format!("dropped by rf2: no n ({i})"));
+            continue;
+        }
         let st = states[i % 4];
+        let mon = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ][i % 12];
         lines.push(format!(
-            "state={st} user=u{i} at=2024-03-{:02} 1{}:{:02}:{:02} n={i}",
+            "state={st} user=u{i} at=2024-03-{:02} 1{}:{:02}:{:02} \
+             t2=[{:02}/{mon}/2023:0{}:{:02}:00 {}] t3=2022-1{}-0{}T12:00:{:02}.{}{} n={i}",
             1 + i % 28,
             i % 10,
             i % 60,
-            (i * 7) % 60
+            (i * 7) % 60,
+            1 + i % 28,
+            i % 10,
+            i % 60,
+            ["+0100", "-0530", "+0000"][i % 3],
+            i % 3,
+            1 + i % 9,
+            i % 60,
+            i % 1000,
+            ["+01:00", "-08:00", "Z"][i % 3],
         ));
         want += match st {
             "CA" => 2,
@@ -213,7 +247,7 @@ fn interceptors_and_multiplexing_match_java_flume() {
             _ => 1,
         };
     }
-    let header_file = "dc=us\ndrop1=x\ntmpA=1\ntmpB=2\nxtmp=3\ngone=4\nstate=WA\n";
+    let header_file = "first=0\ndc=us\ndrop1=x\ntmpA=1\ntmpB=2\nxtmp=3\ngone=4\nstate=WA\n";
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

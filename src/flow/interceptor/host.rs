@@ -52,7 +52,7 @@ impl Component for Host {
             value: if use_ip {
                 crate::runtime::host::local_host(true)
             } else {
-                crate::runtime::host::fqdn()
+                crate::runtime::host::canonical_host_name()
             },
         })
     }
