@@ -365,3 +365,46 @@ AGENT.sources.r1.selector.policy = random
     }
     assert_eq!(ids.len(), 50);
 }
+
+#[test]
+fn what_flume_fast_cannot_run_as_java_is_refused_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value, names) in [
+        ("rf.regex", "\\\\Gstart", "\\G"),
+        ("rf.regex", "(?U)a+", "inline flag 'U'"),
+        ("rx.serializers.s1.pattern", "yyyy-DDD", "'D' (day of year)"),
+        ("sr.replaceString", "$3", "no group 3"),
+    ] {
+        let mut flow = String::from(
+            "AGENT.sources.r1.interceptors = rf rx sr
+AGENT.sources.r1.interceptors.rf.type = regex_filter
+AGENT.sources.r1.interceptors.rx.type = regex_extractor
+AGENT.sources.r1.interceptors.rx.regex = (\\\\d+)
+AGENT.sources.r1.interceptors.rx.serializers = s1
+AGENT.sources.r1.interceptors.rx.serializers.s1.name = n
+AGENT.sources.r1.interceptors.rx.serializers.s1.type = org.apache.flume.interceptor.RegexExtractorInterceptorMillisSerializer
+AGENT.sources.r1.interceptors.sr.type = search_replace
+AGENT.sources.r1.interceptors.sr.searchPattern = (a)
+",
+        );
+        flow.push_str(&format!("AGENT.sources.r1.interceptors.{key} = {value}\n"));
+        if key != "rx.serializers.s1.pattern" {
+            flow.push_str("AGENT.sources.r1.interceptors.rx.serializers.s1.pattern = yyyy\n");
+        }
+        let text = conf("a1", free_port(), dir.path(), &flow);
+        let line = text
+            .lines()
+            .position(|l| l.contains(&format!(".{key} =")))
+            .unwrap()
+            + 1;
+        let path = dir.path().join("agent.conf");
+        std::fs::write(&path, &text).unwrap();
+        let (code, _, err) = run(&["check", path.to_str().unwrap()]);
+        assert_eq!(code, 2, "{key}: {err}");
+        let at = format!("agent.conf:{line}: a1.sources.r1.interceptors.{key}:");
+        assert!(
+            err.contains(&at) && err.contains(names),
+            "{key}: want {at} and {names:?} in {err}"
+        );
+    }
+}
