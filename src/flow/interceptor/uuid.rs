@@ -57,15 +57,43 @@ impl Interceptor for Uuid {
     fn apply(&self, events: &mut Vec<Event>, _: u64) {
         let name = ByteString::from(self.header.as_str());
         let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        for e in events.iter_mut() {
+        // The randomness of the whole batch in one read from the kernel's CSPRNG (Java:
+        // SecureRandom), not one system call per event.
+        let mut random = vec![0u8; 16 * events.len()];
+        fill_random(&mut random);
+        for (e, bytes) in events.iter_mut().zip(random.chunks_exact(16)) {
             if self.preserve_existing && e.headers.get(&self.header).is_some() {
                 continue;
             }
-            let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+            let bytes: [u8; 16] = bytes.try_into().unwrap();
+            let id = uuid::Builder::from_random_bytes(bytes)
+                .into_uuid()
+                .hyphenated()
+                .encode_lower(&mut buf);
             let mut value = String::with_capacity(self.prefix.len() + id.len());
             value.push_str(&self.prefix);
             value.push_str(id);
             e.headers.set(name.clone(), value);
+        }
+    }
+}
+
+/// Fills `buf` from getrandom(2), which blocks only before the kernel's pool is seeded at
+/// boot; a short read (large buffers, signals) continues where it stopped.
+fn fill_random(buf: &mut [u8]) {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: writes at most buf.len() - done bytes at buf[done..].
+        let n = unsafe { libc::getrandom(buf[done..].as_mut_ptr().cast(), buf.len() - done, 0) };
+        if n > 0 {
+            done += n as usize;
+        } else if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            // No getrandom (pre-3.17 kernel): fall back to the uuid crate's source.
+            for chunk in buf[done..].chunks_mut(16) {
+                let n = chunk.len();
+                chunk.copy_from_slice(&uuid::Uuid::new_v4().into_bytes()[..n]);
+            }
+            return;
         }
     }
 }

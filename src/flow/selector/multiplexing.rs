@@ -106,11 +106,24 @@ pub(super) fn route(
         let optional = value
             .and_then(|v| optional.get(v))
             .map_or(&[][..], Vec::as_slice);
-        for &pos in required {
-            req[pos].push(ev.clone());
-        }
-        for &pos in optional {
-            opt[pos].push(ev.clone());
+        // Clones for all targets but the last, which takes the event itself.
+        let n = required.len() + optional.len();
+        let targets = required
+            .iter()
+            .map(|&p| (p, true))
+            .chain(optional.iter().map(|&p| (p, false)));
+        let mut ev = Some(ev);
+        for (k, (pos, is_req)) in targets.enumerate() {
+            let e = if k + 1 == n {
+                ev.take().unwrap()
+            } else {
+                ev.clone().unwrap()
+            };
+            if is_req {
+                req[pos].push(e);
+            } else {
+                opt[pos].push(e);
+            }
         }
     }
     let req = req.into_iter().enumerate().map(|(p, evs)| (p, evs, true));
