@@ -274,6 +274,13 @@ impl<'a> Keys<'a> {
         }
     }
 
+    /// A string key exactly as written, trailing whitespace kept, as Java's
+    /// `Context.getString` returns it (patterns, replacement strings, header values).
+    pub fn verbatim(&mut self, key: &str) -> Result<Option<String>, ConfigError> {
+        let raw = self.raw(key)?;
+        Ok(raw.map(|(v, prop)| prop.map(|p| p.value.clone()).unwrap_or(v)))
+    }
+
     pub fn opt_str(&mut self, key: &str) -> Result<Option<String>, ConfigError> {
         Ok(self.raw(key)?.map(|(v, _)| v))
     }

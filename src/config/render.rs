@@ -129,7 +129,13 @@ pub const PAGES: &[Page] = &[
         title: "Interceptors, channel selectors and sink processors",
         intro: "Interceptors change or drop a source's events before they reach a channel; \
                 the selector picks a source's channels per event; a sink group's processor \
-                picks which of its sinks takes the next batch.",
+                picks which of its sinks takes the next batch. Regular expressions are \
+                Java's (`java.util.regex`), run as Java runs them or refused by name: see \
+                [differences.md](differences.md#java-regular-expressions); every difference \
+                of these types from Flume is listed under \
+                [Interceptors and selectors](differences.md#interceptors-and-selectors). \
+                An example with every interceptor: \
+                [conf/examples/interceptors.conf](../conf/examples/interceptors.conf).",
         families: &[
             (
                 "interceptor",

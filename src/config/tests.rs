@@ -299,6 +299,7 @@ fn plausible(k: &KeySpec) -> String {
             "bind" | "hostname" => "127.0.0.1".into(),
             "hdfs.path" => "hdfs://127.0.0.1:9000/flume".into(),
             "filegroups" => "f1".into(),
+            "serializers" => "s1".into(),
             _ => "/tmp/flume-fast-test".into(),
         },
     }
@@ -313,6 +314,10 @@ fn required_keys(t: &TypeInfo, prefix: &str) -> String {
             // A list of names that each need a key of their own (TAILDIR's file groups).
             if k.key == "filegroups" {
                 line.push_str(&format!("{prefix}.filegroups.f1 = /tmp/.*[.]log\n"));
+            }
+            // regex_extractor's serializers each need a header name.
+            if k.key == "serializers" {
+                line.push_str(&format!("{prefix}.serializers.s1.name = h1\n"));
             }
             line
         })
@@ -503,7 +508,13 @@ fn selector_tables_declare_exactly_what_the_selectors_read() {
         let keys: Vec<String> = t
             .keys
             .iter()
-            .map(|k| format!("{} = c1", k.key.replace(".*", ".CA")))
+            .map(|k| {
+                let value = match k.kind {
+                    crate::config::keys::KeyKind::Choice(options) => options[0],
+                    _ => "c1",
+                };
+                format!("{} = {value}", k.key.replace(".*", ".CA"))
+            })
             .collect();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let cfg = load(&with_type("channel selector", t, t.name(), &keys)).unwrap();

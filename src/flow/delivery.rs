@@ -8,12 +8,15 @@ use super::selector::SelectorConfig;
 use crate::channel::{Channel, ChannelError};
 use crate::event::Event;
 use crate::runtime::clock::now_millis;
+use std::cell::Cell;
 use std::sync::Arc;
 
 pub struct Delivery {
     interceptors: Vec<Arc<dyn Interceptor>>,
     selector: SelectorConfig,
     channels: Vec<Channel>,
+    /// The load_balancing selector's round-robin position (per source, per shard).
+    next: Cell<usize>,
 }
 
 /// A put that a required channel refused: the error, and the events that were not
@@ -34,6 +37,7 @@ impl Delivery {
             interceptors,
             selector,
             channels,
+            next: Cell::new(0),
         }
     }
 
@@ -62,10 +66,10 @@ impl Delivery {
         if batch.is_empty() {
             return Ok(());
         }
-        if self.channels.len() == 1 {
+        if self.channels.len() == 1 && self.selector.all_to_the_only_channel() {
             return put_chunked(&self.channels[0], batch).await;
         }
-        for (pos, events, required) in self.selector.route(self.channels.len(), batch) {
+        for (pos, events, required) in self.selector.route(self.channels.len(), batch, &self.next) {
             match put_chunked(&self.channels[pos], events).await {
                 Ok(()) => {}
                 Err(refused) if required => return Err(refused),

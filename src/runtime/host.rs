@@ -69,3 +69,44 @@ pub fn fqdn() -> String {
         out
     }
 }
+
+/// Java's `InetAddress.getLocalHost().getCanonicalHostName()`: the name a reverse lookup
+/// of this host's address (`ip_address`) gives, if that name resolves back to the address;
+/// otherwise the address itself.
+pub fn canonical_host_name() -> String {
+    let ip = ip_address();
+    let Ok(addr) = ip.parse::<std::net::Ipv4Addr>() else {
+        return ip;
+    };
+    // SAFETY: sin is a fully initialised sockaddr_in whose size is passed; getnameinfo
+    // writes at most host.len() bytes into host, NUL-terminated on success.
+    let name = unsafe {
+        let mut sin: libc::sockaddr_in = std::mem::zeroed();
+        sin.sin_family = libc::AF_INET as libc::sa_family_t;
+        sin.sin_addr.s_addr = u32::from_ne_bytes(addr.octets());
+        let mut host = [0 as libc::c_char; 1025];
+        let rc = libc::getnameinfo(
+            (&sin as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            host.as_mut_ptr(),
+            host.len() as libc::socklen_t,
+            std::ptr::null_mut(),
+            0,
+            libc::NI_NAMEREQD,
+        );
+        if rc != 0 {
+            return ip;
+        }
+        std::ffi::CStr::from_ptr(host.as_ptr())
+            .to_string_lossy()
+            .into_owned()
+    };
+    let resolves_back = (name.as_str(), 0)
+        .to_socket_addrs()
+        .is_ok_and(|mut a| a.any(|a| a.ip() == std::net::IpAddr::V4(addr)));
+    if resolves_back {
+        name
+    } else {
+        ip
+    }
+}

@@ -17,7 +17,7 @@ const KEYS: &[KeySpec] = &[
         "useIP",
         KeyKind::Bool,
         Some("true"),
-        "Use the IP address (true) or the host name (false)",
+        "Use the IP address (true) or the canonical host name (false)",
     ),
     KeySpec::new(
         "preserveExisting",
@@ -48,7 +48,12 @@ impl Component for Host {
         Ok(Host {
             header,
             preserve_existing: k.bool("preserveExisting")?,
-            value: crate::runtime::host::local_host(use_ip),
+            // Java: getHostAddress(), or getCanonicalHostName() without useIP.
+            value: if use_ip {
+                crate::runtime::host::local_host(true)
+            } else {
+                crate::runtime::host::canonical_host_name()
+            },
         })
     }
 }

@@ -4,21 +4,29 @@
 //! `Interceptor` (one call per batch, never per event).
 
 mod host;
+pub mod java_regex;
+mod joda;
+mod regex_extractor;
 mod regex_filter;
 mod remove_header;
+mod search_replace;
 mod static_header;
 mod timestamp;
+mod uuid;
 
 pub use host::Host;
+pub use java_regex::JavaRegex;
+pub use regex_extractor::RegexExtractor;
 pub use regex_filter::RegexFilter;
 pub use remove_header::RemoveHeader;
+pub use search_replace::SearchReplace;
 pub use static_header::Static;
 pub use timestamp::Timestamp;
+pub use uuid::Uuid;
 
 use crate::config::keys::{Keys, Resolved};
 use crate::config::{AsAny, Component, ConfigError, Loc, Prop, Registration};
 use crate::event::Event;
-use regex::Regex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -29,6 +37,9 @@ pub static TYPES: &[Registration<Arc<dyn Interceptor>>] = &[
     register::<Static>(),
     register::<RemoveHeader>(),
     register::<RegexFilter>(),
+    register::<RegexExtractor>(),
+    register::<SearchReplace>(),
+    register::<Uuid>(),
 ];
 
 /// An interceptor type's typed configuration, which is also what runs.
@@ -47,10 +58,6 @@ pub const fn register<T: Component + Interceptor>() -> Registration<Arc<dyn Inte
 
 fn build<T: Component + Interceptor>(k: &mut Keys) -> Result<Arc<dyn Interceptor>, ConfigError> {
     Ok(Arc::new(T::from_keys(k)?))
-}
-
-fn regex(keys: &Keys, key: &str, pattern: &str) -> Result<Regex, ConfigError> {
-    Regex::new(pattern).map_err(|e| keys.invalid(key, format!("invalid regular expression: {e}")))
 }
 
 /// Sets `name: value` on every event (keeping a value already set when `preserve`). The
@@ -126,6 +133,34 @@ pub fn configure(
     Ok(out)
 }
 
+/// Builds an interceptor of type `T` from `key = value` pairs, for the types' tests.
+#[cfg(test)]
+pub(crate) fn from_pairs<T: Component>(kv: &[(&str, &str)]) -> Result<T, ConfigError> {
+    let loc = Loc {
+        file: Arc::from(std::path::Path::new("test.conf")),
+        line: 1,
+    };
+    let props: BTreeMap<String, Prop> = kv
+        .iter()
+        .map(|(k, v)| {
+            let p = Prop {
+                key: format!("a1.sources.r1.interceptors.i1.{k}"),
+                value: v.to_string(),
+                loc: loc.clone(),
+            };
+            (k.to_string(), p)
+        })
+        .collect();
+    let mut k = Keys::new(
+        "test",
+        "a1.sources.r1.interceptors.i1",
+        T::TYPE.keys,
+        &props,
+        loc,
+    );
+    T::from_keys(&mut k)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,7 +183,7 @@ mod tests {
                 preserve_existing: false,
             }),
             Arc::new(RegexFilter {
-                regex: Regex::new("^drop$").unwrap(),
+                regex: JavaRegex::new("^drop$").unwrap(),
                 exclude: true,
             }),
             Arc::new(RemoveHeader {

@@ -1,11 +1,10 @@
 //! The remove_header interceptor (`remove_header`): removes headers by name, by a
-//! separated list, or by a regex on the name.
+//! separated list, or by a Java regex that the whole name matches (`matches()`, as Flume).
 
-use super::{regex, Interceptor};
+use super::{Interceptor, JavaRegex};
 use crate::config::keys::{KeyKind, KeySpec, Keys, TypeInfo};
 use crate::config::{Component, ConfigError};
 use crate::event::Event;
-use regex::Regex;
 
 const KEYS: &[KeySpec] = &[
     KeySpec::new("withName", KeyKind::Str, None, "Name of a header to remove"),
@@ -19,20 +18,20 @@ const KEYS: &[KeySpec] = &[
         "fromListSeparator",
         KeyKind::Str,
         Some("\\s*,\\s*"),
-        "Regex separating fromList",
+        "Java regex separating fromList (String.split)",
     ),
     KeySpec::new(
         "matching",
         KeyKind::Str,
         None,
-        "Remove every header whose name matches this regex",
+        "Remove every header whose whole name matches this Java regex",
     ),
 ];
 
 #[derive(Debug, Clone)]
 pub struct RemoveHeader {
     pub names: Vec<String>,
-    pub matching: Option<Regex>,
+    pub matching: Option<JavaRegex>,
 }
 
 impl Component for RemoveHeader {
@@ -44,17 +43,13 @@ impl Component for RemoveHeader {
     };
     fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
         let mut names: Vec<String> = k.opt_str("withName")?.into_iter().collect();
-        let sep = k.str("fromListSeparator")?;
-        if let Some(list) = k.opt_str("fromList")? {
-            let sep = regex(k, "fromListSeparator", &sep)?;
-            names.extend(
-                sep.split(&list)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string),
-            );
+        let sep = k.verbatim("fromListSeparator")?.unwrap_or_default();
+        if let Some(list) = k.verbatim("fromList")? {
+            let sep = JavaRegex::compile(k, "fromListSeparator", &sep)?;
+            names.extend(sep.split(&list).into_iter().map(str::to_string));
         }
-        let matching = match k.opt_str("matching")? {
-            Some(p) => Some(regex(k, "matching", &p)?),
+        let matching = match k.verbatim("matching")? {
+            Some(p) => Some(JavaRegex::compile_whole(k, "matching", &p)?),
             None => None,
         };
         Ok(RemoveHeader { names, matching })
@@ -69,5 +64,31 @@ impl Interceptor for RemoveHeader {
                     && !self.matching.as_ref().is_some_and(|m| m.is_match(k))
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Headers;
+    use bytes::Bytes;
+
+    #[test]
+    fn removes_by_name_list_and_whole_name_match() {
+        let ri: RemoveHeader = super::super::from_pairs(&[
+            ("withName", "a"),
+            ("fromList", "b ; c"),
+            ("fromListSeparator", "\\s*;\\s*"),
+            ("matching", "x.*"),
+        ])
+        .unwrap();
+        let mut h = Headers::new();
+        for n in ["a", "b", "c", "d", "xyz", "axe"] {
+            h.set(n.to_string(), "v".to_string());
+        }
+        let mut evs = vec![Event::with_headers(h, Bytes::new())];
+        ri.apply(&mut evs, 0);
+        // "axe" contains a match of x.* but its whole name does not match.
+        assert_eq!(evs[0].headers.to_string(), "{d=v, axe=v}");
     }
 }

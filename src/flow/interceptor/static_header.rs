@@ -33,7 +33,7 @@ impl Component for Static {
     fn from_keys(k: &mut Keys) -> Result<Self, ConfigError> {
         Ok(Static {
             key: k.str("key")?,
-            value: k.str("value")?,
+            value: k.verbatim("value")?.unwrap_or_default(),
             preserve_existing: k.bool("preserveExisting")?,
         })
     }
