@@ -74,6 +74,25 @@ impl World {
             }
         }
     }
+    /// `n` files `f<i>.log` of one line `first-<i>` each; their paths and lines.
+    fn one_line_files(&self, n: usize) -> (Vec<PathBuf>, Vec<String>) {
+        (0..n)
+            .map(|i| {
+                let f = self.log(&format!("f{i}.log"));
+                append(&f, &format!("first-{i}\n"));
+                (f, format!("first-{i}"))
+            })
+            .unzip()
+    }
+    /// How many of the files under `logs/` the agent has open.
+    fn open_logs(&self, agent: &Agent) -> usize {
+        let logs = self.path("logs");
+        std::fs::read_dir(format!("/proc/{}/fd", agent.child.id()))
+            .unwrap()
+            .flatten()
+            .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.starts_with(&logs)))
+            .count()
+    }
     fn positions(&self) -> String {
         std::fs::read_to_string(self.path("pos/taildir_position.json")).unwrap()
     }
@@ -256,21 +275,9 @@ fn a_partial_line_waits_for_its_newline_and_an_idle_file_emits_it_as_flume_does(
 fn many_idle_files_release_their_descriptors_and_reopen_when_they_grow() {
     const FILES: usize = 300;
     let w = World::new();
-    let mut want = Vec::new();
-    for i in 0..FILES {
-        append(&w.log(&format!("f{i}.log")), &format!("first-{i}\n"));
-        want.push(format!("first-{i}"));
-    }
+    let (_, mut want) = w.one_line_files(FILES);
     let mut agent = w.start("f[0-9]+[.]log", "a1.sources.r1.idleTimeout = 500");
-    let pid = agent.child.id();
-    let logs = w.path("logs");
-    let open = || {
-        std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .unwrap()
-            .flatten()
-            .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.starts_with(&logs)))
-            .count()
-    };
+    let open = || w.open_logs(&agent);
     wait_for_exactly(&w, &want);
     wait_until(T, "every idle file closed", || (open() == 0).then_some(()));
     // Growth reopens just the files that grew.
@@ -1028,24 +1035,9 @@ fn five_thousand_files_of_which_fifty_are_written_keep_only_those_open() {
     const FILES: usize = 5000;
     const ACTIVE: usize = 50;
     let w = World::new();
-    let mut want = Vec::new();
-    let mut files = Vec::new();
-    for i in 0..FILES {
-        let f = w.log(&format!("f{i}.log"));
-        append(&f, &format!("first-{i}\n"));
-        want.push(format!("first-{i}"));
-        files.push(f);
-    }
+    let (files, mut want) = w.one_line_files(FILES);
     let mut agent = w.start("f[0-9]+[.]log", "a1.sources.r1.idleTimeout = 2000");
-    let pid = agent.child.id();
-    let logs = w.path("logs");
-    let open = || {
-        std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .unwrap()
-            .flatten()
-            .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.starts_with(&logs)))
-            .count()
-    };
+    let open = || w.open_logs(&agent);
     wait_for_exactly(&w, &want);
     wait_until(T, "every idle file closed", || (open() == 0).then_some(()));
     // Fifty files, spread over the names, written in rounds while the rest stay idle.
