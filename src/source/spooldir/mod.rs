@@ -488,9 +488,12 @@ impl Spool {
         // Flume's checks that the file was complete when it was read.
         let now = std::fs::metadata(path)
             .map_err(|e| Failed(format!("cannot stat {} after reading it: {e}", path.display())))?;
+        let resized = (now.len() != size)
+            .then(|| format!(" (and has changed size: {size} bytes when opened, {} now)", now.len()))
+            .unwrap_or_default();
         if mtime_ns(&now) != mtime {
             return Err(Failed(format!(
-                "File has been modified since being read: {}",
+                "File has been modified since being read: {}{resized}",
                 path.display()
             )));
         }
