@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(30);
+const T: Duration = Duration::from_secs(90);
 
 /// The spool directory, the output and the channel's files of one test, outliving agents.
 struct World {

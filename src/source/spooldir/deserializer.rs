@@ -96,6 +96,7 @@ impl Reader {
             Format::Blob { .. } => Reader::Blob(BlobReader {
                 file,
                 pos: pos.offset,
+                eof: false,
             }),
         })
     }
@@ -133,6 +134,15 @@ impl Reader {
                 offset: r.pos,
                 record: 0,
             },
+        }
+    }
+
+    /// Whether the last read reached the end of the file (nothing is left to read).
+    pub fn at_end(&self) -> bool {
+        match self {
+            Reader::Line(r) => r.eof && r.at == r.data.len(),
+            Reader::Avro(r) => r.done,
+            Reader::Blob(r) => r.eof,
         }
     }
 
@@ -361,6 +371,7 @@ fn read_at_full(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 pub struct BlobReader {
     file: File,
     pos: u64,
+    eof: bool,
 }
 
 impl BlobReader {
@@ -374,6 +385,7 @@ impl BlobReader {
                 let want = (max - blob.len()).min(buf.len());
                 let k = read_at_full(&self.file, &mut buf[..want], self.pos + blob.len() as u64)?;
                 blob.extend_from_slice(&buf[..k]);
+                self.eof = k < want;
                 if k < want || blob.len() >= max {
                     break;
                 }
@@ -632,6 +644,7 @@ pub struct AvroReader {
     next_block: u64,
     datums: std::vec::IntoIter<Vec<u8>>,
     in_block: u64,
+    done: bool,
 }
 
 impl AvroReader {
@@ -646,6 +659,7 @@ impl AvroReader {
             next_block: start,
             datums: Vec::new().into_iter(),
             in_block: 0,
+            done: false,
         };
         if pos.offset >= data_start && pos.record > 0 {
             r.load_block()?;
@@ -695,6 +709,7 @@ impl AvroReader {
                         // At the end: the position is past the last block.
                         self.block_start = self.next_block;
                         self.in_block = 0;
+                        self.done = true;
                         break;
                     }
                 }
