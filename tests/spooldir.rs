@@ -105,7 +105,10 @@ fn thousand_files(w: &World, extra: &str, marked: impl Fn(&World, &str) -> bool)
     for i in 0..1000 {
         let lines: Vec<String> = (0..3).map(|j| format!("f{i}-l{j}")).collect();
         want.extend(lines.iter().cloned());
-        drop_file(&w.spool(&format!("f{i:04}.log")), lines.join("\n").as_bytes());
+        drop_file(
+            &w.spool(&format!("f{i:04}.log")),
+            lines.join("\n").as_bytes(),
+        );
     }
     let mut agent = w.start(extra);
     wait_for_exactly(w, &want);
@@ -149,9 +152,7 @@ fn a_thousand_files_are_delivered_once_and_recorded_in_the_tracker_dir() {
     thousand_files(
         &w,
         "a1.sources.r1.trackingPolicy = tracker_dir\na1.sources.r1.fileSuffix = .DONE",
-        |w, name| {
-            w.spool(name).exists() && w.spool(&format!(".flumespool/{name}.DONE")).exists()
-        },
+        |w, name| w.spool(name).exists() && w.spool(&format!(".flumespool/{name}.DONE")).exists(),
     );
 }
 
@@ -162,7 +163,10 @@ fn kill_9_in_the_middle_of_a_file_resumes_it_with_at_most_a_batch_again() {
     const SINK_BATCH: usize = 100;
     let w = World::new();
     let lines: Vec<String> = (0..LINES).map(|i| format!("L{i:08}")).collect();
-    drop_file(&w.spool("big.log"), format!("{}\n", lines.join("\n")).as_bytes());
+    drop_file(
+        &w.spool("big.log"),
+        format!("{}\n", lines.join("\n")).as_bytes(),
+    );
     drop_file(&w.spool("small.log"), b"s1\ns2\n");
     // The big file first (oldest), read slowly enough to be killed in its middle.
     let old = std::time::SystemTime::now() - Duration::from_secs(60);
@@ -212,7 +216,11 @@ a1.sinks.k1.sink.batchSize = {SINK_BATCH}"
             .then_some(())
     });
     assert!(agent.stop().success());
-    assert!(agent.log_text().contains("resuming"), "{}", agent.log_text());
+    assert!(
+        agent.log_text().contains("resuming"),
+        "{}",
+        agent.log_text()
+    );
     let dups: usize = got.values().map(|c| c - 1).sum();
     eprintln!("{LINES} lines, saved offset {saved} of {size}, {dups} duplicates");
     assert!(
@@ -258,7 +266,10 @@ fn user(schema: &apache_avro::Schema, i: i64) -> Record<'_> {
     r.put("name", format!("user-{i}"));
     r.put(
         "tags",
-        Value::Array(vec![Value::String("a".into()), Value::String(i.to_string())]),
+        Value::Array(vec![
+            Value::String("a".into()),
+            Value::String(i.to_string()),
+        ]),
     );
     r
 }
@@ -270,7 +281,10 @@ fn avro_container_files_give_their_datums_with_the_schema_hash() {
     let mut want = Vec::new();
     for (name, codec) in [
         ("plain.avro", apache_avro::Codec::Null),
-        ("deflate.avro", apache_avro::Codec::Deflate(Default::default())),
+        (
+            "deflate.avro",
+            apache_avro::Codec::Deflate(Default::default()),
+        ),
     ] {
         let mut wr = apache_avro::Writer::builder()
             .schema(&schema)
@@ -390,10 +404,7 @@ a1.sinks.k1.sink.serializer = header_and_text",
             .iter()
             .find(|l| l.ends_with(&format!("}} {body}")) && l.contains(&format!("name={name}")))
             .unwrap_or_else(|| panic!("no event {body:?} of {name} in {out:?}"));
-        assert!(
-            line.contains(&format!("file={}", file.display())),
-            "{line}"
-        );
+        assert!(line.contains(&format!("file={}", file.display())), "{line}");
         assert_eq!(line.matches('=').count(), 2, "{line}");
     }
 }
@@ -405,7 +416,10 @@ fn a_file_changed_after_it_was_read_or_whose_done_name_is_taken_is_an_error_not_
     // The first agent's sink has no receiver yet: its channel fills and the source waits
     // with the file half read.
     let lines: Vec<String> = (0..500).map(|i| format!("c{i}")).collect();
-    drop_file(&w.spool("changing.log"), format!("{}\n", lines.join("\n")).as_bytes());
+    drop_file(
+        &w.spool("changing.log"),
+        format!("{}\n", lines.join("\n")).as_bytes(),
+    );
     let d = w.dir.path().display();
     let conf = format!(
         "a1.sources = r1
@@ -439,7 +453,10 @@ a1.sinks.k1.channel = c1
         &["--cores", "1"],
     );
     let err = agent.wait_for_log("File has been modified since being read", T);
-    assert!(err.contains("ERROR") && err.contains("changing.log") && err.contains("changed size"), "{err}");
+    assert!(
+        err.contains("ERROR") && err.contains("changing.log") && err.contains("changed size"),
+        "{err}"
+    );
     assert!(w.spool("changing.log").exists(), "left unmarked");
     assert!(!w.spool("changing.log.COMPLETED").exists());
     // The source goes on: a file whose finished name is taken is read, then refused its
@@ -475,13 +492,18 @@ fn a_missing_spool_dir_or_bad_key_stops_the_start_with_the_reason() {
     let conf = w.conf("", "").replace("/spool\n", "/nowhere\n");
     let mut agent = Agent::spawn(&conf, &["--cores", "2"]);
     assert!(!agent.wait_exit(T).success());
-    assert!(agent.log_text().contains("does not exist"), "{}", agent.log_text());
+    assert!(
+        agent.log_text().contains("does not exist"),
+        "{}",
+        agent.log_text()
+    );
     let path = w.path("bad.conf");
     std::fs::write(&path, w.conf("a1.sources.r1.consumeOrder = newest", "")).unwrap();
     let (code, out, err) = run(&["check", path.to_str().unwrap()]);
     assert_eq!(code, 2, "{out}{err}");
     assert!(
-        format!("{out}{err}").contains("consumeOrder") && format!("{out}{err}").contains("bad.conf:"),
+        format!("{out}{err}").contains("consumeOrder")
+            && format!("{out}{err}").contains("bad.conf:"),
         "{out}{err}"
     );
 }

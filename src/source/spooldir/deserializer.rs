@@ -312,12 +312,21 @@ fn decode(
 }
 
 /// `bytes` decoded from `input` per `errors` (FAIL: an error naming the charset).
-pub fn decode_text(bytes: &[u8], input: &'static Encoding, errors: DecodeErrors) -> Result<String, String> {
+pub fn decode_text(
+    bytes: &[u8],
+    input: &'static Encoding,
+    errors: DecodeErrors,
+) -> Result<String, String> {
     match errors {
         DecodeErrors::Fail => input
             .decode_without_bom_handling_and_without_replacement(bytes)
             .map(|c| c.into_owned())
-            .ok_or_else(|| format!("input is not valid {} (decodeErrorPolicy = FAIL)", input.name())),
+            .ok_or_else(|| {
+                format!(
+                    "input is not valid {} (decodeErrorPolicy = FAIL)",
+                    input.name()
+                )
+            }),
         DecodeErrors::Replace => Ok(input.decode_without_bom_handling(bytes).0.into_owned()),
         DecodeErrors::Ignore => {
             let mut dec = input.new_decoder_without_bom_handling();
@@ -485,7 +494,9 @@ impl Container {
         let mut magic = [0u8; 4];
         counted.read_exact(&mut magic)?;
         if magic != *b"Obj\x01" {
-            return Err(corrupt("not an Avro object container file (no Obj\\x01 magic)"));
+            return Err(corrupt(
+                "not an Avro object container file (no Obj\\x01 magic)",
+            ));
         }
         let mut schema_json = None;
         let mut codec = Codec::Null;
@@ -495,7 +506,9 @@ impl Container {
                 break;
             }
             if count < 0 {
-                count = count.checked_neg().ok_or_else(|| corrupt("a bad block count"))?;
+                count = count
+                    .checked_neg()
+                    .ok_or_else(|| corrupt("a bad block count"))?;
                 read_long(&mut counted)?;
             }
             for _ in 0..count {
@@ -649,7 +662,10 @@ pub struct AvroReader {
 
 impl AvroReader {
     fn open(file: File, pos: Pos, literal: bool) -> io::Result<AvroReader> {
-        let (container, data_start) = Container::read(&mut At { file: &file, pos: 0 })?;
+        let (container, data_start) = Container::read(&mut At {
+            file: &file,
+            pos: 0,
+        })?;
         let start = pos.offset.max(data_start);
         let mut r = AvroReader {
             file,

@@ -222,7 +222,11 @@ pub struct SpoolDirConfig {
     pub format: Format,
 }
 
-fn charset(k: &Keys, key: &str, value: &str) -> Result<&'static encoding_rs::Encoding, ConfigError> {
+fn charset(
+    k: &Keys,
+    key: &str,
+    value: &str,
+) -> Result<&'static encoding_rs::Encoding, ConfigError> {
     match encoding_rs::Encoding::for_label(value.trim().as_bytes()) {
         Some(e) if e.is_ascii_compatible() && e.output_encoding() == e => Ok(e),
         Some(_) => Err(k.invalid(
@@ -493,10 +497,19 @@ impl Spool {
             }
         }
         // Flume's checks that the file was complete when it was read.
-        let now = std::fs::metadata(path)
-            .map_err(|e| Failed(format!("cannot stat {} after reading it: {e}", path.display())))?;
+        let now = std::fs::metadata(path).map_err(|e| {
+            Failed(format!(
+                "cannot stat {} after reading it: {e}",
+                path.display()
+            ))
+        })?;
         let resized = (now.len() != size)
-            .then(|| format!(" (and has changed size: {size} bytes when opened, {} now)", now.len()))
+            .then(|| {
+                format!(
+                    " (and has changed size: {size} bytes when opened, {} now)",
+                    now.len()
+                )
+            })
             .unwrap_or_default();
         if mtime_ns(&now) != mtime {
             return Err(Failed(format!(

@@ -101,7 +101,9 @@ impl Filter {
 pub fn order(files: &mut [(PathBuf, i64)], order: Order, seed: &mut u64) {
     let name = |p: &PathBuf| p.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     match order {
-        Order::Oldest => files.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| name(&a.0).cmp(&name(&b.0)))),
+        Order::Oldest => {
+            files.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| name(&a.0).cmp(&name(&b.0))))
+        }
         Order::Youngest => {
             files.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| name(&a.0).cmp(&name(&b.0))))
         }
@@ -161,7 +163,10 @@ mod tests {
         }
         let mut errors = Vec::new();
         let f = filter(p, "^.*$", "^$", false, false);
-        assert_eq!(names(f.list(&mut errors), p), ["a.log", "b.txt", "skip.log"]);
+        assert_eq!(
+            names(f.list(&mut errors), p),
+            ["a.log", "b.txt", "skip.log"]
+        );
         let f = filter(p, ".*\\.log", "skip.*|ign", true, false);
         assert_eq!(names(f.list(&mut errors), p), ["a.log", "sub/d.log"]);
         // Include is a whole-name match, as Java's matches().

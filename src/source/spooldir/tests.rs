@@ -88,20 +88,37 @@ fn options_and_deserializers() {
     ])
     .unwrap();
     assert!(matches!(c.format, Format::Blob { max: 10 }));
-    let c = build(&[("spoolDir", "/s"), ("bufferMaxLineLength", "7"), ("deserializer", LINE_CLASS)]).unwrap();
+    let c = build(&[
+        ("spoolDir", "/s"),
+        ("bufferMaxLineLength", "7"),
+        ("deserializer", LINE_CLASS),
+    ])
+    .unwrap();
     assert!(matches!(c.format, Format::Line { max_chars: 7, .. }));
 }
 
 #[test]
 fn errors_name_the_file_line_and_key() {
     let e = build(&[("spoolDir", "/s"), ("deletePolicy", "later")]).unwrap_err();
-    assert!(e.contains("a.conf:11") && e.contains("deletePolicy") && e.contains("never"), "{e}");
+    assert!(
+        e.contains("a.conf:11") && e.contains("deletePolicy") && e.contains("never"),
+        "{e}"
+    );
     let e = build(&[("spoolDir", "/s"), ("includePattern", "(")]).unwrap_err();
-    assert!(e.contains("a.conf:11") && e.contains("not a valid regular expression"), "{e}");
+    assert!(
+        e.contains("a.conf:11") && e.contains("not a valid regular expression"),
+        "{e}"
+    );
     let e = build(&[("spoolDir", "/s"), ("deserializer", "com.example.Mine")]).unwrap_err();
-    assert!(e.contains("a1.sources.r1.deserializer") && e.contains("com.example.Mine"), "{e}");
+    assert!(
+        e.contains("a1.sources.r1.deserializer") && e.contains("com.example.Mine"),
+        "{e}"
+    );
     let e = build(&[("spoolDir", "/s"), ("inputCharset", "UTF-16")]).unwrap_err();
-    assert!(e.contains("inputCharset") && e.contains("ASCII-compatible"), "{e}");
+    assert!(
+        e.contains("inputCharset") && e.contains("ASCII-compatible"),
+        "{e}"
+    );
     let e = build(&[("spoolDir", "/s"), ("batchSize", "0")]).unwrap_err();
     assert!(e.contains("batchSize"), "{e}");
     let e = build(&[("fileSuffix", ".DONE")]).unwrap_err();

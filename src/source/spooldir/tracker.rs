@@ -144,7 +144,11 @@ pub fn mark_done(
             std::fs::rename(file, &dest).map_err(|e| {
                 io::Error::new(
                     e.kind(),
-                    format!("Unable to move {} to {}: {e}", file.display(), dest.display()),
+                    format!(
+                        "Unable to move {} to {}: {e}",
+                        file.display(),
+                        dest.display()
+                    ),
                 )
             })?;
             Ok(format!("renamed to {}", dest.display()))

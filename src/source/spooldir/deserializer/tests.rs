@@ -38,7 +38,9 @@ fn all(format: &Format, bytes: &[u8], pos: Pos, n: usize) -> (Vec<Vec<u8>>, Vec<
 }
 
 fn strs(b: &[Vec<u8>]) -> Vec<String> {
-    b.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect()
+    b.iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect()
 }
 
 #[test]
@@ -47,7 +49,15 @@ fn lines_end_at_newline_only_and_a_carriage_return_stays() {
     assert_eq!(strs(&b), ["one\r", "two", "", "last"]);
     assert_eq!(p.last().unwrap().offset, 14);
     // Resuming at a line's start.
-    let (b, _) = all(&line_fmt(2048), b"one\r\ntwo\n\nlast", Pos { offset: 5, record: 0 }, 10);
+    let (b, _) = all(
+        &line_fmt(2048),
+        b"one\r\ntwo\n\nlast",
+        Pos {
+            offset: 5,
+            record: 0,
+        },
+        10,
+    );
     assert_eq!(strs(&b), ["two", "", "last"]);
 }
 
@@ -57,12 +67,20 @@ fn a_long_line_is_cut_and_its_rest_is_the_next_event_as_flume() {
     // "abcd" of exactly the limit leaves its newline for an empty event, as in Flume.
     assert_eq!(strs(&b), ["abcd", "efgh", "ij", "abcd", "", "xy"]);
     // Characters, not bytes, and a 2-unit character is not split.
-    let (b, _) = all(&line_fmt(3), "ééé€x\n😀😀y\n".as_bytes(), Pos::default(), 100);
+    let (b, _) = all(
+        &line_fmt(3),
+        "ééé€x\n😀😀y\n".as_bytes(),
+        Pos::default(),
+        100,
+    );
     assert_eq!(strs(&b), ["ééé", "€x", "😀", "😀y", ""]);
     // Longer than a read chunk, without a newline.
     let long = vec![b'z'; CHUNK * 3 + 5];
     let (b, _) = all(&line_fmt(CHUNK), &long, Pos::default(), 100);
-    assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), [CHUNK, CHUNK, CHUNK, 5]);
+    assert_eq!(
+        b.iter().map(Vec::len).collect::<Vec<_>>(),
+        [CHUNK, CHUNK, CHUNK, 5]
+    );
 }
 
 #[test]
@@ -79,8 +97,14 @@ fn charsets_and_decode_error_policies() {
     let fmt = line_fmt(100);
     let mut r = Reader::open(&fmt, f, Pos::default()).unwrap();
     let e = r.read(&fmt, 10).err().unwrap().to_string();
-    assert!(e.contains("not valid UTF-8") && e.contains("at byte 3"), "{e}");
-    for (errors, want) in [(DecodeErrors::Replace, "bad\u{fffd}"), (DecodeErrors::Ignore, "bad")] {
+    assert!(
+        e.contains("not valid UTF-8") && e.contains("at byte 3"),
+        "{e}"
+    );
+    for (errors, want) in [
+        (DecodeErrors::Replace, "bad\u{fffd}"),
+        (DecodeErrors::Ignore, "bad"),
+    ] {
         let fmt = Format::Line {
             max_chars: 100,
             input: UTF_8,
@@ -103,9 +127,20 @@ fn charsets_and_decode_error_policies() {
 
 #[test]
 fn blob_is_the_whole_file_or_pieces_of_max_blob_length() {
-    let (b, p) = all(&Format::Blob { max: 100 }, b"all\nof it", Pos::default(), 10);
+    let (b, p) = all(
+        &Format::Blob { max: 100 },
+        b"all\nof it",
+        Pos::default(),
+        10,
+    );
     assert_eq!(strs(&b), ["all\nof it"]);
-    assert_eq!(p, [Pos { offset: 9, record: 0 }]);
+    assert_eq!(
+        p,
+        [Pos {
+            offset: 9,
+            record: 0
+        }]
+    );
     let (b, _) = all(&Format::Blob { max: 4 }, b"0123456789", Pos::default(), 10);
     assert_eq!(strs(&b), ["0123", "4567", "89"]);
     let (b, _) = all(&Format::Blob { max: 4 }, b"", Pos::default(), 10);
@@ -165,8 +200,13 @@ fn avro_datums_in_binary_with_flumes_schema_hash_and_resume_mid_block() {
     let evs = r.read(&Format::Avro { literal: true }, 10).unwrap();
     assert_eq!(evs[0].headers.get(SCHEMA_LITERAL), Some(SCHEMA));
     let (hash, _) = avro_datums(&container(1, apache_avro::Codec::Null)).unwrap();
-    let canonical = apache_avro::Schema::parse_str(SCHEMA).unwrap().canonical_form();
-    assert_eq!(canonical, r#"{"name":"R","type":"record","fields":[{"name":"id","type":"long"},{"name":"s","type":"string"}]}"#);
+    let canonical = apache_avro::Schema::parse_str(SCHEMA)
+        .unwrap()
+        .canonical_form();
+    assert_eq!(
+        canonical,
+        r#"{"name":"R","type":"record","fields":[{"name":"id","type":"long"},{"name":"s","type":"string"}]}"#
+    );
     assert_eq!(hash.len(), 16);
 }
 
@@ -189,12 +229,18 @@ fn broken_containers_are_errors_not_panics() {
     let good = container(20, apache_avro::Codec::Deflate(Default::default()));
     assert!(avro_datums(b"").is_err());
     assert!(avro_datums(b"Obj\x01").is_err());
-    assert!(avro_datums(b"not avro").unwrap_err().to_string().contains("magic"));
+    assert!(avro_datums(b"not avro")
+        .unwrap_err()
+        .to_string()
+        .contains("magic"));
     for cut in [5, good.len() / 2, good.len() - 3] {
         assert!(avro_datums(&good[..cut]).is_err(), "cut at {cut}");
     }
     let mut bad = good.clone();
     let last = bad.len() - 1;
     bad[last] ^= 1;
-    assert!(avro_datums(&bad).unwrap_err().to_string().contains("sync marker"));
+    assert!(avro_datums(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("sync marker"));
 }
