@@ -503,14 +503,14 @@ impl Spool {
                 path.display()
             ))
         })?;
-        let resized = (now.len() != size)
-            .then(|| {
-                format!(
-                    " (and has changed size: {size} bytes when opened, {} now)",
-                    now.len()
-                )
-            })
-            .unwrap_or_default();
+        let resized = if now.len() != size {
+            format!(
+                " (and has changed size: {size} bytes when opened, {} now)",
+                now.len()
+            )
+        } else {
+            String::new()
+        };
         if mtime_ns(&now) != mtime {
             return Err(Failed(format!(
                 "File has been modified since being read: {}{resized}",

@@ -45,13 +45,13 @@ pub fn whole(pattern: &str) -> Result<Regex, regex::Error> {
 
 impl Filter {
     fn file_wanted(&self, path: &Path, name: &str) -> bool {
+        let marked =
+            || super::tracker::marker(path, &self.dir, &self.tracker_dir, &self.suffix).exists();
         !name.starts_with('.')
             && !name.ends_with(&self.suffix)
             && self.include.is_match(name)
             && !self.ignore.is_match(name)
-            && !(self.tracker_markers
-                && super::tracker::marker(path, &self.dir, &self.tracker_dir, &self.suffix)
-                    .exists())
+            && (!self.tracker_markers || !marked())
     }
 
     /// The candidate files with their modification times (ms), in directory order;
