@@ -13,7 +13,8 @@
 //!   "TODO" emits half of it as `?`): such a character goes whole to the next event.
 //! - **AVRO** (Flume's `AvroEventDeserializer`): reads an Avro object container file
 //!   (codecs null, deflate and snappy) and gives each datum as the event body in Avro binary
-//!   encoding, with header `flume.avro.schema.hash` (the schema's CRC-64-AVRO parsing
+//!   encoding (its bytes as the file holds them, which for a file Java wrote are the bytes
+//!   Flume's `GenericDatumWriter` writes again), with header `flume.avro.schema.hash` (the schema's CRC-64-AVRO parsing
 //!   fingerprint, its 8 bytes in Java's order, in hex) or `flume.avro.schema.literal` (the
 //!   schema JSON as the file's header holds it, which is Java's `Schema.toString()` for a
 //!   file Java wrote). Unlike Flume, which goes back to the start of the block on a restart,
@@ -438,6 +439,8 @@ const MAX_META: u64 = 64 << 20;
 #[derive(Debug)]
 pub struct Container {
     pub schema: apache_avro::Schema,
+    /// The schema's named types, for its references.
+    pub names: Names,
     /// The schema's JSON as the header holds it.
     pub schema_json: String,
     /// The CRC-64-AVRO fingerprint in hex, as Flume writes it.
@@ -543,6 +546,12 @@ impl Container {
         let schema_json = schema_json.ok_or_else(|| corrupt("no avro.schema in the header"))?;
         let schema = apache_avro::Schema::parse_str(&schema_json)
             .map_err(|e| corrupt(format!("the schema does not parse: {e}")))?;
+        let names = apache_avro::schema::ResolvedSchema::try_from(&schema)
+            .map_err(|e| corrupt(format!("the schema does not resolve: {e}")))?
+            .get_names()
+            .iter()
+            .map(|(n, s)| (n.clone(), (*s).clone()))
+            .collect();
         let hash = schema
             .fingerprint::<apache_avro::rabin::Rabin>()
             .bytes
@@ -553,6 +562,7 @@ impl Container {
         Ok((
             Container {
                 schema,
+                names,
                 schema_json,
                 hash,
                 codec,
@@ -629,23 +639,160 @@ impl<R: Read> Read for Counted<'_, R> {
     }
 }
 
-/// The datums of one decompressed block, each re-encoded as Avro binary (what Flume's
-/// `GenericDatumWriter` writes for it), after skipping `skip`.
-pub fn block_datums(
-    schema: &apache_avro::Schema,
-    data: &[u8],
-    count: u64,
-) -> io::Result<Vec<Vec<u8>>> {
-    let mut rest = data;
-    let mut out = Vec::new();
-    for _ in 0..count {
-        let value = apache_avro::from_avro_datum(schema, &mut rest, None)
-            .map_err(|e| corrupt(format!("a datum does not decode: {e}")))?;
-        let bytes = apache_avro::to_avro_datum(schema, value)
-            .map_err(|e| corrupt(format!("a datum does not encode: {e}")))?;
-        out.push(bytes);
+/// A schema's named types by full name.
+pub type Names = std::collections::HashMap<apache_avro::schema::Name, apache_avro::Schema>;
+
+/// The datums of one decompressed block: each one's bytes as the file holds them (Avro
+/// binary of the schema, what Flume's `GenericDatumWriter` writes again for a file Java
+/// wrote). Each datum is walked by the schema without building values, with its lengths
+/// checked against the block and its values counted, so a corrupt or hostile block is an
+/// error, never an allocation its counts ask for (apache-avro's decoder reserves them).
+pub fn block_datums(c: &Container, data: &[u8], count: u64) -> io::Result<Vec<Vec<u8>>> {
+    let mut at = 0usize;
+    // Values a block may hold: a few per byte, as an item takes at least one byte unless
+    // its type is empty (null, an empty record), which this bounds too.
+    let mut budget = data.len() as u64 * 8 + 1024;
+    let mut out = Vec::with_capacity(count.min(data.len() as u64 + 1) as usize);
+    for i in 0..count {
+        let start = at;
+        let mut w = Walk {
+            data,
+            at,
+            budget: &mut budget,
+            names: &c.names,
+        };
+        w.skip(&c.schema, 0)
+            .map_err(|e| corrupt(format!("datum {i} of a block: {e}")))?;
+        at = w.at;
+        out.push(data[start..at].to_vec());
     }
     Ok(out)
+}
+
+struct Walk<'a> {
+    data: &'a [u8],
+    at: usize,
+    budget: &'a mut u64,
+    names: &'a Names,
+}
+
+/// Nesting deeper than this is refused (a recursive schema's data could else run the
+/// stack out).
+const MAX_DEPTH: usize = 256;
+
+impl Walk<'_> {
+    fn long(&mut self) -> Result<i64, String> {
+        let (v, n) = crate::avro_slice::varint(&self.data[self.at..])
+            .ok_or("the block ends inside a number")?;
+        self.at += n;
+        Ok(v)
+    }
+    fn take(&mut self, n: u64) -> Result<(), String> {
+        if n > (self.data.len() - self.at) as u64 {
+            return Err(format!("a length of {n} bytes past the block's end"));
+        }
+        self.at += n as usize;
+        Ok(())
+    }
+    fn len(&mut self) -> Result<(), String> {
+        let n = self.long()?;
+        if n < 0 {
+            return Err(format!("a negative length {n}"));
+        }
+        self.take(n as u64)
+    }
+    fn skip(&mut self, schema: &apache_avro::Schema, depth: usize) -> Result<(), String> {
+        use apache_avro::Schema as S;
+        if depth > MAX_DEPTH {
+            return Err("values nested too deep".into());
+        }
+        if *self.budget == 0 {
+            return Err("more values than the block could hold".into());
+        }
+        *self.budget -= 1;
+        match schema {
+            S::Null => Ok(()),
+            S::Boolean => self.take(1),
+            S::Int
+            | S::Long
+            | S::Date
+            | S::TimeMillis
+            | S::TimeMicros
+            | S::TimestampMillis
+            | S::TimestampMicros
+            | S::TimestampNanos
+            | S::LocalTimestampMillis
+            | S::LocalTimestampMicros
+            | S::LocalTimestampNanos => self.long().map(drop),
+            S::Float => self.take(4),
+            S::Double => self.take(8),
+            S::Bytes | S::String | S::BigDecimal | S::Uuid => self.len(),
+            S::Fixed(f) => self.take(f.size as u64),
+            S::Duration => self.take(12),
+            S::Decimal(d) => self.skip(&d.inner, depth + 1),
+            S::Enum(e) => {
+                let i = self.long()?;
+                if i < 0 || i as usize >= e.symbols.len() {
+                    return Err(format!("enum index {i} of {} symbols", e.symbols.len()));
+                }
+                Ok(())
+            }
+            S::Union(u) => {
+                let i = self.long()?;
+                let v = usize::try_from(i)
+                    .ok()
+                    .and_then(|i| u.variants().get(i))
+                    .ok_or_else(|| format!("union index {i} of {} branches", u.variants().len()))?;
+                self.skip(v, depth + 1)
+            }
+            S::Record(r) => {
+                for f in &r.fields {
+                    self.skip(&f.schema, depth + 1)?;
+                }
+                Ok(())
+            }
+            S::Array(a) => self.blocks(|w| w.skip(&a.items, depth + 1)),
+            S::Map(m) => self.blocks(|w| {
+                w.len()?;
+                w.skip(&m.types, depth + 1)
+            }),
+            S::Ref { name } => {
+                let target = self
+                    .names
+                    .get(name)
+                    .or_else(|| {
+                        self.names
+                            .iter()
+                            .find(|(n, _)| n.name == name.name)
+                            .map(|(_, s)| s)
+                    })
+                    .ok_or_else(|| format!("a reference to unknown type {name}"))?;
+                self.skip(target, depth + 1)
+            }
+        }
+    }
+    /// An array's or map's blocks of items, to the closing 0.
+    fn blocks(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Result<(), String>,
+    ) -> Result<(), String> {
+        loop {
+            let mut n = self.long()?;
+            if n == 0 {
+                return Ok(());
+            }
+            if n < 0 {
+                n = n.checked_neg().ok_or("a bad item count")?;
+                self.long()?;
+            }
+            if n as u64 > *self.budget {
+                return Err(format!("{n} items, more than the block could hold"));
+            }
+            for _ in 0..n {
+                item(self)?;
+            }
+        }
+    }
 }
 
 pub struct AvroReader {
@@ -698,7 +845,7 @@ impl AvroReader {
         let Some((count, data, len)) = self.container.read_block(&mut at)? else {
             return Ok(false);
         };
-        let datums = block_datums(&self.container.schema, &data, count)?;
+        let datums = block_datums(&self.container, &data, count)?;
         self.block_start = self.next_block;
         self.next_block += len;
         self.datums = datums.into_iter();
@@ -742,7 +889,7 @@ pub fn avro_datums(bytes: &[u8]) -> io::Result<(String, Vec<Vec<u8>>)> {
     let (c, _) = Container::read(&mut r)?;
     let mut out = Vec::new();
     while let Some((count, data, _)) = c.read_block(&mut r)? {
-        out.extend(block_datums(&c.schema, &data, count)?);
+        out.extend(block_datums(&c, &data, count)?);
     }
     Ok((c.hash, out))
 }
