@@ -544,7 +544,7 @@ impl Container {
         let mut sync = [0u8; 16];
         counted.read_exact(&mut sync)?;
         let schema_json = schema_json.ok_or_else(|| corrupt("no avro.schema in the header"))?;
-        let schema = apache_avro::Schema::parse_str(&schema_json)
+        let schema = parse_schema(&schema_json)
             .map_err(|e| corrupt(format!("the schema does not parse: {e}")))?;
         let names = apache_avro::schema::ResolvedSchema::try_from(&schema)
             .map_err(|e| corrupt(format!("the schema does not resolve: {e}")))?
@@ -636,6 +636,78 @@ impl<R: Read> Read for Counted<'_, R> {
         let k = self.r.read(buf)?;
         self.n += k as u64;
         Ok(k)
+    }
+}
+
+/// Parses a container's schema with apache-avro, after checking what its parser would
+/// `unwrap` (0.19 panics on a bad name, type name, alias or size instead of returning an
+/// error, as the fuzz target found); a panic the check misses is caught as an error.
+pub fn parse_schema(json: &str) -> Result<apache_avro::Schema, String> {
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    check_schema(&value, 0)?;
+    std::panic::catch_unwind(|| apache_avro::Schema::parse_str(json))
+        .map_err(|_| "the Avro schema parser failed on it".to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// Whether `s` is an Avro full name: dotted identifiers.
+fn is_full_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|part| {
+            let mut c = part.chars();
+            c.next()
+                .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+                && c.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+}
+
+/// Checks the schema positions of `v` (types, fields, items, values, union branches; not
+/// defaults or other properties, which may hold any JSON).
+fn check_schema(v: &serde_json::Value, depth: usize) -> Result<(), String> {
+    use serde_json::Value as J;
+    if depth > MAX_DEPTH {
+        return Err("the schema is nested too deep".into());
+    }
+    match v {
+        J::String(t) if !is_full_name(t) => Err(format!("'{t}' is not a valid type name")),
+        J::Array(branches) => branches.iter().try_for_each(|b| check_schema(b, depth + 1)),
+        J::Object(o) => {
+            for key in ["name", "namespace"] {
+                match o.get(key) {
+                    Some(J::String(n)) if key == "namespace" && n.is_empty() => {}
+                    Some(J::String(n)) if !is_full_name(n) => {
+                        return Err(format!("'{n}' is not a valid {key}"))
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(J::Array(aliases)) = o.get("aliases") {
+                for a in aliases {
+                    if !a.as_str().is_some_and(is_full_name) {
+                        return Err(format!("{a} is not a valid alias"));
+                    }
+                }
+            }
+            for key in ["size", "precision", "scale"] {
+                if let Some(n) = o.get(key) {
+                    let ok = n.as_i64().is_some()
+                        || n.as_str().is_some_and(|s| s.parse::<i64>().is_ok());
+                    if !ok {
+                        return Err(format!("\"{key}\" must be an integer, found {n}"));
+                    }
+                }
+            }
+            for key in ["type", "items", "values"] {
+                if let Some(t) = o.get(key) {
+                    check_schema(t, depth + 1)?;
+                }
+            }
+            if let Some(J::Array(fields)) = o.get("fields") {
+                fields.iter().try_for_each(|f| check_schema(f, depth + 1))?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 

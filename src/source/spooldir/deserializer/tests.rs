@@ -290,3 +290,24 @@ fn the_fuzz_seeds_read() {
         assert!(!datums.is_empty(), "{}", p.display());
     }
 }
+
+/// Found by the fuzz target: apache-avro 0.19's schema parser unwraps a bad name (and a bad
+/// type name, alias or size); such a schema is an error here.
+#[test]
+fn a_schema_apache_avro_would_panic_on_is_an_error() {
+    let bytes = include_bytes!("fuzz-crash-bad-name.avro");
+    let e = avro_datums(bytes).unwrap_err().to_string();
+    assert!(e.contains("not a valid"), "{e}");
+    for bad in [
+        r##"{"type":"record","name":"#","fields":[]}"##,
+        r##"{"type":"record","name":"R","fields":[{"name":"f","type":"#x"}]}"##,
+        r##"{"type":"record","name":"R","aliases":["a b"],"fields":[]}"##,
+        r##"{"type":"fixed","name":"F","size":1.5}"##,
+        r##"{"type":"record","name":"R","namespace":"1x","fields":[]}"##,
+    ] {
+        assert!(parse_schema(bad).is_err(), "{bad}");
+    }
+    // Defaults and other properties may hold any JSON.
+    let ok = r##"{"type":"record","name":"n.R","namespace":"","fields":[{"name":"f","type":{"type":"record","name":"P","fields":[{"name":"name","type":"string"}]},"default":{"name":"J. Smith #1"},"x":{"name":"#"}},{"name":"u","type":["null",{"type":"array","items":"n.R"}]}]}"##;
+    parse_schema(ok).unwrap();
+}
