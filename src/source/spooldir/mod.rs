@@ -443,7 +443,14 @@ impl Spool {
         let (inode, size, mtime) = (meta.ino(), meta.len(), mtime_ns(&meta));
         let start = match &self.progress {
             Some(p) if p.file == path && p.inode == inode && p.size == size && p.mtime == mtime => {
-                tracing::info!(source = %self.ctx.name, "resuming {} at {:?}", path.display(), p.pos);
+                let at = match self.cfg.format {
+                    Format::Avro { .. } => format!(
+                        "datum {} of the block at byte {}",
+                        p.pos.record, p.pos.offset
+                    ),
+                    _ => format!("byte {}", p.pos.offset),
+                };
+                tracing::info!(source = %self.ctx.name, "resuming {} at {at}, where the last committed batch ended", path.display());
                 p.pos
             }
             _ => Pos::default(),
