@@ -2,7 +2,8 @@
 //! once and marked with each policy (rename, immediate delete, tracker_dir), a kill -9 in
 //! the middle of a file (every line delivered, at most a batch again), AVRO container files
 //! (null and deflate codecs) and Blob, a file changed after it was read or whose finished
-//! name is taken (a clear error, the file left unmarked, the source going on), and headers.
+//! name is taken (a clear error, the file left unmarked, the source going on), headers,
+//! and the order of consumeOrder oldest and youngest.
 
 mod common;
 
@@ -506,4 +507,50 @@ fn a_missing_spool_dir_or_bad_key_stops_the_start_with_the_reason() {
             && format!("{out}{err}").contains("bad.conf:"),
         "{out}{err}"
     );
+}
+
+/// The lines of every output file in the order written (the source runs on one shard, so
+/// one shard's sink writes them all).
+fn out_in_order(w: &World) -> Vec<String> {
+    file_names(&w.path("out"))
+        .iter()
+        .flat_map(|n| {
+            std::fs::read_to_string(w.path("out").join(n))
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn consume_order_oldest_and_youngest_by_modification_time_ties_by_name() {
+    for order in ["oldest", "youngest"] {
+        let w = World::new();
+        let now = std::time::SystemTime::now();
+        // b the oldest, d the youngest, a and c of the same time.
+        for (name, age) in [("a", 20), ("b", 30), ("c", 20), ("d", 10)] {
+            let p = w.spool(name);
+            drop_file(&p, format!("{name}\n").as_bytes());
+            std::fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(now - Duration::from_secs(age))
+                .unwrap();
+        }
+        let want: Vec<String> = match order {
+            // Ties by name: a before c, whichever way the times go.
+            "oldest" => ["b", "a", "c", "d"],
+            _ => ["d", "a", "c", "b"],
+        }
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut agent = w.start(&format!("a1.sources.r1.consumeOrder = {order}"));
+        wait_until(T, "four lines", || (w.out().len() == 4).then_some(()));
+        assert!(agent.stop().success());
+        assert_eq!(out_in_order(&w), want, "consumeOrder = {order}");
+    }
 }
