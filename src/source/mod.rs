@@ -11,6 +11,7 @@ pub mod exec;
 pub mod netcat;
 pub mod netcat_udp;
 pub mod seq;
+pub mod spooldir;
 pub mod stress;
 pub mod taildir;
 mod tcp;
@@ -33,6 +34,7 @@ pub static TYPES: &[Registration<Arc<dyn SourceType>>] = &[
     register::<netcat::NetcatConfig>(),
     register::<netcat_udp::NetcatUdpConfig>(),
     register::<seq::SeqConfig>(),
+    register::<spooldir::SpoolDirConfig>(),
     register::<stress::StressConfig>(),
     register::<taildir::TaildirConfig>(),
 ];
