@@ -423,3 +423,33 @@ impl<'a> Keys<'a> {
         out
     }
 }
+
+/// Builds a component of type `T` from `key = value` pairs under `prefix`, for the types'
+/// unit tests: the pairs come from `a.conf`, the first on line 10 and each next one on
+/// the next line, so an error's file:line can be checked.
+#[cfg(test)]
+pub(crate) fn from_pairs<T: super::Component>(
+    prefix: &str,
+    pairs: &[(&str, &str)],
+) -> Result<T, ConfigError> {
+    let file: std::sync::Arc<std::path::Path> =
+        std::sync::Arc::from(std::path::Path::new("a.conf"));
+    let props: BTreeMap<String, Prop> = pairs
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| {
+            let prop = Prop {
+                key: format!("{prefix}.{k}"),
+                value: v.to_string(),
+                loc: Loc {
+                    file: file.clone(),
+                    line: 10 + i as u32,
+                },
+            };
+            (k.to_string(), prop)
+        })
+        .collect();
+    let decl = Loc { file, line: 1 };
+    let mut k = Keys::new(prefix, prefix, T::TYPE.keys, &props, decl);
+    T::from_keys(&mut k)
+}

@@ -136,29 +136,7 @@ pub fn configure(
 /// Builds an interceptor of type `T` from `key = value` pairs, for the types' tests.
 #[cfg(test)]
 pub(crate) fn from_pairs<T: Component>(kv: &[(&str, &str)]) -> Result<T, ConfigError> {
-    let loc = Loc {
-        file: Arc::from(std::path::Path::new("test.conf")),
-        line: 1,
-    };
-    let props: BTreeMap<String, Prop> = kv
-        .iter()
-        .map(|(k, v)| {
-            let p = Prop {
-                key: format!("a1.sources.r1.interceptors.i1.{k}"),
-                value: v.to_string(),
-                loc: loc.clone(),
-            };
-            (k.to_string(), p)
-        })
-        .collect();
-    let mut k = Keys::new(
-        "test",
-        "a1.sources.r1.interceptors.i1",
-        T::TYPE.keys,
-        &props,
-        loc,
-    );
-    T::from_keys(&mut k)
+    crate::config::keys::from_pairs("a1.sources.r1.interceptors.i1", kv)
 }
 
 #[cfg(test)]

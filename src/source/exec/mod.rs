@@ -303,29 +303,9 @@ mod tests {
 
     #[test]
     fn the_command_is_split_on_whitespace_or_given_whole_to_the_shell() {
-        use crate::config::{Loc, Prop};
-        use std::collections::BTreeMap;
         let build = |pairs: &[(&str, &str)]| {
-            let props: BTreeMap<String, Prop> = pairs
-                .iter()
-                .map(|(k, v)| {
-                    let prop = Prop {
-                        key: format!("a1.sources.r1.{k}"),
-                        value: v.to_string(),
-                        loc: Loc {
-                            file: std::sync::Arc::from(std::path::Path::new("a.conf")),
-                            line: 3,
-                        },
-                    };
-                    (k.to_string(), prop)
-                })
-                .collect();
-            let decl = Loc {
-                file: std::sync::Arc::from(std::path::Path::new("a.conf")),
-                line: 1,
-            };
-            let mut k = Keys::new("source 'r1'", "a1.sources.r1", KEYS, &props, decl);
-            ExecConfig::from_keys(&mut k).map_err(|e| e.to_string())
+            crate::config::keys::from_pairs::<ExecConfig>("a1.sources.r1", pairs)
+                .map_err(|e| e.to_string())
         };
         let plain = build(&[("command", " tail  -F /var/log/x ")]).unwrap();
         assert_eq!(plain.argv, ["tail", "-F", "/var/log/x"]);
@@ -333,7 +313,7 @@ mod tests {
         assert_eq!(shell.argv, ["/bin/sh", "-c", "tail -F a | grep b"]);
         let err = build(&[("command", "x"), ("charset", "UTF-16")]).unwrap_err();
         assert!(
-            err.contains("a.conf:3") && err.contains("not ASCII-compatible"),
+            err.contains("a.conf:11") && err.contains("not ASCII-compatible"),
             "{err}"
         );
         let err = build(&[("command", "x"), ("charset", "klingon")]).unwrap_err();

@@ -2,31 +2,9 @@
 //! file, line and key.
 
 use super::*;
-use crate::config::{Loc, Prop};
-use std::collections::BTreeMap;
 
 fn build(pairs: &[(&str, &str)]) -> Result<SpoolDirConfig, String> {
-    let props: BTreeMap<String, Prop> = pairs
-        .iter()
-        .enumerate()
-        .map(|(i, (k, v))| {
-            let prop = Prop {
-                key: format!("a1.sources.r1.{k}"),
-                value: v.to_string(),
-                loc: Loc {
-                    file: std::sync::Arc::from(Path::new("a.conf")),
-                    line: 10 + i as u32,
-                },
-            };
-            (k.to_string(), prop)
-        })
-        .collect();
-    let decl = Loc {
-        file: std::sync::Arc::from(Path::new("a.conf")),
-        line: 1,
-    };
-    let mut k = Keys::new("source 'r1'", "a1.sources.r1", KEYS, &props, decl);
-    SpoolDirConfig::from_keys(&mut k).map_err(|e| e.to_string())
+    crate::config::keys::from_pairs("a1.sources.r1", pairs).map_err(|e| e.to_string())
 }
 
 #[test]
