@@ -19,6 +19,7 @@ mod tcp;
 pub use ctx::{Backoff, SourceCtx};
 pub use tcp::{accept_loop, TcpListening};
 
+use crate::config::keys::{KeyKind, KeySpec};
 use crate::config::{AsAny, Component, ConfigError, Keys, Registration};
 use crate::runtime::socket::resolve;
 use std::future::Future;
@@ -26,6 +27,21 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+
+/// `fileHeader`, as Flume's file sources (TAILDIR, spooldir) have it.
+pub(crate) const FILE_HEADER: KeySpec = KeySpec::new(
+    "fileHeader",
+    KeyKind::Bool,
+    Some("false"),
+    "Add the file's absolute path as a header",
+);
+/// `fileHeaderKey`, the header `fileHeader` sets.
+pub(crate) const FILE_HEADER_KEY: KeySpec = KeySpec::new(
+    "fileHeaderKey",
+    KeyKind::Str,
+    Some("file"),
+    "Name of the path header",
+);
 
 /// The source types, one line each.
 pub static TYPES: &[Registration<Arc<dyn SourceType>>] = &[

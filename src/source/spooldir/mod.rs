@@ -64,18 +64,8 @@ const KEYS: &[KeySpec] = &[
         Some("never"),
         "Delete a file once it was read (immediate) or mark it (never)",
     ),
-    KeySpec::new(
-        "fileHeader",
-        KeyKind::Bool,
-        Some("false"),
-        "Add the file's absolute path as a header",
-    ),
-    KeySpec::new(
-        "fileHeaderKey",
-        KeyKind::Str,
-        Some("file"),
-        "Name of the path header",
-    ),
+    super::FILE_HEADER,
+    super::FILE_HEADER_KEY,
     KeySpec::new(
         "basenameHeader",
         KeyKind::Bool,

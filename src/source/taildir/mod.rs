@@ -140,18 +140,8 @@ const KEYS: &[KeySpec] = &[
         Some("true"),
         "List a group's directory again only when its modification time changed",
     ),
-    KeySpec::new(
-        "fileHeader",
-        KeyKind::Bool,
-        Some("false"),
-        "Add the file's absolute path as a header",
-    ),
-    KeySpec::new(
-        "fileHeaderKey",
-        KeyKind::Str,
-        Some("file"),
-        "Name of the path header",
-    ),
+    super::FILE_HEADER,
+    super::FILE_HEADER_KEY,
     KeySpec::new(
         "max-line-length",
         KeyKind::int(1, 1 << 30),
