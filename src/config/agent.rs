@@ -142,11 +142,7 @@ impl Raw {
             ConfigError::Key {
                 loc: ty.loc.clone(),
                 key: ty.key.clone(),
-                msg: format!(
-                    "unknown {} type '{value}' (flume-fast knows: {})",
-                    kind.singular(),
-                    known.join(", ")
-                ),
+                msg: super::registry::unknown_type(kind.singular(), value, &known),
             }
         })
     }

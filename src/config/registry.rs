@@ -38,3 +38,34 @@ impl<T: Component + Any> AsAny for T {
         self
     }
 }
+
+/// What an unknown `type` value of a `kind` (`source`, `interceptor`, ...) gets: the
+/// built-in types, and for a Java class name (a custom component or a plugin from
+/// `plugins.d`) that flume-fast cannot load one, since it runs no JVM; for a short name,
+/// the closest built-in one when it is a likely typo.
+pub fn unknown_type(kind: &str, value: &str, known: &[&str]) -> String {
+    let list = known.join(", ");
+    if value.contains('.') {
+        return format!(
+            "unknown {kind} type '{value}': a Java class that is not one of flume-fast's built-in \
+             {kind} types (custom components and plugins.d classes cannot be loaded: flume-fast \
+             runs no JVM); built in: {list}, each also by its Flume class name"
+        );
+    }
+    let close = known
+        .iter()
+        .map(|k| {
+            (
+                strsim::jaro_winkler(&k.to_lowercase(), &value.to_lowercase()),
+                k,
+            )
+        })
+        .filter(|(score, _)| *score > 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match close {
+        Some((_, k)) => {
+            format!("unknown {kind} type '{value}' (did you mean '{k}'? flume-fast knows: {list})")
+        }
+        None => format!("unknown {kind} type '{value}' (flume-fast knows: {list})"),
+    }
+}

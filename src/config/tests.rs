@@ -262,7 +262,33 @@ fn unsupported_interceptor_is_refused_not_dropped() {
         "{BASE}a1.sources.r1.interceptors = i1\na1.sources.r1.interceptors.i1.type = com.example.Mine$Builder\n"
     ));
     assert!(
-        e.contains("interceptor type 'com.example.Mine$Builder' is not supported by flume-fast"),
+        e.contains("unknown interceptor type 'com.example.Mine$Builder': a Java class")
+            && e.contains("plugins.d")
+            && e.contains("timestamp, host"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_plugin_class_or_a_typo_as_a_type_is_named_with_the_built_in_types() {
+    let e = err(&BASE.replace(
+        "a1.sinks.k1.type = logger",
+        "a1.sinks.k1.type = com.acme.flume.S3Sink",
+    ));
+    assert!(
+        e.contains("a1.sinks.k1.type: unknown sink type 'com.acme.flume.S3Sink': a Java class")
+            && e.contains("plugins.d")
+            && e.contains("file_roll"),
+        "{e}"
+    );
+    let e = err(&BASE.replace("a1.sinks.k1.type = logger", "a1.sinks.k1.type = file_rol"));
+    assert!(e.contains("did you mean 'file_roll'?"), "{e}");
+    let e = err(&format!(
+        "{BASE}a1.sources.r1.selector.type = com.acme.MySelector\n"
+    ));
+    assert!(
+        e.contains("unknown selector type 'com.acme.MySelector': a Java class")
+            && e.contains("load_balancing"),
         "{e}"
     );
 }

@@ -96,7 +96,11 @@ pub fn configure(
         ConfigError::Key {
             loc: p.loc.clone(),
             key: p.key.clone(),
-            msg: format!("unknown sink processor type '{ty}' (default, failover, load_balance)"),
+            msg: crate::config::registry::unknown_type(
+                "sink processor",
+                ty,
+                &["default", "failover", "load_balance"],
+            ),
         }
     })?;
     let label = format!("the processor of sink group '{group}'");

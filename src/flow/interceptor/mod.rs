@@ -104,14 +104,10 @@ pub fn configure(
             .ok_or_else(|| ConfigError::Key {
                 loc: ty.loc.clone(),
                 key: ty.key.clone(),
-                msg: format!(
-                    "interceptor type '{}' is not supported by flume-fast (supported: {})",
+                msg: crate::config::registry::unknown_type(
+                    "interceptor",
                     ty.value.trim(),
-                    TYPES
-                        .iter()
-                        .map(|t| t.info.name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    &TYPES.iter().map(|t| t.info.name()).collect::<Vec<_>>(),
                 ),
             })?;
         let label = format!("interceptor '{name}' of source '{source}'");

@@ -146,8 +146,10 @@ pub fn configure(
         Err(ConfigError::Key {
             loc: p.map(|p| p.loc.clone()).unwrap_or(decl),
             key: p.map(|p| p.key.clone()).unwrap_or_default(),
-            msg: format!(
-                "selector type '{ty}' is not supported by flume-fast (use replicating, multiplexing or load_balancing)"
+            msg: crate::config::registry::unknown_type(
+                "selector",
+                p.map_or(ty.as_str(), |p| p.value.trim()),
+                &["replicating", "multiplexing", "load_balancing"],
             ),
         })
     }
