@@ -547,3 +547,105 @@ fn selector_tables_declare_exactly_what_the_selectors_read() {
         assert!(cfg.warnings.is_empty(), "{}: {:?}", t.name(), cfg.warnings);
     }
 }
+
+/// The interceptor and selector examples of Flume 1.11's User Guide, as printed there, with
+/// only what the guide leaves out around them (the source's type, the channels and a sink;
+/// for the regex extractor's examples, the interceptor's name and type).
+#[test]
+fn the_user_guides_interceptor_and_selector_examples_are_accepted_unchanged() {
+    let examples: &[(&str, &str)] = &[
+        ("r1", "a1.sources = r1
+a1.channels = c1 c2 c3 c4
+a1.sources.r1.channels = c1 c2 c3 c4
+a1.sources.r1.selector.type = load_balancing
+a1.sources.r1.selector.policy = round_robin"),
+        ("r1", "a1.sources = r1
+a1.channels = c1 c2 c3 c4
+a1.sources.r1.selector.type = multiplexing
+a1.sources.r1.selector.header = state
+a1.sources.r1.selector.mapping.CZ = c1
+a1.sources.r1.selector.mapping.US = c2 c3
+a1.sources.r1.selector.default = c4"),
+        ("r1", "a1.sources = r1
+a1.sinks = k1
+a1.channels = c1
+a1.sources.r1.interceptors = i1 i2
+a1.sources.r1.interceptors.i1.type = org.apache.flume.interceptor.HostInterceptor$Builder
+a1.sources.r1.interceptors.i1.preserveExisting = false
+a1.sources.r1.interceptors.i1.hostHeader = hostname
+a1.sources.r1.interceptors.i2.type = org.apache.flume.interceptor.TimestampInterceptor$Builder"),
+        ("r1", "a1.sources = r1
+a1.channels = c1
+a1.sources.r1.channels =  c1
+a1.sources.r1.type = seq
+a1.sources.r1.interceptors = i1
+a1.sources.r1.interceptors.i1.type = timestamp"),
+        ("r1", "a1.sources = r1
+a1.channels = c1
+a1.sources.r1.interceptors = i1
+a1.sources.r1.interceptors.i1.type = host"),
+        ("r1", "a1.sources = r1
+a1.channels = c1
+a1.sources.r1.channels =  c1
+a1.sources.r1.type = seq
+a1.sources.r1.interceptors = i1
+a1.sources.r1.interceptors.i1.type = static
+a1.sources.r1.interceptors.i1.key = datacenter
+a1.sources.r1.interceptors.i1.value = NEW_YORK"),
+        ("avroSrc", "a1.sources.avroSrc.interceptors = search-replace
+a1.sources.avroSrc.interceptors.search-replace.type = search_replace
+
+# Remove leading alphanumeric characters in an event body.
+a1.sources.avroSrc.interceptors.search-replace.searchPattern = ^[A-Za-z0-9_]+
+a1.sources.avroSrc.interceptors.search-replace.replaceString ="),
+        ("avroSrc", "a1.sources.avroSrc.interceptors = search-replace
+a1.sources.avroSrc.interceptors.search-replace.type = search_replace
+
+# Use grouping operators to reorder and munge words on a line.
+a1.sources.avroSrc.interceptors.search-replace.searchPattern = The quick brown ([a-z]+) jumped over the lazy ([a-z]+)
+a1.sources.avroSrc.interceptors.search-replace.replaceString = The hungry $2 ate the careless $1"),
+        ("r1", "a1.sources.r1.interceptors = i1
+a1.sources.r1.interceptors.i1.type = regex_extractor
+a1.sources.r1.interceptors.i1.regex = (\\\\d):(\\\\d):(\\\\d)
+a1.sources.r1.interceptors.i1.serializers = s1 s2 s3
+a1.sources.r1.interceptors.i1.serializers.s1.name = one
+a1.sources.r1.interceptors.i1.serializers.s2.name = two
+a1.sources.r1.interceptors.i1.serializers.s3.name = three"),
+        ("r1", "a1.sources.r1.interceptors = i1
+a1.sources.r1.interceptors.i1.type = regex_extractor
+a1.sources.r1.interceptors.i1.regex = ^(?:\\\\n)?(\\\\d\\\\d\\\\d\\\\d-\\\\d\\\\d-\\\\d\\\\d\\\\s\\\\d\\\\d:\\\\d\\\\d)
+a1.sources.r1.interceptors.i1.serializers = s1
+a1.sources.r1.interceptors.i1.serializers.s1.type = org.apache.flume.interceptor.RegexExtractorInterceptorMillisSerializer
+a1.sources.r1.interceptors.i1.serializers.s1.name = timestamp
+a1.sources.r1.interceptors.i1.serializers.s1.pattern = yyyy-MM-dd HH:mm"),
+    ];
+    for (source, example) in examples {
+        // What the guide leaves out, first, so that the example's own lines win; the
+        // source reads from every channel the example declares.
+        let channels = if example.contains("a1.channels = c1\n") {
+            "c1"
+        } else {
+            "c1 c2 c3 c4"
+        };
+        let mut text = format!(
+            "a1.sources = {source}
+a1.channels = c1 c2 c3 c4
+a1.sinks = k1
+a1.sources.{source}.type = netcat
+a1.sources.{source}.bind = localhost
+a1.sources.{source}.port = 44444
+a1.sources.{source}.channels = {channels}
+a1.sinks.k1.type = null
+a1.sinks.k1.channel = c1
+"
+        );
+        for c in ["c1", "c2", "c3", "c4"] {
+            text.push_str(&format!("a1.channels.{c}.type = memory\n"));
+        }
+        text.push_str(example);
+        text.push('\n');
+        if let Err(e) = load(&text) {
+            panic!("{e}\nin:\n{text}");
+        }
+    }
+}
