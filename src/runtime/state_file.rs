@@ -10,6 +10,7 @@
 //!
 //! These calls block (`std::fs`, two syncs per write): they are for rare writes off the
 //! event path, such as a position saved every few seconds or a file marked done.
+//! [`write_unsynced`] skips the syncs, for a position saved after every batch.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -26,6 +27,18 @@ pub fn temp_path(target: &Path) -> PathBuf {
 /// Replaces `path`'s content with `bytes` atomically and durably (see the module comment).
 /// Errors name the file and the step that failed.
 pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, bytes, true)
+}
+
+/// Replaces `path`'s content with `bytes` atomically, without the syncs: a crash of the
+/// process finds the old version or the new one, as with [`write`]; a crash of the machine
+/// may find an older version, or an empty file. For a position saved after every batch,
+/// where two syncs per batch would bound the source's rate, with a [`write`] now and then.
+pub fn write_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, bytes, false)
+}
+
+fn replace(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
     if path.file_name().is_none() {
         return Err(error(
             path,
@@ -41,11 +54,14 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .open(&tmp)
         .map_err(|e| error(&tmp, "cannot create", e))?;
     f.write_all(bytes)
-        .and_then(|()| f.sync_all())
+        .and_then(|()| if sync { f.sync_all() } else { Ok(()) })
         .map_err(|e| error(&tmp, "cannot write", e))?;
     drop(f);
     fs::rename(&tmp, path)
         .map_err(|e| error(path, &format!("cannot rename {} over", tmp.display()), e))?;
+    if !sync {
+        return Ok(());
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

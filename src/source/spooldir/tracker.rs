@@ -78,6 +78,12 @@ impl Progress {
         let path = dir.join(STATE_FILE);
         match state_file::read(&path)? {
             None => Ok(None),
+            // What a machine crash may leave of an unsynced save: no position, so the file
+            // in progress is read again from its start (duplicates, never a loss).
+            Some(b) if b.is_empty() => {
+                tracing::warn!("{} is empty (a machine crash during a save?): the file in progress is read again from its start", path.display());
+                Ok(None)
+            }
             Some(b) => Progress::parse(&b).map(Some).map_err(|e| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -90,8 +96,14 @@ impl Progress {
         }
     }
 
-    pub fn save(&self, dir: &Path) -> io::Result<()> {
-        state_file::write(&dir.join(STATE_FILE), self.to_json().as_bytes())
+    /// Saves it atomically; synced (durable through a machine crash) when `sync`.
+    pub fn save(&self, dir: &Path, sync: bool) -> io::Result<()> {
+        let path = dir.join(STATE_FILE);
+        if sync {
+            state_file::write(&path, self.to_json().as_bytes())
+        } else {
+            state_file::write_unsynced(&path, self.to_json().as_bytes())
+        }
     }
 }
 
@@ -205,8 +217,17 @@ mod tests {
         assert_eq!(Progress::parse(p.to_json().as_bytes()).unwrap(), p);
         let d = tempfile::tempdir().unwrap();
         assert_eq!(Progress::load(d.path()).unwrap(), None);
-        p.save(d.path()).unwrap();
-        assert_eq!(Progress::load(d.path()).unwrap(), Some(p));
+        p.save(d.path(), true).unwrap();
+        assert_eq!(Progress::load(d.path()).unwrap(), Some(p.clone()));
+        let later = Progress {
+            size: 11,
+            ..p.clone()
+        };
+        later.save(d.path(), false).unwrap();
+        assert_eq!(Progress::load(d.path()).unwrap(), Some(later));
+        // What a machine crash may leave of an unsynced save: read from the start.
+        std::fs::write(d.path().join(STATE_FILE), b"").unwrap();
+        assert_eq!(Progress::load(d.path()).unwrap(), None);
         std::fs::write(d.path().join(STATE_FILE), b"{\"file\":1}").unwrap();
         let e = Progress::load(d.path()).unwrap_err().to_string();
         assert!(e.contains(STATE_FILE) && e.contains("\"file\""), "{e}");
