@@ -404,16 +404,10 @@ impl<'a> Keys<'a> {
             if declared || structural_hit {
                 continue;
             }
-            let closest = self
-                .spec
-                .iter()
-                .map(|s| s.key)
-                .chain(structural.iter().copied())
-                .map(|s| (strsim::levenshtein(&k.to_lowercase(), &s.to_lowercase()), s))
-                .min();
-            let hint = match closest {
-                Some((d, s)) if d <= 3.max(k.len() / 3) => format!("; did you mean '{s}'?"),
-                _ => String::new(),
+            let candidates = self.spec.iter().map(|s| s.key);
+            let hint = match closest(k, candidates.chain(structural.iter().copied())) {
+                Some(s) => format!("; did you mean '{s}'?"),
+                None => String::new(),
             };
             out.push(format!(
                 "{}: {}: unknown key '{k}' for {} is ignored{hint}",
@@ -422,6 +416,17 @@ impl<'a> Keys<'a> {
         }
         out
     }
+}
+
+/// The candidate closest to `word` (case aside) when it is close enough to be a typo of it.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let word = word.to_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::levenshtein(&word, &c.to_lowercase()), c))
+        .min()
+        .filter(|&(d, _)| d <= 3.max(word.len() / 3))
+        .map(|(_, c)| c)
 }
 
 /// Builds a component of type `T` from `key = value` pairs under `prefix`, for the types'

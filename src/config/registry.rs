@@ -52,18 +52,8 @@ pub fn unknown_type(kind: &str, value: &str, known: &[&str]) -> String {
              runs no JVM); built in: {list}, each also by its Flume class name"
         );
     }
-    let close = known
-        .iter()
-        .map(|k| {
-            (
-                strsim::jaro_winkler(&k.to_lowercase(), &value.to_lowercase()),
-                k,
-            )
-        })
-        .filter(|(score, _)| *score > 0.85)
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    match close {
-        Some((_, k)) => {
+    match super::keys::closest(value, known.iter().copied()) {
+        Some(k) => {
             format!("unknown {kind} type '{value}' (did you mean '{k}'? flume-fast knows: {list})")
         }
         None => format!("unknown {kind} type '{value}' (flume-fast knows: {list})"),
