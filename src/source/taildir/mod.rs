@@ -35,7 +35,7 @@
 //!   system records one (Flume resumes the new file at the old one's position);
 //! - while idle the source polls every `backoffSleepIncrement` ms (Flume lengthens the
 //!   pause by that much per idle poll, up to `maxBackoffSleep`), and a new name in a
-//!   group's directory wakes it at once (inotify, `watch`);
+//!   group's directory or a writer's close there wakes it at once (inotify, `watch`);
 //! - a line longer than `max-line-length` is cut into events of that size (Flume holds
 //!   any line whole);
 //! - the position file is written atomically (Flume overwrites it in place).
