@@ -13,6 +13,7 @@ pub mod netcat_udp;
 pub mod seq;
 pub mod spooldir;
 pub mod stress;
+pub mod syslog;
 pub mod taildir;
 mod tcp;
 
