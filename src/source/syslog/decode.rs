@@ -77,6 +77,17 @@ struct Done {
     end: Option<(usize, bool)>,
 }
 
+/// Header names and fixed values, static so that setting them allocates nothing.
+const FACILITY: ByteString = ByteString::from_static("Facility");
+const SEVERITY: ByteString = ByteString::from_static("Severity");
+const PRIORITY: ByteString = ByteString::from_static("priority");
+const VERSION: ByteString = ByteString::from_static("version");
+const TIMESTAMP: ByteString = ByteString::from_static("timestamp");
+const HOST: ByteString = ByteString::from_static("host");
+const STATUS_NAME: ByteString = ByteString::from_static(STATUS);
+const INVALID: ByteString = ByteString::from_static("Invalid");
+const INCOMPLETE: ByteString = ByteString::from_static("Incomplete");
+
 /// The decimal strings of 0..=999, shared so that the numeric headers of most messages
 /// cost no allocation.
 static NUMBERS: LazyLock<Vec<ByteString>> = LazyLock::new(|| {
@@ -311,19 +322,19 @@ impl Decoder {
         };
         let mut h = Headers::new();
         if bad {
-            h.set("Facility", number(0));
-            h.set("Severity", number(0));
-            h.set(STATUS, "Invalid");
+            h.set(FACILITY, number(0));
+            h.set(SEVERITY, number(0));
+            h.set(STATUS_NAME, INVALID);
             return Event::with_headers(h, whole(shared));
         }
-        h.set("Facility", number(prio / 8));
-        h.set("Severity", number(prio % 8));
+        h.set(FACILITY, number(prio / 8));
+        h.set(SEVERITY, number(prio % 8));
         let body = match rfc_match::captures(raw) {
             None => whole(shared),
             Some(c) => self.matched(raw, &c, &mut h, shared, whole),
         };
         if incomplete {
-            h.set(STATUS, "Incomplete");
+            h.set(STATUS_NAME, INCOMPLETE);
         }
         Event::with_headers(h, body)
     }
@@ -343,12 +354,12 @@ impl Decoder {
         };
         let pri = &raw[c.priority.clone()];
         if pri.len() == 1 || pri[0] != b'0' {
-            h.set("priority", number(text(&c.priority).parse().unwrap_or(0)));
+            h.set(PRIORITY, number(text(&c.priority).parse().unwrap_or(0)));
         } else {
-            h.set("priority", text(&c.priority));
+            h.set(PRIORITY, text(&c.priority));
         }
         if let Some(v) = c.version.as_ref().filter(|v| !v.is_empty()) {
-            h.set("version", number(u16::from(raw[v.start] - b'0')));
+            h.set(VERSION, number(u16::from(raw[v.start] - b'0')));
         }
         if let Some(ts) = &c.timestamp {
             let stamp = &raw[ts.clone()];
@@ -370,7 +381,7 @@ impl Decoder {
                         s
                     }
                 };
-                h.set("timestamp", value);
+                h.set(TIMESTAMP, value);
             }
         }
         if let Some(host) = c.host.as_ref().filter(|r| !r.is_empty()) {
@@ -383,7 +394,7 @@ impl Decoder {
                     s
                 }
             };
-            h.set("host", value);
+            h.set(HOST, value);
         }
         if self.keep.all {
             return whole(shared);
