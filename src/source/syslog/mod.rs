@@ -2,3 +2,7 @@
 //! they share (`decode`).
 
 pub mod decode;
+pub mod java_time;
+mod java_utf8;
+mod line_parser;
+mod rfc_match;
