@@ -247,6 +247,57 @@ fn logger_over_udp_rfc3164_and_rfc5424_with_client_headers() {
     assert!(agent.stop().success());
 }
 
+/// UDP cannot push back: datagrams the full channel refuses are dropped, counted and
+/// logged once per batch; what the channel took is delivered once a sink drains it.
+#[test]
+fn syslogudp_drops_what_a_full_channel_refuses_and_says_so() {
+    let (port, avro) = (free_udp_port(), free_port());
+    let mut agent = Agent::start(
+        &format!(
+            "a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = syslogudp
+a1.sources.r1.host = 127.0.0.1
+a1.sources.r1.port = {port}
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 10
+a1.channels.c1.transactionCapacity = 10
+a1.channels.c1.keep-alive = 0
+a1.sinks.k1.type = avro
+a1.sinks.k1.hostname = 127.0.0.1
+a1.sinks.k1.port = {avro}
+a1.sinks.k1.batch-size = 10
+a1.sinks.k1.channel = c1
+"
+        ),
+        &["--cores", "1"],
+    );
+    let p = port.to_string();
+    logger(
+        &["--udp", "-n", "127.0.0.1", "-P", &p, "--rfc5424"],
+        "drop",
+        50,
+    );
+    agent.wait_for_log("dropped", Duration::from_secs(20));
+    let mut receiver = Agent::start(&receiver_conf(avro, ""), &[]);
+    let out = receiver.path("out");
+    // The sink drains the channel before the agent stops.
+    assert!(agent.stop().success());
+    assert!(receiver.stop().success());
+    // What the channel took arrived; the rest was dropped and counted, none lost unseen.
+    let count = |what: &str| -> usize {
+        let line = agent.wait_for_log(&format!("r1: events.{what} = "), Duration::from_secs(1));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let (accepted, refused) = (count("accepted"), count("refused"));
+    assert_eq!(accepted + refused, 50);
+    assert!(refused > 0 && accepted > 0, "{accepted} {refused}");
+    let got = lines_in(&out);
+    assert_eq!(got.len(), accepted, "{got:?}");
+}
+
 #[test]
 fn multiport_two_ports_with_port_and_client_headers() {
     let (p1, p2) = (free_port(), free_port());
@@ -348,14 +399,17 @@ impl Drop for Rsyslog {
     }
 }
 
-fn rsyslog_forwards(framing: &str, source_extra: &str, global: &str, driver: &str) {
+/// rsyslog fed by `logger` forwards to the source `ty` (syslogtcp or
+/// multiport_syslogtcp) with `framing`; every message arrives once.
+fn rsyslog_forwards(ty: &str, framing: &str, source_extra: &str, global: &str, driver: &str) {
     let (input, port) = (free_port(), free_port());
+    let port_key = if ty == "syslogtcp" { "port" } else { "ports" };
     let mut agent = Agent::start(
         &conf(
             &format!(
-                "type = syslogtcp
+                "type = {ty}
                 host = 127.0.0.1
-                port = {port}
+                {port_key} = {port}
                 clientIPHeader = ip
                 {source_extra}"
             ),
@@ -402,14 +456,14 @@ fn rsyslog_forwards(framing: &str, source_extra: &str, global: &str, driver: &st
 #[test]
 fn rsyslog_forwards_over_tcp_newline_framed() {
     if have_rsyslog() {
-        rsyslog_forwards("traditional", "", "", "");
+        rsyslog_forwards("syslogtcp", "traditional", "", "", "");
     }
 }
 
 #[test]
 fn rsyslog_forwards_over_tcp_octet_counted() {
     if have_rsyslog() {
-        rsyslog_forwards("octet-counted", "", "", "");
+        rsyslog_forwards("syslogtcp", "octet-counted", "", "", "");
     }
 }
 
@@ -432,32 +486,35 @@ fn tls_files(dir: &Path) -> (PathBuf, PathBuf) {
     (ca, keystore)
 }
 
-#[test]
-fn rsyslog_forwards_over_tls_with_its_gtls_driver() {
-    if !have_rsyslog() {
-        return;
-    }
-    let gtls = Path::new("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so").exists()
-        || Command::new("sh")
-            .args(["-c", "ls /usr/lib/*/rsyslog/lmnsd_gtls.so"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    if !gtls {
+/// Whether rsyslog's gtls driver is installed; prints why not (and fails under CI=true).
+fn have_gtls() -> bool {
+    let found = Command::new("sh")
+        .args(["-c", "ls /usr/lib/*/rsyslog/lmnsd_gtls.so"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "rsyslog-gnutls is missing"
+            "rsyslog-gnutls is missing (CI=true): run scripts/setup"
         );
         eprintln!(
             "SKIPPED: rsyslog's gtls driver is not installed (apt-get install rsyslog-gnutls)"
         );
+    }
+    found
+}
+
+fn rsyslog_forwards_over_tls(ty: &str, framing: &str) {
+    if !have_rsyslog() || !have_gtls() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let (ca, keystore) = tls_files(dir.path());
     rsyslog_forwards(
-        "octet-counted",
+        ty,
+        framing,
         &format!(
             "ssl = true
             keystore = {}
@@ -468,6 +525,16 @@ fn rsyslog_forwards_over_tls_with_its_gtls_driver() {
         &format!("DefaultNetstreamDriverCAFile=\"{}\"", ca.display()),
         "StreamDriver=\"gtls\" StreamDriverMode=\"1\" StreamDriverAuthMode=\"anon\"",
     );
+}
+
+#[test]
+fn rsyslog_forwards_over_tls_with_its_gtls_driver() {
+    rsyslog_forwards_over_tls("syslogtcp", "octet-counted");
+}
+
+#[test]
+fn rsyslog_forwards_to_multiport_over_tls_newline_framed() {
+    rsyslog_forwards_over_tls("multiport_syslogtcp", "traditional");
 }
 
 // ---- limits --------------------------------------------------------------------------
