@@ -205,8 +205,17 @@ pub async fn serve<P>(
     let idle = cfg.idle_timeout.unwrap_or_default();
     match ending {
         Ending::Eof | Ending::Stopped => {}
-        Ending::Failed(e) => {
+        // A TLS failure or timeout is worth a warning; a reset by the sender is not.
+        Ending::Failed(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::InvalidData | io::ErrorKind::TimedOut | io::ErrorKind::UnexpectedEof
+            ) =>
+        {
             tracing::warn!(source = %ctx.name, %peer, "closing the connection: {e}")
+        }
+        Ending::Failed(e) => {
+            tracing::debug!(source = %ctx.name, %peer, "read failed: {e}")
         }
         Ending::Idle { held: 0, .. } => {
             tracing::info!(source = %ctx.name, %peer, "closing the connection: silent for {idle:?} (idle-timeout)")

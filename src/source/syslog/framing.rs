@@ -24,6 +24,9 @@ enum State {
     Long { left: usize },
     /// A newline-framed message, through the decoder.
     Line,
+    /// A line was cut at eventSize: its rest follows as the next message, newline-framed
+    /// whatever its first byte (as in Flume); a `\n` right here only ends the line.
+    Cut,
 }
 
 /// One connection's framing state.
@@ -113,6 +116,14 @@ impl Framer {
                         self.state = State::Long { left: left - n };
                     }
                 }
+                State::Cut => {
+                    if first == b'\n' {
+                        input = &input[1..];
+                        self.state = State::Between;
+                    } else {
+                        self.state = State::Line;
+                    }
+                }
                 State::Line => {
                     let (n, event) = dec.feed(input);
                     let ended_at_newline = n > 0 && input[n - 1] == b'\n';
@@ -121,17 +132,24 @@ impl Framer {
                         Some(e) => {
                             out.push(e);
                             self.in_decoder = 0;
-                            // A line cut at eventSize goes on as the next message, as in
-                            // Flume: only a newline ends the line's framing.
-                            if ended_at_newline {
-                                self.state = State::Between;
-                            }
+                            self.state = if ended_at_newline {
+                                State::Between
+                            } else {
+                                State::Cut
+                            };
                         }
-                        None => self.in_decoder += n,
+                        None => self.held_by_decoder(n),
                     }
                 }
             }
         }
+    }
+
+    /// Counts `n` more bytes fed without an event. The decoder skips a `\n` that would
+    /// start a message and never holds more than its eventSize (at least 10), so neither
+    /// does the count.
+    fn held_by_decoder(&mut self, n: usize) {
+        self.in_decoder = (self.in_decoder + n).min(self.event_size.max(10));
     }
 
     /// All of `bytes` through the decoder's newline framing.
@@ -144,7 +162,7 @@ impl Framer {
                     out.push(e);
                     self.in_decoder = 0;
                 }
-                None => self.in_decoder += n,
+                None => self.held_by_decoder(n),
             }
             if n == 0 {
                 break;
@@ -204,6 +222,24 @@ mod tests {
                 b"<13>ok".to_vec()
             ]
         );
+    }
+
+    #[test]
+    fn a_line_cut_just_before_its_newline_ends_there() {
+        // The next message may then be octet-counted again.
+        let got = frame(&[b"<13>abcdef\n7 <13>x\ny", b"<13>abcdefghij\n"], 10);
+        assert_eq!(
+            got,
+            vec![
+                b"<13>abcdef".to_vec(),
+                b"<13>x\ny".to_vec(),
+                b"<13>abcdef".to_vec(),
+                b"ghij".to_vec()
+            ]
+        );
+        // The rest of a cut line is a line even when it starts with digits.
+        let got = frame(&[b"<13>abcdef12 <13>x\n"], 10);
+        assert_eq!(got, vec![b"<13>abcdef".to_vec(), b"12 <13>x".to_vec()]);
     }
 
     #[test]
