@@ -537,6 +537,38 @@ fn rsyslog_forwards_to_multiport_over_tls_newline_framed() {
     rsyslog_forwards_over_tls("multiport_syslogtcp", "traditional");
 }
 
+#[test]
+fn a_plain_sender_to_a_tls_source_is_closed_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, keystore) = tls_files(dir.path());
+    let port = free_port();
+    let mut agent = Agent::start(
+        &conf(
+            &format!(
+                "type = syslogtcp
+                host = 127.0.0.1
+                port = {port}
+                ssl = true
+                keystore = {}
+                keystore-password = ks-secret
+                keystore-type = PKCS12",
+                keystore.display()
+            ),
+            "",
+        ),
+        &[],
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"<13>Dec  8 00:00:00 h t: plain\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // Whatever alert comes back, the connection ends.
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    agent.wait_for_log("is the sender using TLS?", Duration::from_secs(10));
+    assert!(agent.stop().success());
+    assert!(records(&agent.path("out")).is_empty());
+}
+
 // ---- limits --------------------------------------------------------------------------
 
 #[test]
