@@ -439,10 +439,10 @@ fn rsyslog_forwards(ty: &str, framing: &str, source_extra: &str, global: &str, d
             "t",
         ],
         "rsys",
-        500,
+        20_000,
     );
-    let got = wait_records(&agent, 500);
-    assert_all_arrived(&got, "rsys", 500);
+    let got = wait_records(&agent, 20_000);
+    assert_all_arrived(&got, "rsys", 20_000);
     assert_priority(&got, 3 * 8 + 4);
     assert!(got.iter().all(|(h, _)| h["ip"] == "127.0.0.1"));
     assert!(agent.stop().success());

@@ -31,8 +31,9 @@ pub struct ConnCfg {
 struct Io {
     tcp: TcpStream,
     tls: Option<Box<rustls::ServerConnection>>,
-    /// TLS records read and not yet handed to rustls.
+    /// TLS records read; those from `wire_pos` on are not yet handed to rustls.
     wire: Vec<u8>,
+    wire_pos: usize,
 }
 
 fn tls_error(e: rustls::Error) -> io::Error {
@@ -46,7 +47,12 @@ impl Io {
         w.reserve(READ_SIZE);
         let (r, w) = self.tcp.read(w).await;
         self.wire = w;
+        self.wire_pos = 0;
         r
+    }
+
+    fn wire_left(&self) -> bool {
+        self.wire_pos < self.wire.len()
     }
 
     /// Sends what rustls has queued (handshake messages, alerts, session tickets).
@@ -64,22 +70,21 @@ impl Io {
         Ok(())
     }
 
-    /// Hands the records read to rustls; a bad record is an error (its alert is sent).
-    async fn take_records(&mut self) -> io::Result<()> {
+    /// Hands rustls the next records read, as many as it takes at once; a bad record is
+    /// an error (its alert is sent). One step at a time, so the plaintext is read out in
+    /// between: rustls refuses records while 16 KiB of plaintext wait.
+    async fn feed_tls(&mut self) -> io::Result<()> {
         let tls = self.tls.as_mut().expect("called with TLS only");
-        let mut rd = &self.wire[..];
-        let mut failed = None;
-        while !rd.is_empty() {
-            tls.read_tls(&mut rd)?;
-            if let Err(e) = tls.process_new_packets() {
-                failed = Some(e);
-                break;
-            }
-        }
+        let mut rd = &self.wire[self.wire_pos..];
+        let before = rd.len();
+        let read = tls.read_tls(&mut rd);
+        self.wire_pos += before - rd.len();
+        read?;
+        let processed = tls.process_new_packets();
         let flushed = self.flush().await;
-        match failed {
-            Some(e) => Err(tls_error(e)),
-            None => flushed,
+        match processed {
+            Err(e) => Err(tls_error(e)),
+            Ok(_) => flushed,
         }
     }
 
@@ -89,13 +94,13 @@ impl Io {
             if !self.tls.as_ref().is_some_and(|t| t.is_handshaking()) {
                 return Ok(());
             }
-            if self.read_wire().await? == 0 {
+            if !self.wire_left() && self.read_wire().await? == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "peer closed the connection during the TLS handshake",
                 ));
             }
-            self.take_records().await?;
+            self.feed_tls().await?;
         }
     }
 
@@ -122,13 +127,15 @@ impl Io {
                 }
             }
             buf.clear();
-            match self.read_wire().await {
-                // A close without close_notify ends the stream too (senders do that).
-                Ok(0) => return (Ok(0), buf),
-                Ok(_) => {}
-                Err(e) => return (Err(e), buf),
+            if !self.wire_left() {
+                match self.read_wire().await {
+                    // A close without close_notify ends the stream too (senders do that).
+                    Ok(0) => return (Ok(0), buf),
+                    Ok(_) => {}
+                    Err(e) => return (Err(e), buf),
+                }
             }
-            if let Err(e) = self.take_records().await {
+            if let Err(e) = self.feed_tls().await {
                 return (Err(e), buf);
             }
         }
@@ -184,6 +191,7 @@ pub async fn serve<P>(
         },
         tcp: stream,
         wire: Vec::new(),
+        wire_pos: 0,
     };
     let mut last_data = Instant::now();
     let ending = serve_io(
