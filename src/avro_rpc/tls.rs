@@ -518,6 +518,67 @@ pub const INCLUDE_CIPHER_SUITES: KeySpec = KeySpec::new(
     "Cipher suites to allow (unset: every suite rustls offers); when unset: -Dflume.ssl.include.cipherSuites, else $FLUME_SSL_INCLUDE_CIPHERSUITES",
 );
 
+// ---- A TLS server's keys, shared by the avro and syslog sources ----------------------
+
+/// `ssl` and the keystore keys of a source that serves TLS (Flume's
+/// `SslContextAwareAbstractSource`), with the four filter keys above.
+pub const SSL: KeySpec = KeySpec::new(
+    "ssl",
+    KeyKind::Bool,
+    Some("false"),
+    "Serve TLS (rustls: TLSv1.2 and TLSv1.3) with the key of keystore",
+);
+pub const KEYSTORE: KeySpec = KeySpec::new(
+    "keystore",
+    KeyKind::Str,
+    None,
+    "PKCS12 file with the server's private key and certificate chain (its first key entry); when unset: -Djavax.net.ssl.keyStore, else $FLUME_SSL_KEYSTORE_PATH",
+);
+pub const KEYSTORE_PASSWORD: KeySpec = KeySpec::new(
+    "keystore-password",
+    KeyKind::Str,
+    None,
+    "Password of keystore (required with ssl); when unset: -Djavax.net.ssl.keyStorePassword, else $FLUME_SSL_KEYSTORE_PASSWORD",
+);
+pub const KEYSTORE_TYPE: KeySpec = KeySpec::new(
+    "keystore-type",
+    KeyKind::Str,
+    None,
+    "PKCS12, or JKS (Flume's default) naming a PKCS12 file as Java 9+ reads it; a real JKS file is refused with the keytool command that converts it; when unset: -Djavax.net.ssl.keyStoreType, else $FLUME_SSL_KEYSTORE_TYPE",
+);
+
+/// `ssl`, the keystore keys and the filters: the server's configuration when `ssl` is
+/// true. The keystore is opened now, so a wrong password or an unreadable file stops the
+/// agent at start-up with the key's file and line.
+pub fn server_from_keys(k: &mut Keys) -> Result<Option<Arc<ServerConfig>>, ConfigError> {
+    let ssl = k.bool("ssl")?;
+    let [g_path, g_password, g_type] = KEYSTORE_GLOBALS;
+    let path = key_or_global(k, "keystore", g_path)?;
+    let password = key_or_global(k, "keystore-password", g_password)?;
+    let store_type = key_or_global(k, "keystore-type", g_type)?;
+    let filters = filters_from_keys(k)?;
+    if !ssl {
+        return Ok(None);
+    }
+    let Some(path) = path else {
+        return Err(k.invalid(
+            "keystore",
+            "ssl = true needs keystore: a PKCS12 file with the server's key and certificate",
+        ));
+    };
+    if password.is_none() {
+        return Err(k.invalid("keystore-password", "ssl = true needs keystore-password"));
+    }
+    let store = Store {
+        path: path.into(),
+        password,
+        store_type: store_type.unwrap_or_else(|| "JKS".into()),
+    };
+    server_config(&store, &filters)
+        .map(Some)
+        .map_err(|e| config_error(k, &e, ["keystore", "keystore-password", "keystore-type"]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -107,7 +107,9 @@ pub const PAGES: &[Page] = &[
         file: "sources.md",
         title: "Sources",
         intro: "A source receives events and puts them into its channels, one transaction per \
-                received batch.",
+                received batch. How the syslog sources frame and parse messages: \
+                [syslog.md](syslog.md); what they do that Flume does not: \
+                [differences.md](differences.md#syslog).",
         families: &[("source", "<agent>.sources.<name>.")],
     },
     Page {

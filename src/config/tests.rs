@@ -325,6 +325,7 @@ fn plausible(k: &KeySpec) -> String {
             "bind" | "hostname" => "127.0.0.1".into(),
             "hdfs.path" => "hdfs://127.0.0.1:9000/flume".into(),
             "filegroups" => "f1".into(),
+            "ports" => "5140".into(),
             "serializers" => "s1".into(),
             _ => "/tmp/flume-fast-test".into(),
         },

@@ -49,30 +49,10 @@ const KEYS: &[KeySpec] = &[
         None,
         "Comma-separated <allow|deny>:<ip|name>:<pattern> rules (* and ? wildcards); first match wins, no match allows",
     ),
-    KeySpec::new(
-        "ssl",
-        KeyKind::Bool,
-        Some("false"),
-        "Serve TLS (rustls: TLSv1.2 and TLSv1.3) with the key of keystore",
-    ),
-    KeySpec::new(
-        "keystore",
-        KeyKind::Str,
-        None,
-        "PKCS12 file with the server's private key and certificate chain (its first key entry); when unset: -Djavax.net.ssl.keyStore, else $FLUME_SSL_KEYSTORE_PATH",
-    ),
-    KeySpec::new(
-        "keystore-password",
-        KeyKind::Str,
-        None,
-        "Password of keystore (required with ssl); when unset: -Djavax.net.ssl.keyStorePassword, else $FLUME_SSL_KEYSTORE_PASSWORD",
-    ),
-    KeySpec::new(
-        "keystore-type",
-        KeyKind::Str,
-        None,
-        "PKCS12, or JKS (Flume's default) naming a PKCS12 file as Java 9+ reads it; a real JKS file is refused with the keytool command that converts it; when unset: -Djavax.net.ssl.keyStoreType, else $FLUME_SSL_KEYSTORE_TYPE",
-    ),
+    tls::SSL,
+    tls::KEYSTORE,
+    tls::KEYSTORE_PASSWORD,
+    tls::KEYSTORE_TYPE,
     crate::avro_rpc::tls::EXCLUDE_PROTOCOLS,
     crate::avro_rpc::tls::INCLUDE_PROTOCOLS,
     crate::avro_rpc::tls::EXCLUDE_CIPHER_SUITES,
@@ -161,7 +141,7 @@ impl Component for AvroSourceConfig {
             k.opt_str("ipFilterRules")?;
             None
         };
-        let tls = server_tls(k)?;
+        let tls = tls::server_from_keys(k)?.map_or(Tls::None, Tls::Server);
         let max_frame = k.usize("max-frame-size")?;
         let handshake_timeout = k.millis("handshake-timeout")?;
         let idle_timeout = k.opt_millis("idle-timeout")?;
@@ -178,37 +158,6 @@ impl Component for AvroSourceConfig {
             max_buffered,
         })
     }
-}
-
-/// `ssl` and the keystore keys: the keystore is opened now, so a wrong password or an
-/// unreadable file stops the agent at start-up with the key's file and line.
-fn server_tls(k: &mut Keys) -> Result<Tls, ConfigError> {
-    let ssl = k.bool("ssl")?;
-    let [g_path, g_password, g_type] = tls::KEYSTORE_GLOBALS;
-    let path = tls::key_or_global(k, "keystore", g_path)?;
-    let password = tls::key_or_global(k, "keystore-password", g_password)?;
-    let store_type = tls::key_or_global(k, "keystore-type", g_type)?;
-    let filters = tls::filters_from_keys(k)?;
-    if !ssl {
-        return Ok(Tls::None);
-    }
-    let Some(path) = path else {
-        return Err(k.invalid(
-            "keystore",
-            "ssl = true needs keystore: a PKCS12 file with the server's key and certificate",
-        ));
-    };
-    if password.is_none() {
-        return Err(k.invalid("keystore-password", "ssl = true needs keystore-password"));
-    }
-    let store = tls::Store {
-        path: path.into(),
-        password,
-        store_type: store_type.unwrap_or_else(|| "JKS".into()),
-    };
-    tls::server_config(&store, &filters)
-        .map(Tls::Server)
-        .map_err(|e| tls::config_error(k, &e, ["keystore", "keystore-password", "keystore-type"]))
 }
 
 /// One `allow|deny:ip|name:pattern` rule of Flume's `ipFilterRules`.
@@ -295,7 +244,7 @@ fn local_addresses() -> Vec<IpAddr> {
         .unwrap_or_default()
 }
 
-async fn reverse_lookup(ip: IpAddr) -> Option<String> {
+pub(crate) async fn reverse_lookup(ip: IpAddr) -> Option<String> {
     tokio::task::spawn_blocking(move || {
         let sa: socket2::SockAddr = SocketAddr::new(ip, 0).into();
         let mut host = [0 as libc::c_char; 1025];

@@ -53,6 +53,9 @@ pub static TYPES: &[Registration<Arc<dyn SourceType>>] = &[
     register::<seq::SeqConfig>(),
     register::<spooldir::SpoolDirConfig>(),
     register::<stress::StressConfig>(),
+    register::<syslog::tcp::SyslogTcpConfig>(),
+    register::<syslog::udp::SyslogUdpConfig>(),
+    register::<syslog::multiport::MultiportConfig>(),
     register::<taildir::TaildirConfig>(),
 ];
 
