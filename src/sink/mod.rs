@@ -87,6 +87,22 @@ pub enum SinkError {
     },
     #[error(transparent)]
     Other(Box<dyn std::error::Error + Send + Sync>),
+    /// The destination answered and the sink's own rules say what becomes of the take
+    /// (the http sink, by status code): not always a failure, so not always a rollback.
+    #[error("{}", .0.reason)]
+    Verdict(Verdict),
+}
+
+/// What a sink's rules make of a take its destination answered (see [`SinkError::Verdict`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Commit the take (the events are done with); otherwise roll it back to be sent again.
+    pub commit: bool,
+    /// Back off as after a failure before the next take.
+    pub backoff: bool,
+    /// Count the events as drained.
+    pub count: bool,
+    pub reason: String,
 }
 
 impl SinkError {
