@@ -11,6 +11,7 @@
 pub mod avro;
 pub mod file_roll;
 pub mod hdfs;
+pub mod http;
 pub mod logger;
 pub mod null;
 pub mod runner;
@@ -61,6 +62,7 @@ pub static TYPES: &[Registration<Arc<dyn SinkType>>] = &[
     register::<null::NullConfig>(),
     register::<file_roll::FileRollConfig>(),
     register::<hdfs::HdfsConfig>(),
+    register::<http::HttpSinkConfig>(),
 ];
 
 /// A registry line for sink type `T`: its declaration and its builder.
