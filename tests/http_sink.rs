@@ -41,6 +41,10 @@ enum Reply {
     Silent,
     /// Close the connection without answering.
     Close,
+    /// These bytes as the answer, then close the connection.
+    RawClose(&'static str),
+    /// These bytes as the answer, the connection kept.
+    Raw(&'static str),
 }
 
 #[derive(Default)]
@@ -194,6 +198,12 @@ fn serve(mut s: TcpStream, conn: usize, st: &State) {
                 return;
             }
             Reply::Close => {
+                let _ = s.shutdown(Shutdown::Both);
+                return;
+            }
+            Reply::Raw(text) => text.to_string(),
+            Reply::RawClose(text) => {
+                let _ = s.write_all(text.as_bytes());
                 let _ = s.shutdown(Shutdown::Both);
                 return;
             }
@@ -444,6 +454,48 @@ fn a_kept_alive_connection_the_server_closed_is_replaced_without_losing_the_even
     assert_eq!(bodies(&reqs), ["first", "second", "second"]);
     assert_eq!((reqs[1].conn, reqs[2].conn), (0, 1));
     assert_eq!(server.requests().len(), 3);
+}
+
+#[test]
+fn interim_100_connection_close_and_unframed_answers_each_deliver_once() {
+    let server = Server::start();
+    server.script(&[
+        Reply::Raw("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+        Reply::RawClose("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"),
+        Reply::RawClose("HTTP/1.1 200 OK\r\n\r\na body that ends at the close"),
+    ]);
+    let (mut agent, nc) = start(&server.endpoint(), &[]);
+    for (i, line) in ["e1", "e2", "e3", "e4"].iter().enumerate() {
+        send(nc, &[line]);
+        server.wait_requests(i + 1, WAIT);
+    }
+    assert!(agent.stop().success());
+    let reqs = server.requests();
+    assert_eq!(bodies(&reqs), ["e1", "e2", "e3", "e4"]);
+    let conns: Vec<usize> = reqs.iter().map(|r| r.conn).collect();
+    assert_eq!(conns, [0, 0, 1, 2]);
+    assert!(
+        !agent.log_text().contains("rolled back"),
+        "{}",
+        agent.log_text()
+    );
+}
+
+#[test]
+fn a_malformed_answer_rolls_back_and_the_event_is_sent_again() {
+    let server = Server::start();
+    server.script(&[Reply::RawClose("SSH-2.0-OpenSSH_9.6\r\n\r\n")]);
+    let (mut agent, nc) = start(&server.endpoint(), &[]);
+    send(nc, &["again"]);
+    let reqs = server.wait_requests(2, WAIT);
+    agent.wait_for_log("malformed response", WAIT);
+    assert!(agent.stop().success());
+    assert_eq!(bodies(&reqs), ["again", "again"]);
+    assert!(
+        reqs[1].at - reqs[0].at >= Duration::from_millis(90),
+        "backed off"
+    );
+    assert_eq!(server.requests().len(), 2);
 }
 
 #[test]
