@@ -53,6 +53,12 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Malformed> {
         Err(e) => return Err(Malformed(e.to_string())),
     };
     let status = resp.code.expect("a complete head has a code");
+    // Flume reads a status below 100 as a malformed answer: rolled back, backed off.
+    if status < 100 {
+        return Err(Malformed(format!(
+            "status {status:03} is not an HTTP status"
+        )));
+    }
     let version = resp.version.expect("a complete head has a version");
     let mut keep_alive = version == 1;
     let mut length: Option<u64> = None;
@@ -225,6 +231,7 @@ mod tests {
         assert_eq!((h.framing, h.keep_alive), (Framing::Empty, true));
         assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nA: b\r\n"), Ok(None));
         assert!(parse_head(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
+        assert!(parse_head(b"HTTP/1.1 099 Low\r\n\r\n").is_err());
         assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").is_err());
     }
 
