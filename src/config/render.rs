@@ -123,7 +123,8 @@ pub const PAGES: &[Page] = &[
         file: "sinks.md",
         title: "Sinks",
         intro: "A sink takes a batch from its channel and commits only once its destination \
-                has the data. See [hdfs.md](hdfs.md) and [avro-tls.md](avro-tls.md).",
+                has the data. See [hdfs.md](hdfs.md) and [avro-tls.md](avro-tls.md); the http \
+                sink's status rules: [differences.md](differences.md#the-http-sink).",
         families: &[("sink", "<agent>.sinks.<name>.")],
     },
     Page {

@@ -324,6 +324,7 @@ fn plausible(k: &KeySpec) -> String {
         _ => match k.key {
             "bind" | "hostname" => "127.0.0.1".into(),
             "hdfs.path" => "hdfs://127.0.0.1:9000/flume".into(),
+            "endpoint" => "http://127.0.0.1:8080/flume".into(),
             "filegroups" => "f1".into(),
             "ports" => "5140".into(),
             "serializers" => "s1".into(),

@@ -11,6 +11,7 @@
 pub mod avro;
 pub mod file_roll;
 pub mod hdfs;
+pub mod http;
 pub mod logger;
 pub mod null;
 pub mod runner;
@@ -61,6 +62,7 @@ pub static TYPES: &[Registration<Arc<dyn SinkType>>] = &[
     register::<null::NullConfig>(),
     register::<file_roll::FileRollConfig>(),
     register::<hdfs::HdfsConfig>(),
+    register::<http::HttpSinkConfig>(),
 ];
 
 /// A registry line for sink type `T`: its declaration and its builder.
@@ -87,6 +89,22 @@ pub enum SinkError {
     },
     #[error(transparent)]
     Other(Box<dyn std::error::Error + Send + Sync>),
+    /// The destination answered and the sink's own rules say what becomes of the take
+    /// (the http sink, by status code): not always a failure, so not always a rollback.
+    #[error("{}", .0.reason)]
+    Verdict(Verdict),
+}
+
+/// What a sink's rules make of a take its destination answered (see [`SinkError::Verdict`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Commit the take (the events are done with); otherwise roll it back to be sent again.
+    pub commit: bool,
+    /// Back off as after a failure before the next take.
+    pub backoff: bool,
+    /// Count the events as drained.
+    pub count: bool,
+    pub reason: String,
 }
 
 impl SinkError {

@@ -2,13 +2,14 @@
 //! (a sink outside any group is a group of one with the default processor). Each round it
 //! picks a sink by the group's policy (failover: highest priority not penalised;
 //! load_balance: round robin or random), takes a batch from that sink's channel in a
-//! transaction, commits when the sink wrote it and rolls back when it failed; a failed
+//! transaction, commits when the sink wrote it and rolls back when it failed (or, for a
+//! sink that returns a `Verdict`, as the verdict says: the http sink's status rules); a failed
 //! sink is penalised with an exponential back-off (up to 5 s for a single sink, as Flume's
 //! default, or the group's maxpenalty / maxTimeOut). With no events it sleeps until a
 //! channel has some: no polling. On shutdown it drains the channels until they are empty,
 //! or until the drain deadline aborts it.
 
-use super::ShardSink;
+use super::{ShardSink, SinkError};
 use crate::channel::Channel;
 use crate::flow::processor::ProcessorConfig;
 use crate::runtime::local::Stop;
@@ -144,6 +145,38 @@ async fn attempt(m: &mut Member, abort: &Stop, max_penalty: Duration, penalise: 
             m.penalty = Duration::ZERO;
             m.penalised_until = None;
             Attempt::Wrote
+        }
+        Some(Err(SinkError::Verdict(v))) => {
+            if v.count {
+                m.drained.add(tx.len() as u64);
+            }
+            if v.commit {
+                tx.commit();
+            } else {
+                tx.rollback();
+                m.failures.add(1);
+            }
+            if v.backoff {
+                m.penalty = (m.penalty * 2).clamp(Duration::from_millis(100), max_penalty);
+                if penalise {
+                    m.penalised_until = Some(Instant::now() + m.penalty);
+                }
+            } else {
+                m.penalty = Duration::ZERO;
+                m.penalised_until = None;
+            }
+            if !m.failing && (v.backoff || !v.commit) {
+                tracing::warn!(sink = %m.name, "{}", v.reason);
+                m.failing = true;
+            } else {
+                tracing::debug!(sink = %m.name, "{}", v.reason);
+            }
+            // Without a back-off the next take follows at once, as after a write.
+            if v.backoff {
+                Attempt::Failed
+            } else {
+                Attempt::Wrote
+            }
         }
         Some(Err(e)) => {
             tx.rollback();
