@@ -117,6 +117,7 @@ impl ChunkDecoder {
 /// The next CRLF-terminated line (without its CRLF), or `None` until it is complete.
 fn take_line(wire: &mut BytesMut) -> Result<Option<BytesMut>, ChunkError> {
     match memchr::memchr(b'\n', wire) {
+        Some(nl) if nl > MAX_LINE => Err(ChunkError::LineTooLong),
         Some(nl) => {
             if nl == 0 || wire[nl - 1] != b'\r' {
                 return Err(ChunkError::BadSize);

@@ -98,23 +98,13 @@ fn whole(body: Bytes) -> Body {
     Body::shared(Rc::new(body), 0..len)
 }
 
-/// The servlet's request parameters (the query's, then a form body's for POST and PUT as
-/// Jetty reads them), and what is left of the body: a form body is consumed by reading
-/// its parameters. The first value of a name is the one kept.
+/// The servlet's request parameters, the query's (a form body stays the body: Java
+/// Flume 1.11 behind Jetty 9.4 gives no form parameters to its handlers, which
+/// tests/http_java.rs checks), and the body. The first value of a name is the one kept.
 fn parameters(head: &Head, body: Bytes) -> (Vec<(String, String)>, Bytes) {
     let mut params = Vec::new();
     if let Some((_, query)) = head.target.split_once('?') {
         decode_form(query.as_bytes(), &mut params);
-    }
-    let form = head.content_type.as_deref().is_some_and(|ct| {
-        ct.split(';').next().is_some_and(|m| {
-            m.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
-    });
-    if form && (head.method == "POST" || head.method == "PUT") {
-        decode_form(&body, &mut params);
-        return (params, Bytes::new());
     }
     (params, body)
 }
@@ -193,14 +183,15 @@ mod tests {
     }
 
     #[test]
-    fn a_form_body_is_read_as_parameters() {
+    fn a_form_body_stays_the_body_and_morphline_cuts_it() {
         let h = Handler::MorphlineBlob { max_blob_length: 3 };
         let ct = "application/x-www-form-urlencoded";
         let evs = h
-            .events(&head("POST", "/", Some(ct)), Bytes::from_static(b"k=v"))
+            .events(&head("POST", "/?q=1", Some(ct)), Bytes::from_static(b"k=v"))
             .unwrap();
-        assert!(evs[0].body.is_empty());
-        assert_eq!(evs[0].headers.get("k"), Some("v"));
+        assert_eq!(&evs[0].body[..], b"k=v");
+        assert_eq!(evs[0].headers.get("k"), None);
+        assert_eq!(evs[0].headers.get("q"), Some("1"));
         assert_eq!(evs[0].headers.get("Content-Type"), Some(ct));
         let evs = h
             .events(&head("POST", "/", None), Bytes::from_static(b"abcdef"))

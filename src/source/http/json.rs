@@ -31,12 +31,38 @@ pub enum Charset {
     Utf32,
 }
 
-#[derive(Deserialize)]
+/// One event object: its last `headers` and `body` (Gson's reflective adapter keeps the
+/// last of a repeated field); other fields are skipped.
+#[derive(Default)]
 struct JsonEvent<'a> {
-    #[serde(borrow, default)]
     headers: Option<JsonHeaders<'a>>,
-    #[serde(borrow, default)]
     body: Option<&'a RawValue>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for JsonEvent<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = JsonEvent<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an event object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut e = JsonEvent::default();
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    match &*key {
+                        "headers" => e.headers = map.next_value()?,
+                        "body" => e.body = map.next_value::<Option<&'de RawValue>>()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(e)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
 }
 
 /// A header object's pairs as written (values still raw JSON).
@@ -113,17 +139,17 @@ fn parse(
     let bad = |e: serde_json::Error| {
         HandlerError::BadRequest(format!("Request has invalid JSON Syntax. ({e})"))
     };
+    let base = text.as_ptr() as usize;
+    // Gson's reader skips a byte order mark at the start.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // Gson reads an empty document as null, which Flume's handler then trips over.
     if text.trim_matches(is_json_space).is_empty() {
         return Err(HandlerError::Failed("null".into()));
     }
     let mut de = serde_json::Deserializer::from_str(text);
     let list: Option<Vec<Option<JsonEvent>>> = Deserialize::deserialize(&mut de).map_err(bad)?;
-    if de.end().is_err() {
-        return Err(HandlerError::Failed(
-            "JSON document was not fully consumed.".into(),
-        ));
-    }
+    // Gson's lenient reader finds what follows the array malformed: a syntax error.
+    de.end().map_err(bad)?;
     let Some(list) = list else {
         return Err(HandlerError::Failed("null".into()));
     };
@@ -145,7 +171,6 @@ fn parse(
             Some(raw) => match scalar(raw).map_err(bad)? {
                 None => Body::new(),
                 Some(Cow::Borrowed(s)) if charset == Charset::Utf8 && shared.is_some() => {
-                    let base = text.as_ptr() as usize;
                     let start = s.as_ptr() as usize - base;
                     Body::shared(shared.unwrap().clone(), start..start + s.len())
                 }
@@ -169,7 +194,7 @@ fn scalar(raw: &RawValue) -> Result<Option<Cow<'_, str>>, serde_json::Error> {
         b'"' => {
             let inner = &text[1..text.len() - 1];
             if inner.contains('\\') {
-                Ok(Some(Cow::Owned(serde_json::from_str::<String>(text)?)))
+                Ok(Some(Cow::Owned(unescape(inner))))
             } else {
                 Ok(Some(Cow::Borrowed(inner)))
             }
@@ -185,6 +210,41 @@ fn scalar(raw: &RawValue) -> Result<Option<Cow<'_, str>>, serde_json::Error> {
         ))),
         _ => Ok(Some(Cow::Borrowed(text))),
     }
+}
+
+/// The text of a JSON string the parser has checked (escapes well formed). A lone
+/// surrogate escape becomes `?`, as Java's encoders write an unpaired surrogate.
+fn unescape(inner: &str) -> String {
+    let mut out = String::with_capacity(inner.len());
+    let mut units: Vec<u16> = Vec::new();
+    let mut chars = inner.chars();
+    let flush = |units: &mut Vec<u16>, out: &mut String| {
+        out.extend(char::decode_utf16(units.drain(..)).map(|c| c.unwrap_or('?')));
+    };
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            flush(&mut units, &mut out);
+            out.push(c);
+            continue;
+        }
+        let e = chars.next().unwrap_or('\\');
+        if e == 'u' {
+            let hex: String = chars.by_ref().take(4).collect();
+            units.push(u16::from_str_radix(&hex, 16).unwrap_or(u16::from(b'?')));
+            continue;
+        }
+        flush(&mut units, &mut out);
+        out.push(match e {
+            'b' => '\u{8}',
+            'f' => '\u{c}',
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            other => other,
+        });
+    }
+    flush(&mut units, &mut out);
+    out
 }
 
 /// Java's `String.getBytes(charset)`.
@@ -344,7 +404,8 @@ mod tests {
         assert_eq!(status(b"", None), 500);
         assert_eq!(status(b"null", None), 500);
         assert_eq!(status(b"[null]", None), 500);
-        assert_eq!(status(b"[] []", None), 500);
+        assert_eq!(status(b"[] []", None), 400);
+        assert_eq!(status(b"[]]", None), 400);
         assert_eq!(
             status(b"[]", Some("application/json; charset=ISO-8859-1")),
             500
