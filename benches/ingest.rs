@@ -1,5 +1,6 @@
 //! Hot paths of ingestion that need no sockets: parsing a Flume config, cutting a receive
-//! buffer into line events, a JSON batch POSTed to the http source, and a memory channel put/take/commit round of one batch.
+//! buffer into line events, a JSON batch POSTed to the http source, and a memory channel
+//! put/take/commit round of one batch.
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
