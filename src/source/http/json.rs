@@ -31,11 +31,34 @@ pub enum Charset {
     Utf32,
 }
 
+/// An object's field name, borrowed from the request when it has no escapes (serde's own
+/// `Cow<str>` always allocates).
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Key<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
 /// One event object: its last `headers` and `body` (Gson's reflective adapter keeps the
 /// last of a repeated field); other fields are skipped.
 #[derive(Default)]
 struct JsonEvent<'a> {
-    headers: Option<JsonHeaders<'a>>,
+    headers: Option<JsonHeaders>,
     body: Option<&'a RawValue>,
 }
 
@@ -49,7 +72,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for JsonEvent<'a> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut e = JsonEvent::default();
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
                     match &*key {
                         "headers" => e.headers = map.next_value()?,
                         "body" => e.body = map.next_value::<Option<&'de RawValue>>()?,
@@ -65,31 +88,35 @@ impl<'de: 'a, 'a> Deserialize<'de> for JsonEvent<'a> {
     }
 }
 
-/// A header object's pairs as written (values still raw JSON).
-struct JsonHeaders<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+/// A header object, read straight into an event's headers.
+struct JsonHeaders(Headers);
 
-impl<'de: 'a, 'a> Deserialize<'de> for JsonHeaders<'a> {
+impl<'de> Deserialize<'de> for JsonHeaders {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = JsonHeaders<'a>;
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = JsonHeaders;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object of headers")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut pairs: Vec<(Cow<'a, str>, &'a RawValue)> = Vec::new();
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    // Gson's map adapter refuses a repeated name.
-                    if pairs.iter().any(|(k, _)| *k == key) {
-                        return Err(serde::de::Error::custom(format!("duplicate key: {key}")));
+                use serde::de::Error;
+                let mut headers = Headers::new();
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                    let raw: &'de RawValue = map.next_value()?;
+                    // A null value is no header; Gson's map adapter refuses a name repeated
+                    // over a value it holds.
+                    if let Some(value) = scalar(raw).map_err(A::Error::custom)? {
+                        if headers.get(&key).is_some() {
+                            return Err(A::Error::custom(format!("duplicate key: {key}")));
+                        }
+                        headers.set(&*key, &*value);
                     }
-                    let value: &'de RawValue = map.next_value()?;
-                    pairs.push((key, value));
                 }
-                Ok(JsonHeaders(pairs))
+                Ok(JsonHeaders(headers))
             }
         }
-        d.deserialize_map(V(std::marker::PhantomData))
+        d.deserialize_map(V)
     }
 }
 
@@ -158,14 +185,7 @@ fn parse(
         let Some(e) = e else {
             return Err(HandlerError::Failed("null".into()));
         };
-        let mut headers = Headers::new();
-        if let Some(h) = e.headers {
-            for (k, v) in h.0 {
-                if let Some(v) = scalar(v).map_err(bad)? {
-                    headers.set(&*k, &*v);
-                }
-            }
-        }
+        let headers = e.headers.map(|h| h.0).unwrap_or_default();
         let body = match e.body {
             None => Body::new(),
             Some(raw) => match scalar(raw).map_err(bad)? {
