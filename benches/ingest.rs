@@ -1,5 +1,6 @@
 //! Hot paths of ingestion that need no sockets: parsing a Flume config, cutting a receive
-//! buffer into line events, and a memory channel put/take/commit round of one batch.
+//! buffer into line events, a JSON batch POSTed to the http source, and a memory channel
+//! put/take/commit round of one batch.
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -41,6 +42,35 @@ fn lines(c: &mut Criterion) {
     g.finish();
 }
 
+/// The http source's request path without the socket: one POST of a JSON batch of 100
+/// events (two headers, a 100-byte body each) read off the buffer and turned into events.
+fn http_json(c: &mut Criterion) {
+    use flume_fast::source::http::handler::Handler;
+    use flume_fast::source::http::request::Reader;
+    let one = format!(
+        r#"{{"headers":{{"host":"web-01","seq":"12345"}},"body":"{}"}}"#,
+        "x".repeat(100)
+    );
+    let json = format!("[{}]", vec![one; 100].join(","));
+    let wire = format!(
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+        json.len()
+    );
+    let mut g = c.benchmark_group("http");
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("POST of 100 JSON events to events", |b| {
+        b.iter_batched(
+            || BytesMut::from(wire.as_bytes()),
+            |mut buf| {
+                let req = Reader::new(1 << 20).next(&mut buf).unwrap().unwrap();
+                Handler::Json.events(&req.head, req.body).unwrap()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
 fn memory_channel(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -71,5 +101,5 @@ fn memory_channel(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, config, lines, memory_channel);
+criterion_group!(benches, config, lines, http_json, memory_channel);
 criterion_main!(benches);

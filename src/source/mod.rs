@@ -8,6 +8,7 @@
 pub mod avro;
 mod ctx;
 pub mod exec;
+pub mod http;
 pub mod netcat;
 pub mod netcat_udp;
 pub mod seq;
@@ -48,6 +49,7 @@ pub(crate) const FILE_HEADER_KEY: KeySpec = KeySpec::new(
 pub static TYPES: &[Registration<Arc<dyn SourceType>>] = &[
     register::<avro::AvroSourceConfig>(),
     register::<exec::ExecConfig>(),
+    register::<http::HttpSourceConfig>(),
     register::<netcat::NetcatConfig>(),
     register::<netcat_udp::NetcatUdpConfig>(),
     register::<seq::SeqConfig>(),
