@@ -557,6 +557,20 @@ pub fn server_from_keys(k: &mut Keys) -> Result<Option<Arc<ServerConfig>>, Confi
     let password = key_or_global(k, "keystore-password", g_password)?;
     let store_type = key_or_global(k, "keystore-type", g_type)?;
     let filters = filters_from_keys(k)?;
+    server_from_values(k, ssl, path, password, store_type, &filters)
+}
+
+/// The server's configuration from values already read (a source with other spellings of
+/// the keys, like the http source's, reads them itself): none without `ssl`, else the
+/// keystore opened now, its errors naming the keystore keys.
+pub fn server_from_values(
+    k: &Keys,
+    ssl: bool,
+    path: Option<String>,
+    password: Option<String>,
+    store_type: Option<String>,
+    filters: &Filters,
+) -> Result<Option<Arc<ServerConfig>>, ConfigError> {
     if !ssl {
         return Ok(None);
     }
@@ -574,7 +588,7 @@ pub fn server_from_keys(k: &mut Keys) -> Result<Option<Arc<ServerConfig>>, Confi
         password,
         store_type: store_type.unwrap_or_else(|| "JKS".into()),
     };
-    server_config(&store, &filters)
+    server_config(&store, filters)
         .map(Some)
         .map_err(|e| config_error(k, &e, ["keystore", "keystore-password", "keystore-type"]))
 }

@@ -235,26 +235,7 @@ fn server_tls(k: &mut Keys) -> Result<Option<Arc<rustls::ServerConfig>>, ConfigE
     {
         filters.exclude_protocols.extend(old_exclude);
     }
-    if !ssl {
-        return Ok(None);
-    }
-    let Some(path) = path else {
-        return Err(k.invalid(
-            "keystore",
-            "ssl = true needs keystore: a PKCS12 file with the server's key and certificate",
-        ));
-    };
-    if password.is_none() {
-        return Err(k.invalid("keystore-password", "ssl = true needs keystore-password"));
-    }
-    let store = tls::Store {
-        path: path.into(),
-        password,
-        store_type: store_type.unwrap_or_else(|| "JKS".into()),
-    };
-    tls::server_config(&store, &filters)
-        .map(Some)
-        .map_err(|e| tls::config_error(k, &e, ["keystore", "keystore-password", "keystore-type"]))
+    tls::server_from_values(k, ssl, path, password, store_type, &filters)
 }
 
 impl SourceType for HttpSourceConfig {
