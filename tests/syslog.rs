@@ -4,8 +4,8 @@
 //! backpressure on a TCP sender, messages over eventSize and the idle timeout.
 //!
 //! Bodies are checked for the message text each sender was given, not for their exact
-//! parsed form; `Facility`/`Severity` are checked (pri/8, pri%8, as Flume) when the decoder
-//! sets them. Tests that need rsyslog skip with a reason when `rsyslogd` is missing,
+//! parsed form; `Facility`/`Severity` are checked (pri/8, pri%8, as Flume) on every event.
+//! Tests that need rsyslog skip with a reason when `rsyslogd` is missing,
 //! unless CI=true.
 
 mod common;
@@ -97,15 +97,11 @@ fn assert_all_arrived(records: &[Record], prefix: &str, n: usize) {
     assert_eq!(seen, (0..n).collect::<BTreeSet<_>>());
 }
 
-/// Facility and Severity, when the decoder sets them, are Flume's pri/8 and pri%8.
+/// Every event's Facility and Severity are Flume's pri/8 and pri%8.
 fn assert_priority(records: &[Record], pri: u32) {
     for (h, _) in records {
-        if let Some(f) = h.get("Facility") {
-            assert_eq!(f, &(pri / 8).to_string(), "{h:?}");
-        }
-        if let Some(s) = h.get("Severity") {
-            assert_eq!(s, &(pri % 8).to_string(), "{h:?}");
-        }
+        assert_eq!(h.get("Facility"), Some(&(pri / 8).to_string()), "{h:?}");
+        assert_eq!(h.get("Severity"), Some(&(pri % 8).to_string()), "{h:?}");
     }
 }
 
@@ -608,9 +604,12 @@ fn a_message_over_event_size_is_cut_there_newline_framed_or_octet_counted() {
     assert!(bodies[4..7].iter().all(|b| b.len() <= 100));
     assert!(bodies[7].contains("after2"), "{bodies:?}");
     for first in [0, 4] {
-        if let Some(status) = got[first].0.get("flume.syslog.status") {
-            assert_eq!(status, "Incomplete");
-        }
+        assert_eq!(
+            got[first].0.get("flume.syslog.status").map(String::as_str),
+            Some("Incomplete"),
+            "{:?}",
+            got[first].0
+        );
     }
     assert!(agent.stop().success());
 }
