@@ -406,15 +406,24 @@ fn a_server_that_never_answers_times_out_and_the_event_is_sent_again() {
 
 #[test]
 fn a_refused_connection_is_retried_until_the_server_listens() {
-    // Reserve a port, then free it so connecting is refused.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
+    // A port bound but not listening: connecting is refused, and no other test can take
+    // the port meanwhile (freeing it let a parallel test's socket answer there).
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
     let endpoint = format!("http://127.0.0.1:{port}/");
     let (mut agent, nc) = start(&endpoint, &["connectTimeout = 1000"]);
     send(nc, &["waits"]);
     agent.wait_for_log("cannot connect to 127.0.0.1", WAIT);
-    let server = Server::on(TcpListener::bind(("127.0.0.1", port)).unwrap());
+    socket.listen(128).unwrap();
+    let server = Server::on(TcpListener::from(socket));
     server.wait_requests(1, WAIT);
     assert!(agent.stop().success());
     assert_eq!(bodies(&server.requests()), ["waits"]);
